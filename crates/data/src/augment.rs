@@ -1,0 +1,330 @@
+//! Random affine distortions (Koch et al. 2015, section 3.3) with bilinear resampling.
+//!
+//! A transform is rotation * shear * scale about the image centre, then a translation.
+//! Translations are in native (105 px) pixels and scale with the image, so the same
+//! parameters mean the same distortion at every input size.
+
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+
+use crate::NATIVE_SIDE;
+
+/// Ranges to sample affine parameters from; each component is applied with `probability`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AffineConfig {
+    /// Rotation in degrees, uniform in `[-rotation_deg, rotation_deg]`.
+    pub rotation_deg: f32,
+    /// Shear factors (x and y independently), uniform in `[-shear, shear]`.
+    pub shear: f32,
+    /// Scale factors (x and y independently), uniform in `[scale_min, scale_max]`.
+    pub scale_min: f32,
+    pub scale_max: f32,
+    /// Translation in native pixels (x and y independently), uniform in `[-t, t]`.
+    pub translate_px: f32,
+    /// Probability that each of the four components is applied at all.
+    pub probability: f32,
+}
+
+impl Default for AffineConfig {
+    fn default() -> Self {
+        Self::koch()
+    }
+}
+
+impl AffineConfig {
+    /// Koch et al.: rotation +-10 deg, shear +-0.3, scale 0.8-1.2, translation +-2 px, each
+    /// component with probability 0.5.
+    pub fn koch() -> Self {
+        AffineConfig {
+            rotation_deg: 10.0,
+            shear: 0.3,
+            scale_min: 0.8,
+            scale_max: 1.2,
+            translate_px: 2.0,
+            probability: 0.5,
+        }
+    }
+
+    /// The PyTorch reference implementation: a random rotation within +-15 degrees.
+    pub fn reference() -> Self {
+        AffineConfig {
+            rotation_deg: 15.0,
+            shear: 0.0,
+            scale_min: 1.0,
+            scale_max: 1.0,
+            translate_px: 0.0,
+            probability: 1.0,
+        }
+    }
+
+    /// Looks a preset up by name (`koch`, `reference`).
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "koch" => Some(Self::koch()),
+            "reference" => Some(Self::reference()),
+            _ => None,
+        }
+    }
+
+    /// Checks that the ranges make sense.
+    pub fn validate(&self) -> Result<(), String> {
+        let finite = [
+            self.rotation_deg,
+            self.shear,
+            self.scale_min,
+            self.scale_max,
+            self.translate_px,
+            self.probability,
+        ]
+        .iter()
+        .all(|v| v.is_finite());
+        if !finite {
+            return Err("augmentation parameters must be finite".into());
+        }
+        if self.rotation_deg < 0.0 || self.shear < 0.0 || self.translate_px < 0.0 {
+            return Err("rotation, shear and translation ranges must be >= 0".into());
+        }
+        if !(self.scale_min > 0.0 && self.scale_min <= self.scale_max) {
+            return Err("scale range must satisfy 0 < scale_min <= scale_max".into());
+        }
+        if !(0.0..=1.0).contains(&self.probability) {
+            return Err("augmentation probability must be in [0, 1]".into());
+        }
+        Ok(())
+    }
+
+    pub fn sample(&self, rng: &mut crate::Rng) -> AffineParams {
+        let mut p = AffineParams::identity();
+        let prob = self.probability as f64;
+        let uniform = |rng: &mut crate::Rng, lo: f32, hi: f32| {
+            if hi > lo {
+                rng.random_range(lo..=hi)
+            } else {
+                lo
+            }
+        };
+        if rng.random_bool(prob) {
+            p.rotation_deg = uniform(rng, -self.rotation_deg, self.rotation_deg);
+        }
+        if rng.random_bool(prob) {
+            p.shear_x = uniform(rng, -self.shear, self.shear);
+            p.shear_y = uniform(rng, -self.shear, self.shear);
+        }
+        if rng.random_bool(prob) {
+            p.scale_x = uniform(rng, self.scale_min, self.scale_max);
+            p.scale_y = uniform(rng, self.scale_min, self.scale_max);
+        }
+        if rng.random_bool(prob) {
+            p.translate_x = uniform(rng, -self.translate_px, self.translate_px);
+            p.translate_y = uniform(rng, -self.translate_px, self.translate_px);
+        }
+        p
+    }
+}
+
+/// One concrete affine transform.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AffineParams {
+    pub rotation_deg: f32,
+    pub shear_x: f32,
+    pub shear_y: f32,
+    pub scale_x: f32,
+    pub scale_y: f32,
+    /// Native (105 px) pixels; +x is right, +y is down.
+    pub translate_x: f32,
+    pub translate_y: f32,
+}
+
+impl AffineParams {
+    pub fn identity() -> Self {
+        AffineParams {
+            rotation_deg: 0.0,
+            shear_x: 0.0,
+            shear_y: 0.0,
+            scale_x: 1.0,
+            scale_y: 1.0,
+            translate_x: 0.0,
+            translate_y: 0.0,
+        }
+    }
+
+    /// The 2x2 linear part, rotation * shear * scale, row-major.
+    fn matrix(&self) -> [f32; 4] {
+        let (s, c) = self.rotation_deg.to_radians().sin_cos();
+        // shear [[1, sx], [sy, 1]] times scale diag(kx, ky)
+        let sh = [
+            self.scale_x,
+            self.shear_x * self.scale_y,
+            self.shear_y * self.scale_x,
+            self.scale_y,
+        ];
+        [
+            c * sh[0] - s * sh[2],
+            c * sh[1] - s * sh[3],
+            s * sh[0] + c * sh[2],
+            s * sh[1] + c * sh[3],
+        ]
+    }
+
+    /// Warps a `src_side`-square image of `u8` ink values into `dst` (`dst_side`-square,
+    /// `f32` in `[0, 1]`), resampling bilinearly; pixels mapped from outside are background.
+    pub fn warp_u8(&self, src: &[u8], src_side: usize, dst: &mut [f32], dst_side: usize) {
+        assert_eq!(src.len(), src_side * src_side, "source size");
+        assert_eq!(dst.len(), dst_side * dst_side, "destination size");
+        let m = self.matrix();
+        let det = m[0] * m[3] - m[1] * m[2];
+        let inv = if det.abs() > 1e-12 {
+            [m[3] / det, -m[1] / det, -m[2] / det, m[0] / det]
+        } else {
+            [1.0, 0.0, 0.0, 1.0]
+        };
+        let ratio = src_side as f32 / dst_side as f32;
+        let centre = src_side as f32 / 2.0;
+        let px = src_side as f32 / NATIVE_SIDE as f32;
+        let (tx, ty) = (self.translate_x * px, self.translate_y * px);
+        let n = src_side as isize;
+        let at = |x: isize, y: isize| -> f32 {
+            if x < 0 || y < 0 || x >= n || y >= n {
+                0.0
+            } else {
+                src[(y * n + x) as usize] as f32
+            }
+        };
+        for y in 0..dst_side {
+            for x in 0..dst_side {
+                let qx = (x as f32 + 0.5) * ratio - centre - tx;
+                let qy = (y as f32 + 0.5) * ratio - centre - ty;
+                // Source position in pixel-index coordinates (centres at integers).
+                let sx = inv[0] * qx + inv[1] * qy + centre - 0.5;
+                let sy = inv[2] * qx + inv[3] * qy + centre - 0.5;
+                let x0 = sx.floor();
+                let y0 = sy.floor();
+                let fx = sx - x0;
+                let fy = sy - y0;
+                let (x0, y0) = (x0 as isize, y0 as isize);
+                let v = (1.0 - fy) * ((1.0 - fx) * at(x0, y0) + fx * at(x0 + 1, y0))
+                    + fy * ((1.0 - fx) * at(x0, y0 + 1) + fx * at(x0 + 1, y0 + 1));
+                dst[y * dst_side + x] = v / 255.0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn image_with(side: usize, on: &[(usize, usize)]) -> Vec<u8> {
+        let mut img = vec![0u8; side * side];
+        for &(x, y) in on {
+            img[y * side + x] = 255;
+        }
+        img
+    }
+
+    fn lit(dst: &[f32], side: usize) -> Vec<(usize, usize)> {
+        (0..side * side)
+            .filter(|&i| dst[i] > 0.999)
+            .map(|i| (i % side, i / side))
+            .collect()
+    }
+
+    #[test]
+    fn identity_returns_the_image_unchanged() {
+        let side = 28;
+        let src: Vec<u8> = (0..side * side).map(|i| ((i * 37) % 256) as u8).collect();
+        let mut dst = vec![0.0; side * side];
+        AffineParams::identity().warp_u8(&src, side, &mut dst, side);
+        for (s, d) in src.iter().zip(&dst) {
+            assert_eq!(*s as f32 / 255.0, *d);
+        }
+    }
+
+    #[test]
+    fn rotation_by_90_degrees_moves_a_known_pixel() {
+        let side = 9; // centre of pixel (4, 4) is the image centre
+        let src = image_with(side, &[(7, 4)]);
+        let mut dst = vec![0.0; side * side];
+        let p = AffineParams {
+            rotation_deg: 90.0,
+            ..AffineParams::identity()
+        };
+        p.warp_u8(&src, side, &mut dst, side);
+        // (+3, 0) from the centre goes to (0, +3) in y-down image coordinates.
+        assert_eq!(lit(&dst, side), vec![(4, 7)]);
+    }
+
+    #[test]
+    fn translation_moves_pixels_by_whole_native_pixels() {
+        let side = NATIVE_SIDE;
+        let src = image_with(side, &[(10, 20), (50, 60)]);
+        let mut dst = vec![0.0; side * side];
+        let p = AffineParams {
+            translate_x: 2.0,
+            translate_y: -1.0,
+            ..AffineParams::identity()
+        };
+        p.warp_u8(&src, side, &mut dst, side);
+        assert_eq!(lit(&dst, side), vec![(12, 19), (52, 59)]);
+        assert!((dst.iter().sum::<f32>() - 2.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn scale_two_doubles_offsets_from_centre() {
+        let side = 9;
+        let src = image_with(side, &[(5, 4)]); // offset (+1, 0)
+        let mut dst = vec![0.0; side * side];
+        let p = AffineParams {
+            scale_x: 2.0,
+            scale_y: 2.0,
+            ..AffineParams::identity()
+        };
+        p.warp_u8(&src, side, &mut dst, side);
+        // The source pixel now covers offsets around +2: pixel (6, 4) is fully inside it.
+        assert!(dst[4 * side + 6] > 0.999);
+        assert!(dst[4 * side + 4] < 0.5);
+    }
+
+    #[test]
+    fn sampled_parameters_stay_in_range_and_components_are_optional() {
+        let cfg = AffineConfig::koch();
+        let mut rng = crate::Rng::seed_from_u64(7);
+        let mut identity_rotations = 0;
+        for _ in 0..2000 {
+            let p = cfg.sample(&mut rng);
+            assert!(p.rotation_deg.abs() <= 10.0);
+            assert!(p.shear_x.abs() <= 0.3 && p.shear_y.abs() <= 0.3);
+            assert!((0.8..=1.2).contains(&p.scale_x) && (0.8..=1.2).contains(&p.scale_y));
+            assert!(p.translate_x.abs() <= 2.0 && p.translate_y.abs() <= 2.0);
+            if p.rotation_deg == 0.0 {
+                identity_rotations += 1;
+            }
+        }
+        // Rotation is applied with probability 0.5.
+        assert!((850..1150).contains(&identity_rotations), "{identity_rotations}");
+    }
+
+    #[test]
+    fn reference_preset_only_rotates() {
+        let cfg = AffineConfig::reference();
+        let mut rng = crate::Rng::seed_from_u64(1);
+        for _ in 0..200 {
+            let p = cfg.sample(&mut rng);
+            assert!(p.rotation_deg.abs() <= 15.0);
+            assert_eq!((p.scale_x, p.shear_x, p.translate_x), (1.0, 0.0, 0.0));
+        }
+    }
+
+    #[test]
+    fn invalid_ranges_are_rejected() {
+        let bad = AffineConfig {
+            scale_min: 1.5,
+            scale_max: 1.0,
+            ..AffineConfig::koch()
+        };
+        assert!(bad.validate().is_err());
+        assert!(AffineConfig::koch().validate().is_ok());
+    }
+}

@@ -1,0 +1,41 @@
+//! Tests on the real Omniglot images. They run when `OMNIGLOT_DIR` points at an extracted
+//! dataset (the folder holding `images_background/` and `images_evaluation/`); CI sets it.
+
+use data::{ImageStore, SplitIndex, SplitKind, Subset};
+
+fn dataset() -> Option<std::path::PathBuf> {
+    match std::env::var_os("OMNIGLOT_DIR") {
+        Some(d) => Some(d.into()),
+        None => {
+            eprintln!("OMNIGLOT_DIR not set: skipping real-data test");
+            None
+        }
+    }
+}
+
+#[test]
+fn real_splits_are_complete_and_load() {
+    let Some(root) = dataset() else { return };
+    for kind in SplitKind::ALL {
+        let index = SplitIndex::scan_split(&root, kind).unwrap();
+        assert!(index.completeness_problems(kind).is_empty());
+        let store = ImageStore::load(&index, 28).unwrap();
+        let (_, characters) = kind.expected_counts();
+        assert_eq!(store.len(), characters * 20);
+        // Every drawing has some ink and lots of background.
+        for id in (0..store.len() as u32).step_by(97) {
+            let ink: f32 = store.image_f32(id).iter().sum();
+            assert!(ink > 5.0 && ink < 400.0, "{}: ink {ink}", store.describe(id));
+        }
+        let trials = data::trials::sample_trials(
+            &store,
+            &Subset::all(&store),
+            data::Protocol::WithinAlphabet,
+            20,
+            50,
+            0,
+        )
+        .unwrap();
+        assert_eq!(trials.len(), 50);
+    }
+}

@@ -1,0 +1,180 @@
+//! Pair and trial samplers: invariants, balance and reproducibility.
+
+use std::collections::HashSet;
+
+use data::synthetic::{SyntheticSpec, store};
+use data::trials::sample_trials;
+use data::{AffineConfig, PairConfig, PairSampler, Protocol, Subset, ValidationConfig};
+
+#[test]
+fn validation_split_holds_out_alphabets_and_drawers() {
+    let s = store(SyntheticSpec::new(6, 4, 20), 16);
+    let cfg = ValidationConfig {
+        alphabets: 2,
+        train_drawers: (1..=12).collect(),
+        ..Default::default()
+    };
+    let p = cfg.partition(&s).unwrap();
+    let val = p.val.clone().unwrap();
+    assert_eq!(p.train.characters.len(), 16);
+    assert_eq!(val.characters.len(), 8);
+    assert_eq!(p.val_alphabets.len(), 2);
+    let train_alphabets: HashSet<u32> = p
+        .train
+        .characters
+        .iter()
+        .map(|&c| s.characters()[c as usize].alphabet)
+        .collect();
+    for &c in &val.characters {
+        assert!(!train_alphabets.contains(&s.characters()[c as usize].alphabet));
+        assert!(p.val_alphabets.contains(&s.alphabets()[s.characters()[c as usize].alphabet as usize].name));
+    }
+    assert_eq!(val.drawers, (13..=20).collect::<Vec<u8>>());
+    assert!(p.train.images(&s).iter().all(|&id| s.drawer_of(id) <= 12));
+    // Same seed, same split; named alphabets override the count.
+    assert_eq!(cfg.partition(&s).unwrap().val_alphabets, p.val_alphabets);
+    let named = ValidationConfig {
+        alphabet_names: vec!["Synthetic_03".into()],
+        ..cfg.clone()
+    };
+    assert_eq!(named.partition(&s).unwrap().val_alphabets, vec!["Synthetic_03"]);
+    let unknown = ValidationConfig {
+        alphabet_names: vec!["Klingon".into()],
+        ..cfg
+    };
+    let msg = unknown.partition(&s).unwrap_err().to_string();
+    assert!(msg.contains("Klingon") && msg.contains("Synthetic_01"), "{msg}");
+}
+
+#[test]
+fn drawer_only_validation_reuses_characters() {
+    let s = store(SyntheticSpec::new(2, 3, 20), 8);
+    let cfg = ValidationConfig {
+        alphabets: 0,
+        train_drawers: (1..=16).collect(),
+        ..Default::default()
+    };
+    let p = cfg.partition(&s).unwrap();
+    let val = p.val.unwrap();
+    assert_eq!(val.characters, p.train.characters);
+    assert_eq!(val.drawers, vec![17, 18, 19, 20]);
+    assert!(ValidationConfig::none().partition(&s).unwrap().val.is_none());
+}
+
+#[test]
+fn pairs_are_balanced_correct_and_reproducible() {
+    let s = store(SyntheticSpec::new(3, 5, 6), 20);
+    let subset = Subset::all(&s);
+    let cfg = PairConfig {
+        side: 20,
+        augment: None,
+        same_alphabet_negatives: 0.0,
+    };
+    let sampler = PairSampler::new(&s, &subset, cfg, 42).unwrap();
+    let b = sampler.batch(3, 64);
+    assert_eq!(b.left.len(), 64 * 400);
+    assert_eq!(b.right.len(), 64 * 400);
+    assert_eq!(b.labels.iter().filter(|&&l| l == 1.0).count(), 32);
+    for i in 0..64 {
+        let (l, r) = (b.left_ids[i], b.right_ids[i]);
+        let same = s.character_of(l) == s.character_of(r);
+        assert_eq!(same, b.labels[i] == 1.0);
+        assert_ne!(l, r, "a positive pair uses two different drawings");
+        assert_eq!(&b.left[i * 400..(i + 1) * 400], &s.image_f32(l)[..]);
+    }
+    let again = sampler.batch(3, 64);
+    assert_eq!(again.left_ids, b.left_ids);
+    assert_eq!(again.left, b.left);
+    let other = sampler.batch(4, 64);
+    assert_ne!(other.left_ids, b.left_ids);
+}
+
+#[test]
+fn same_alphabet_negatives_fraction_is_respected() {
+    let s = store(SyntheticSpec::new(10, 4, 4), 8);
+    let subset = Subset::all(&s);
+    let frac = |p: f32| {
+        let cfg = PairConfig {
+            side: 8,
+            augment: None,
+            same_alphabet_negatives: p,
+        };
+        let sampler = PairSampler::new(&s, &subset, cfg, 1).unwrap();
+        let b = sampler.batch(0, 2000);
+        let negatives: Vec<usize> = (0..2000).filter(|&i| b.labels[i] == 0.0).collect();
+        negatives
+            .iter()
+            .filter(|&&i| s.alphabet_of(b.left_ids[i]) == s.alphabet_of(b.right_ids[i]))
+            .count() as f64
+            / negatives.len() as f64
+    };
+    assert_eq!(frac(1.0), 1.0);
+    // Uniform negatives land in the same alphabet about 3/39 of the time.
+    let uniform = frac(0.0);
+    assert!(uniform < 0.15, "{uniform}");
+    let half = frac(0.5);
+    assert!((0.45..0.62).contains(&half), "{half}");
+}
+
+#[test]
+fn augmentation_changes_images_and_resizes() {
+    let s = store(SyntheticSpec::new(2, 3, 4), 105);
+    let subset = Subset::all(&s);
+    let cfg = PairConfig {
+        side: 35,
+        augment: Some(AffineConfig::koch()),
+        same_alphabet_negatives: 0.0,
+    };
+    let sampler = PairSampler::new(&s, &subset, cfg, 9).unwrap();
+    let b = sampler.batch(0, 8);
+    assert_eq!(b.left.len(), 8 * 35 * 35);
+    assert!(b.left.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert!(b.left.iter().sum::<f32>() > 0.0);
+}
+
+#[test]
+fn trials_follow_the_protocol() {
+    let s = store(SyntheticSpec::new(4, 6, 20), 8);
+    let subset = Subset::all(&s);
+    for protocol in [Protocol::Random, Protocol::WithinAlphabet] {
+        let trials = sample_trials(&s, &subset, protocol, 5, 2000, 3).unwrap();
+        let mut positions = [0usize; 5];
+        for t in &trials {
+            assert_eq!(t.candidates.len(), 5);
+            let chars: HashSet<u32> = t.candidates.iter().map(|&c| s.character_of(c)).collect();
+            assert_eq!(chars.len(), 5, "distinct characters");
+            assert_eq!(s.character_of(t.candidates[t.answer]), s.character_of(t.query));
+            let support_drawers: HashSet<u8> =
+                t.candidates.iter().map(|&c| s.drawer_of(c)).collect();
+            assert_eq!(support_drawers.len(), 1, "candidates by one drawer");
+            assert!(!support_drawers.contains(&s.drawer_of(t.query)), "query by another");
+            if protocol == Protocol::WithinAlphabet {
+                let alphabets: HashSet<u32> =
+                    t.candidates.iter().map(|&c| s.alphabet_of(c)).collect();
+                assert_eq!(alphabets.len(), 1);
+            }
+            positions[t.answer] += 1;
+        }
+        // The answer's position is uniform: each slot within 20% of 400.
+        for p in positions {
+            assert!((320..480).contains(&p), "{protocol}: {positions:?}");
+        }
+        // Reproducible, and a prefix of a longer run is the same trials.
+        let again = sample_trials(&s, &subset, protocol, 5, 100, 3).unwrap();
+        assert_eq!(&trials[..100], &again[..]);
+    }
+}
+
+#[test]
+fn too_many_ways_is_a_clear_error() {
+    let s = store(SyntheticSpec::new(3, 4, 4), 8);
+    let subset = Subset::all(&s);
+    let msg = sample_trials(&s, &subset, Protocol::Random, 20, 1, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("20-way") && msg.contains("only 12"), "{msg}");
+    let msg = sample_trials(&s, &subset, Protocol::WithinAlphabet, 5, 1, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("of one alphabet") && msg.contains("only 4"), "{msg}");
+}
