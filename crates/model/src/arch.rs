@@ -1,0 +1,220 @@
+//! Architectures as data: saved with the weights so that loading never needs the user to
+//! repeat them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    None,
+    Sigmoid,
+    Relu,
+}
+
+/// One block: conv (stride 1), bias, ReLU, then an optional 2x2 max-pool (floor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvSpec {
+    pub channels: usize,
+    pub kernel: usize,
+    pub padding: usize,
+    pub pool: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Arch {
+    pub name: String,
+    /// Side of the square single-channel input.
+    pub input_side: usize,
+    pub blocks: Vec<ConvSpec>,
+    /// Size of the dense embedding layer after the flattened features; 0 means the flattened
+    /// features are the embedding.
+    pub embedding: usize,
+    pub embedding_activation: Activation,
+}
+
+/// Shape of one block's input and output, worked out from the architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockShape {
+    pub in_channels: usize,
+    pub in_side: usize,
+    /// Side after the convolution, before pooling.
+    pub conv_side: usize,
+    pub out_side: usize,
+}
+
+impl Arch {
+    /// Koch et al.'s network as the PyTorch reference builds it: 1x105x105 -> conv 64@10,
+    /// pool -> conv 128@7, pool -> conv 128@4, pool -> conv 256@4 (256x6x6) -> 4096, sigmoid.
+    pub fn koch() -> Arch {
+        let c = |channels, kernel, pool| ConvSpec {
+            channels,
+            kernel,
+            padding: 0,
+            pool,
+        };
+        Arch {
+            name: "koch".into(),
+            input_side: 105,
+            blocks: vec![c(64, 10, true), c(128, 7, true), c(128, 4, true), c(256, 4, false)],
+            embedding: 4096,
+            embedding_activation: Activation::Sigmoid,
+        }
+    }
+
+    /// A compact network that trains in minutes on a CPU: four blocks of 3x3 conv (padding
+    /// 1), ReLU and 2x2 max-pool, `channels` wide, on `side x side` input; the flattened
+    /// features are the embedding.
+    pub fn conv4(side: usize, channels: usize) -> Arch {
+        Arch {
+            name: format!("conv4-{side}"),
+            input_side: side,
+            blocks: vec![
+                ConvSpec {
+                    channels,
+                    kernel: 3,
+                    padding: 1,
+                    pool: true,
+                };
+                4
+            ],
+            embedding: 0,
+            embedding_activation: Activation::None,
+        }
+    }
+
+    /// Looks up a named architecture: `koch`, `conv4` (28x28), `conv4-S` for input side S.
+    pub fn preset(name: &str) -> Result<Arch> {
+        match name {
+            "koch" | "reference" => Ok(Arch::koch()),
+            "conv4" => Ok(Arch::conv4(28, 64)),
+            _ => {
+                if let Some(side) = name.strip_prefix("conv4-").and_then(|s| s.parse().ok()) {
+                    let arch = Arch::conv4(side, 64);
+                    arch.validate()?;
+                    return Ok(arch);
+                }
+                Err(ModelError::Arch(format!(
+                    "unknown architecture `{name}` (expected koch, conv4 or conv4-SIDE)"
+                )))
+            }
+        }
+    }
+
+    /// Per-block shapes; errors if a feature map shrinks to nothing.
+    pub fn block_shapes(&self) -> Result<Vec<BlockShape>> {
+        let mut channels = 1;
+        let mut side = self.input_side;
+        let mut out = Vec::new();
+        for (i, b) in self.blocks.iter().enumerate() {
+            if b.channels == 0 || b.kernel == 0 {
+                return Err(ModelError::Arch(format!("block {i}: zero channels or kernel")));
+            }
+            let padded = side + 2 * b.padding;
+            if padded < b.kernel {
+                return Err(ModelError::Arch(format!(
+                    "block {i}: a {}x{} kernel does not fit a {side}x{side} input",
+                    b.kernel, b.kernel
+                )));
+            }
+            let conv_side = padded - b.kernel + 1;
+            let out_side = if b.pool { conv_side / 2 } else { conv_side };
+            if out_side == 0 {
+                return Err(ModelError::Arch(format!(
+                    "block {i}: pooling a {conv_side}x{conv_side} map leaves nothing"
+                )));
+            }
+            out.push(BlockShape {
+                in_channels: channels,
+                in_side: side,
+                conv_side,
+                out_side,
+            });
+            channels = b.channels;
+            side = out_side;
+        }
+        Ok(out)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.input_side == 0 || self.blocks.is_empty() {
+            return Err(ModelError::Arch("needs an input side and at least one block".into()));
+        }
+        self.block_shapes().map(|_| ())
+    }
+
+    /// Length of the flattened output of the last block.
+    pub fn features(&self) -> Result<usize> {
+        let shapes = self.block_shapes()?;
+        let last = shapes.last().expect("validated non-empty");
+        let channels = self.blocks.last().expect("non-empty").channels;
+        Ok(channels * last.out_side * last.out_side)
+    }
+
+    /// Length of the embedding the head compares.
+    pub fn embedding_dim(&self) -> Result<usize> {
+        if self.embedding > 0 {
+            Ok(self.embedding)
+        } else {
+            self.features()
+        }
+    }
+
+    /// Number of trainable parameters.
+    pub fn parameter_count(&self) -> Result<usize> {
+        let shapes = self.block_shapes()?;
+        let conv: usize = self
+            .blocks
+            .iter()
+            .zip(&shapes)
+            .map(|(b, s)| b.channels * s.in_channels * b.kernel * b.kernel + b.channels)
+            .sum();
+        let features = self.features()?;
+        let dense = if self.embedding > 0 {
+            features * self.embedding + self.embedding
+        } else {
+            0
+        };
+        Ok(conv + dense + self.embedding_dim()? + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn koch_shapes_and_parameter_count() {
+        let a = Arch::koch();
+        let s = a.block_shapes().unwrap();
+        assert_eq!(
+            s.iter().map(|b| (b.conv_side, b.out_side)).collect::<Vec<_>>(),
+            vec![(96, 48), (42, 21), (18, 9), (6, 6)]
+        );
+        assert_eq!(a.features().unwrap(), 256 * 6 * 6);
+        assert_eq!(a.embedding_dim().unwrap(), 4096);
+        // conv: 6464 + 401536 + 262272 + 524544; fc: 9216*4096+4096; head: 4097
+        assert_eq!(a.parameter_count().unwrap(), 38_951_745);
+    }
+
+    #[test]
+    fn conv4_28_shapes() {
+        let a = Arch::conv4(28, 64);
+        let sides: Vec<usize> = a.block_shapes().unwrap().iter().map(|b| b.out_side).collect();
+        assert_eq!(sides, vec![14, 7, 3, 1]);
+        assert_eq!(a.embedding_dim().unwrap(), 64);
+        assert_eq!(
+            a.parameter_count().unwrap(),
+            (64 * 9 + 64) + 3 * (64 * 64 * 9 + 64) + 65
+        );
+    }
+
+    #[test]
+    fn impossible_architectures_are_rejected() {
+        assert!(Arch::conv4(8, 4).validate().is_err()); // 8 -> 4 -> 2 -> 1 -> 0
+        assert!(Arch::preset("conv4-8").is_err());
+        assert!(Arch::preset("resnet").is_err());
+        assert_eq!(Arch::preset("conv4-56").unwrap().input_side, 56);
+    }
+}

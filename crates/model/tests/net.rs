@@ -1,0 +1,173 @@
+//! The whole network: shapes, parameter counts, outputs, loss, saving and loading.
+
+use candle_core::{Device, Tensor};
+use model::io::{Extras, load, load_expecting, save};
+use model::loss::{bce_with_logits, bce_with_logits_host};
+use model::{Arch, Init, SiameseNet};
+
+fn images(n: usize, side: usize, seed: u32) -> Tensor {
+    let v: Vec<f32> = (0..n * side * side)
+        .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) % 2) as f32)
+        .collect();
+    Tensor::from_vec(v, (n, 1, side, side), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn reference_tower_shapes_and_head_range() {
+    let arch = Arch::koch();
+    let net = SiameseNet::new(&arch, Init::Default, 0, &Device::Cpu).unwrap();
+    let total: usize = net.vars().iter().map(|v| v.elem_count()).sum();
+    assert_eq!(total, 38_951_745);
+    assert_eq!(total, arch.parameter_count().unwrap());
+    let x = images(2, 105, 1);
+    // Feature map before the dense layer: 256x6x6.
+    let mut h = x.clone();
+    for (i, b) in arch.blocks.iter().enumerate() {
+        let (w, bias) = (net.vars()[2 * i].as_tensor(), net.vars()[2 * i + 1].as_tensor());
+        h = model::layers::conv_block(&h, w, bias, b.padding, b.pool, i > 0, false).unwrap();
+    }
+    assert_eq!(h.dims(), &[2, 256, 6, 6]);
+    let e = net.embed_inference(&x).unwrap();
+    assert_eq!(e.dims(), &[2, 4096]);
+    let logits = net.forward_pairs(&images(2, 105, 1), &images(2, 105, 2)).unwrap();
+    assert_eq!(logits.dims(), &[2]);
+    let p = candle_nn::ops::sigmoid(&logits).unwrap().to_vec1::<f32>().unwrap();
+    assert!(p.iter().all(|v| (0.0..=1.0).contains(v)), "{p:?}");
+}
+
+#[test]
+fn identical_images_give_the_bias_logit() {
+    let arch = Arch::conv4(28, 8);
+    let net = SiameseNet::new(&arch, Init::Kaiming, 3, &Device::Cpu).unwrap();
+    let x = images(3, 28, 7);
+    let logits = net.forward_pairs(&x, &x).unwrap().to_vec1::<f32>().unwrap();
+    let (_, bias) = net.head_host().unwrap();
+    for l in logits {
+        assert!((l - bias).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn host_head_matches_the_tensor_head() {
+    let arch = Arch::conv4(28, 8);
+    let net = SiameseNet::new(&arch, Init::Default, 5, &Device::Cpu).unwrap();
+    let (a, b) = (images(4, 28, 1), images(4, 28, 2));
+    let logits = net.forward_pairs(&a, &b).unwrap().to_vec1::<f32>().unwrap();
+    let ea = net.embed_inference(&a).unwrap().to_vec2::<f32>().unwrap();
+    let eb = net.embed_inference(&b).unwrap().to_vec2::<f32>().unwrap();
+    let head = net.head_host().unwrap();
+    for i in 0..4 {
+        let host = model::net::head_logit(&head, &ea[i], &eb[i]);
+        assert!((host - logits[i]).abs() < 1e-4, "{host} vs {}", logits[i]);
+    }
+    // embed_images chunks the batch but gives the same embeddings.
+    let flat = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let chunked = net.embed_images(&flat, 3).unwrap();
+    assert_eq!(chunked.len(), 4 * 8);
+    for (x, y) in chunked.iter().zip(ea.concat()) {
+        assert!((x - y).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn same_seed_same_weights() {
+    let arch = Arch::conv4(28, 8);
+    let a = SiameseNet::new(&arch, Init::Koch, 9, &Device::Cpu).unwrap();
+    let b = SiameseNet::new(&arch, Init::Koch, 9, &Device::Cpu).unwrap();
+    let c = SiameseNet::new(&arch, Init::Koch, 10, &Device::Cpu).unwrap();
+    let flat = |n: &SiameseNet| n.vars()[0].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(flat(&a), flat(&b));
+    assert_ne!(flat(&a), flat(&c));
+    // Koch's biases are N(0.5, 0.01).
+    let bias = a.vars()[1].as_tensor().to_vec1::<f32>().unwrap();
+    assert!(bias.iter().all(|b| (b - 0.5).abs() < 0.06));
+}
+
+#[test]
+fn bce_matches_hand_computed_values() {
+    let logits = [0.0f32, 2.0, -3.0, 40.0];
+    let labels = [1.0f32, 0.0, 0.0, 1.0];
+    // ln 2, ln(1+e^2), ln(1+e^-3), ~0
+    let expected = (2f32.ln() + (1.0 + 2f32.exp()).ln() + (1.0 + (-3f32).exp()).ln() + 0.0) / 4.0;
+    assert!((bce_with_logits_host(&logits, &labels) - expected).abs() < 1e-6);
+    let t = bce_with_logits(
+        &Tensor::new(&logits, &Device::Cpu).unwrap(),
+        &Tensor::new(&labels, &Device::Cpu).unwrap(),
+    )
+    .unwrap()
+    .to_scalar::<f32>()
+    .unwrap();
+    assert!((t - expected).abs() < 1e-6);
+    // Stable for huge logits.
+    let big = bce_with_logits_host(&[-1000.0], &[1.0]);
+    assert!((big - 1000.0).abs() < 1e-3);
+}
+
+#[test]
+fn save_load_round_trip_keeps_arch_weights_and_extras() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let arch = Arch::conv4(28, 8);
+    let net = SiameseNet::new(&arch, Init::Default, 1, &Device::Cpu).unwrap();
+    let mut extras = Extras::default();
+    extras.metadata.insert("step".into(), "42".into());
+    extras
+        .tensors
+        .insert("opt.m.0".into(), Tensor::new(&[1f32, 2.0], &Device::Cpu).unwrap());
+    save(&net, &path, &extras).unwrap();
+    let (back, rest) = load(&path, &Device::Cpu).unwrap();
+    assert_eq!(back.arch(), &arch);
+    for (a, b) in net.vars().iter().zip(back.vars()) {
+        let a = a.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = b.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(a, b);
+    }
+    assert_eq!(rest.metadata.get("step").map(String::as_str), Some("42"));
+    assert_eq!(rest.tensors["opt.m.0"].to_vec1::<f32>().unwrap(), vec![1.0, 2.0]);
+    assert!(!rest.tensors.contains_key("conv1.weight"));
+    // No temporary files left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn bad_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let net = SiameseNet::new(&Arch::conv4(28, 8), Init::Default, 1, &Device::Cpu).unwrap();
+    save(&net, &path, &Extras::default()).unwrap();
+
+    let msg = load_expecting(&path, &Arch::koch(), &Device::Cpu).err().unwrap().to_string();
+    assert!(msg.contains("m.safetensors") && msg.contains("conv4-28") && msg.contains("koch"), "{msg}");
+
+    let bytes = std::fs::read(&path).unwrap();
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
+    let msg = load(&truncated, &Device::Cpu).err().unwrap().to_string();
+    assert!(msg.contains("truncated.safetensors") && msg.contains("not a model file"), "{msg}");
+
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"hello world, not tensors").unwrap();
+    let msg = load(&junk, &Device::Cpu).err().unwrap().to_string();
+    assert!(msg.contains("junk.bin") && msg.contains("not a valid safetensors file"), "{msg}");
+
+    let foreign = dir.path().join("foreign.safetensors");
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("w".to_string(), Tensor::new(&[1f32], &Device::Cpu).unwrap())]),
+        &foreign,
+    )
+    .unwrap();
+    let msg = load(&foreign, &Device::Cpu).err().unwrap().to_string();
+    assert!(msg.contains("without `format = omniglot-siamese`"), "{msg}");
+
+    let missing = dir.path().join("nope.safetensors");
+    let msg = load(&missing, &Device::Cpu).err().unwrap().to_string();
+    assert!(msg.contains("nope.safetensors") && msg.contains("cli -- train"), "{msg}");
+}
+
+#[test]
+fn wrong_image_size_is_an_error() {
+    let net = SiameseNet::new(&Arch::conv4(28, 8), Init::Default, 1, &Device::Cpu).unwrap();
+    let msg = net.embed_inference(&images(1, 32, 0)).err().unwrap().to_string();
+    assert!(msg.contains("[N, 1, 28, 28]"), "{msg}");
+    assert!(net.embed_images(&[0.0; 100], 4).is_err());
+}
