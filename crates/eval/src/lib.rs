@@ -1,1 +1,20 @@
-//! eval
+//! Evaluation: N-way one-shot trials (random, within-alphabet, and Lake's fixed runs), scorers
+//! (a trained Siamese network and two training-free baselines), accuracy with confidence
+//! intervals, reports and plots.
+//!
+//! Depends on the model crate's public API only (embed images, score embeddings) and on the
+//! data crate for images and trials; it knows nothing of training.
+
+pub mod baselines;
+pub mod error;
+pub mod evaluate;
+pub mod plot;
+pub mod report;
+pub mod runs;
+pub mod scorer;
+pub mod stats;
+
+pub use error::EvalError;
+pub use evaluate::{TrialResult, evaluate};
+pub use report::{Accuracy, Report};
+pub use scorer::{ModelScorer, Scorer};

@@ -1,0 +1,202 @@
+//! Accuracy summaries: overall with a Wilson 95% interval, per alphabet, per run; as JSON,
+//! CSV and Markdown.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use data::ImageStore;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EvalError, Result};
+use crate::evaluate::TrialResult;
+use crate::stats::{Z95, wilson};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Accuracy {
+    pub correct: usize,
+    pub total: usize,
+    pub accuracy: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// Trials whose top score was shared (broken towards the lowest index).
+    pub ties: usize,
+}
+
+impl Accuracy {
+    pub fn of<'a>(results: impl IntoIterator<Item = &'a TrialResult>) -> Accuracy {
+        let (mut correct, mut total, mut ties) = (0, 0, 0);
+        for r in results {
+            total += 1;
+            correct += r.correct as usize;
+            ties += r.tied as usize;
+        }
+        let (ci_low, ci_high) = wilson(correct, total, Z95);
+        Accuracy {
+            correct,
+            total,
+            accuracy: if total > 0 { correct as f64 / total as f64 } else { 0.0 },
+            ci_low,
+            ci_high,
+            ties,
+        }
+    }
+
+    /// `92.3% [89.1, 94.6] (n=400)`
+    pub fn display(&self) -> String {
+        format!(
+            "{:.1}% [{:.1}, {:.1}] (n={})",
+            100.0 * self.accuracy,
+            100.0 * self.ci_low,
+            100.0 * self.ci_high,
+            self.total
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub name: String,
+    pub accuracy: Accuracy,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub scorer: String,
+    /// `random`, `within-alphabet` or `runs`.
+    pub protocol: String,
+    pub ways: usize,
+    pub split: String,
+    pub seed: Option<u64>,
+    pub overall: Accuracy,
+    pub per_alphabet: Vec<Group>,
+    pub per_run: Vec<Group>,
+    pub seconds: f64,
+}
+
+impl Report {
+    /// Summarises `results`, grouping by the query's alphabet in `store`.
+    pub fn new(
+        scorer: &str,
+        protocol: &str,
+        ways: usize,
+        split: &str,
+        seed: Option<u64>,
+        store: &ImageStore,
+        results: &[TrialResult],
+    ) -> Report {
+        let per_alphabet = store
+            .alphabets()
+            .iter()
+            .enumerate()
+            .filter_map(|(a, info)| {
+                let rs: Vec<&TrialResult> = results
+                    .iter()
+                    .filter(|r| store.alphabet_of(r.trial.query) == a as u32)
+                    .collect();
+                (!rs.is_empty()).then(|| Group {
+                    name: info.name.clone(),
+                    accuracy: Accuracy::of(rs),
+                })
+            })
+            .collect();
+        Report {
+            scorer: scorer.into(),
+            protocol: protocol.into(),
+            ways,
+            split: split.into(),
+            seed,
+            overall: Accuracy::of(results),
+            per_alphabet,
+            per_run: Vec::new(),
+            seconds: 0.0,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("reports serialize")
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} on {} ({}-way, {}): {} correct of {}, accuracy {}{}",
+            self.scorer,
+            self.split,
+            self.ways,
+            self.protocol,
+            self.overall.correct,
+            self.overall.total,
+            self.overall.display(),
+            if self.overall.ties > 0 {
+                format!(", {} ties broken towards the first candidate", self.overall.ties)
+            } else {
+                String::new()
+            }
+        );
+        for (title, groups) in [("alphabet", &self.per_alphabet), ("run", &self.per_run)] {
+            if groups.is_empty() {
+                continue;
+            }
+            let _ = writeln!(s, "\n| {title} | accuracy | 95% CI | error | trials |\n|---|---|---|---|---|");
+            for g in groups {
+                let a = &g.accuracy;
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.1}% | {:.1}-{:.1}% | {:.1}% | {} |",
+                    g.name,
+                    100.0 * a.accuracy,
+                    100.0 * a.ci_low,
+                    100.0 * a.ci_high,
+                    100.0 * (1.0 - a.accuracy),
+                    a.total
+                );
+            }
+        }
+        s
+    }
+
+    /// One CSV row per group, the first row being the overall figure.
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from("scorer,protocol,ways,split,group,correct,total,accuracy,ci_low,ci_high,ties\n");
+        let mut row = |group: &str, a: &Accuracy| {
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{}",
+                csv_field(&self.scorer),
+                self.protocol,
+                self.ways,
+                csv_field(&self.split),
+                csv_field(group),
+                a.correct,
+                a.total,
+                a.accuracy,
+                a.ci_low,
+                a.ci_high,
+                a.ties
+            );
+        };
+        row("overall", &self.overall);
+        for g in self.per_alphabet.iter().chain(&self.per_run) {
+            row(&g.name, &g.accuracy);
+        }
+        s
+    }
+}
+
+/// Quotes a CSV field when it needs it.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Writes text to a file atomically, creating its folder.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
+    }
+    model::io::write_atomic(path, text.as_bytes()).map_err(|e| EvalError::io(path, e))
+}

@@ -1,0 +1,93 @@
+//! Scorers: anything that says how alike two images of a store are. Higher is more alike.
+
+use std::collections::HashMap;
+
+use data::{ImageId, ImageStore};
+use model::SiameseNet;
+
+use crate::error::Result;
+
+pub trait Scorer: Send + Sync {
+    /// A short name for reports (`siamese`, `mhd`, `pixel`).
+    fn name(&self) -> String;
+
+    /// Called once with every image the trials will compare, so a scorer can precompute
+    /// (embed each distinct image once, extract point sets).
+    fn prepare(&mut self, store: &ImageStore, ids: &[ImageId]) -> Result<()>;
+
+    /// Similarity of two prepared images; higher means more likely the same character.
+    fn similarity(&self, a: ImageId, b: ImageId) -> f32;
+}
+
+/// A trained Siamese network. Each distinct image is embedded once, in batches on the
+/// network's device; pairs are then scored from the cached embeddings with the (cheap) head.
+pub struct ModelScorer<'a> {
+    net: &'a SiameseNet,
+    batch: usize,
+    dim: usize,
+    head: (Vec<f32>, f32),
+    slots: HashMap<ImageId, usize>,
+    embeddings: Vec<f32>,
+}
+
+impl<'a> ModelScorer<'a> {
+    pub fn new(net: &'a SiameseNet, batch: usize) -> Result<Self> {
+        Ok(ModelScorer {
+            net,
+            batch: batch.max(1),
+            dim: net.arch().embedding_dim()?,
+            head: net.head_host()?,
+            slots: HashMap::new(),
+            embeddings: Vec::new(),
+        })
+    }
+
+    fn embedding(&self, id: ImageId) -> &[f32] {
+        let slot = self.slots[&id];
+        &self.embeddings[slot * self.dim..(slot + 1) * self.dim]
+    }
+
+    /// Number of distinct images embedded so far.
+    pub fn embedded(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+impl Scorer for ModelScorer<'_> {
+    fn name(&self) -> String {
+        format!("siamese ({})", self.net.arch().name)
+    }
+
+    fn prepare(&mut self, store: &ImageStore, ids: &[ImageId]) -> Result<()> {
+        let side = self.net.arch().input_side;
+        if store.side() != side {
+            return Err(crate::EvalError::Invalid(format!(
+                "the model takes {side}x{side} images but the store holds {}x{}",
+                store.side(),
+                store.side()
+            )));
+        }
+        let mut fresh: Vec<ImageId> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.slots.contains_key(id))
+            .collect();
+        fresh.sort_unstable();
+        fresh.dedup();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let images = store.batch_f32(&fresh);
+        let emb = self.net.embed_images(&images, self.batch)?;
+        let base = self.slots.len();
+        for (i, id) in fresh.iter().enumerate() {
+            self.slots.insert(*id, base + i);
+        }
+        self.embeddings.extend(emb);
+        Ok(())
+    }
+
+    fn similarity(&self, a: ImageId, b: ImageId) -> f32 {
+        model::net::head_logit(&self.head, self.embedding(a), self.embedding(b))
+    }
+}

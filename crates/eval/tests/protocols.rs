@@ -1,0 +1,136 @@
+//! Scorers through the trial protocols on synthetic data: an oracle is always right, a random
+//! scorer is right about 1/N of the time, baselines beat chance, reports and plots are written.
+
+use std::collections::HashMap;
+
+use data::synthetic::{SyntheticSpec, store, write_split};
+use data::trials::sample_trials;
+use data::{ImageId, ImageStore, Protocol, Subset};
+use eval::baselines::{MhdScorer, PixelScorer};
+use eval::{Report, Scorer, evaluate};
+
+/// Knows every image's character.
+#[derive(Default)]
+struct Oracle(HashMap<ImageId, u32>);
+
+impl Scorer for Oracle {
+    fn name(&self) -> String {
+        "oracle".into()
+    }
+    fn prepare(&mut self, store: &ImageStore, ids: &[ImageId]) -> eval::error::Result<()> {
+        for &id in ids {
+            self.0.insert(id, store.character_of(id));
+        }
+        Ok(())
+    }
+    fn similarity(&self, a: ImageId, b: ImageId) -> f32 {
+        (self.0[&a] == self.0[&b]) as u8 as f32
+    }
+}
+
+/// A pseudo-random score per pair.
+struct Coin;
+
+impl Scorer for Coin {
+    fn name(&self) -> String {
+        "coin".into()
+    }
+    fn prepare(&mut self, _: &ImageStore, _: &[ImageId]) -> eval::error::Result<()> {
+        Ok(())
+    }
+    fn similarity(&self, a: ImageId, b: ImageId) -> f32 {
+        let h = (a as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (b as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        (h.wrapping_mul(0x1656_67B1_9E37_79F9) >> 40) as f32
+    }
+}
+
+#[test]
+fn oracle_is_perfect_and_coin_is_at_chance() {
+    let s = store(SyntheticSpec::new(3, 8, 20), 8);
+    let subset = Subset::all(&s);
+    for protocol in [Protocol::Random, Protocol::WithinAlphabet] {
+        let trials = sample_trials(&s, &subset, protocol, 5, 2000, 1).unwrap();
+        let oracle = evaluate(&mut Oracle::default(), &s, &trials).unwrap();
+        assert!(oracle.iter().all(|r| r.correct && !r.tied));
+        let coin = evaluate(&mut Coin, &s, &trials).unwrap();
+        let acc = coin.iter().filter(|r| r.correct).count() as f64 / 2000.0;
+        assert!((0.16..0.24).contains(&acc), "{protocol}: {acc}");
+    }
+}
+
+#[test]
+fn baselines_beat_chance_on_synthetic_glyphs() {
+    let s = store(SyntheticSpec::new(4, 10, 20), 105);
+    let trials = sample_trials(&s, &Subset::all(&s), Protocol::Random, 10, 200, 2).unwrap();
+    for mut scorer in [Box::new(MhdScorer::default()) as Box<dyn Scorer>, Box::new(PixelScorer::default())] {
+        let r = evaluate(scorer.as_mut(), &s, &trials).unwrap();
+        let acc = r.iter().filter(|r| r.correct).count() as f64 / r.len() as f64;
+        assert!(acc > 0.3, "{}: {acc}", scorer.name());
+    }
+}
+
+#[test]
+fn report_groups_by_alphabet_and_serialises() {
+    let s = store(SyntheticSpec::new(3, 6, 20), 8);
+    let trials = sample_trials(&s, &Subset::all(&s), Protocol::WithinAlphabet, 4, 300, 5).unwrap();
+    let results = evaluate(&mut Coin, &s, &trials).unwrap();
+    let report = Report::new("coin", "within-alphabet", 4, "synthetic", Some(5), &s, &results);
+    assert_eq!(report.overall.total, 300);
+    assert_eq!(report.per_alphabet.len(), 3);
+    let sum: usize = report.per_alphabet.iter().map(|g| g.accuracy.total).sum();
+    assert_eq!(sum, 300);
+    let csv = report.to_csv();
+    assert_eq!(csv.lines().count(), 1 + 1 + 3);
+    assert!(csv.lines().nth(1).unwrap().starts_with("coin,within-alphabet,4,synthetic,overall,"));
+    let md = report.to_markdown();
+    assert!(md.contains("| Synthetic_01 |") && md.contains("n=300"), "{md}");
+    let back: Report = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(back.overall.correct, report.overall.correct);
+    assert!((back.overall.ci_low - report.overall.ci_low).abs() < 1e-12);
+    assert_eq!(back.per_alphabet.len(), 3);
+}
+
+#[test]
+fn lake_runs_are_evaluated_per_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let split = write_split(tmp.path(), "images_evaluation", SyntheticSpec::new(3, 6, 4)).unwrap();
+    let index = data::SplitIndex::scan(&split).unwrap();
+    let runs = tmp.path().join("runs");
+    data::runs::write_runs(&index, &runs, 3, 6, 0).unwrap();
+    let (report, results) = eval::runs::evaluate_runs(&mut MhdScorer::default(), &runs, 105).unwrap();
+    assert_eq!(results.len(), 18);
+    assert_eq!(report.per_run.len(), 3);
+    assert_eq!(report.per_run[0].name, "run01");
+    assert_eq!(report.ways, 6);
+    assert!(results.iter().all(|r| r.scores.len() == 6));
+    // Oracle through the runs store: the query's character is its answer's.
+    let (store, trials) = eval::runs::runs_store(&data::runs::read_runs(&runs).unwrap(), 28).unwrap();
+    let flat: Vec<_> = trials.into_iter().flatten().collect();
+    let oracle = evaluate(&mut Oracle::default(), &store, &flat).unwrap();
+    assert!(oracle.iter().all(|r| r.correct));
+}
+
+#[test]
+fn plots_are_written_as_png_and_svg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let series = vec![eval::plot::Series {
+        name: "model".into(),
+        points: vec![(3.0, 0.9, 0.85, 0.95), (20.0, 0.7, 0.6, 0.8)],
+    }];
+    let chart = eval::plot::Chart {
+        title: "accuracy",
+        x_label: "N",
+        y_label: "accuracy",
+        series: &series,
+        y_range: Some(0.0..1.0),
+    };
+    let png = tmp.path().join("a.png");
+    let svg = tmp.path().join("a.svg");
+    eval::plot::write_chart(&chart, Some(&png), Some(&svg)).unwrap();
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (900, 600));
+    // Something besides white was drawn.
+    assert!(img.to_rgb8().pixels().any(|p| p.0 != [255, 255, 255]));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.contains("accuracy"));
+}
