@@ -19,7 +19,8 @@ pub struct PairConfig {
     /// Fraction of negative pairs whose two characters come from the same alphabet (harder
     /// negatives); the rest pick two characters uniformly.
     pub same_alphabet_negatives: f32,
-    /// Random affine distortion applied to each image independently (`None`: off).
+    /// Random affine distortion applied to each image independently (`None`: off; a missing
+    /// key in a config file means off, so configs round-trip).
     pub augment: Option<AffineConfig>,
     /// Side length of the images handed to the model.
     pub side: usize,
@@ -29,7 +30,7 @@ impl Default for PairConfig {
     fn default() -> Self {
         PairConfig {
             same_alphabet_negatives: 0.0,
-            augment: Some(AffineConfig::reference()),
+            augment: None,
             side: 105,
         }
     }

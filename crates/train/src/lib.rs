@@ -1,1 +1,19 @@
-//! train
+//! Training: optimizers with saveable state (fused in-place updates on the CPU), learning-rate
+//! schedules, checkpoints that resume exactly, and the training loop with validation on a split
+//! carved from the background set, early stopping, metrics and plots.
+//!
+//! Uses the model crate for the network, data for samplers, and eval for validation trials.
+//! It never reads `images_evaluation`.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod optim;
+pub mod presets;
+pub mod schedule;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use error::TrainError;
+pub use trainer::{Outcome, Trainer};

@@ -1,0 +1,64 @@
+//! Checkpoints: the network, the optimizer's buffers, the step and the config in one
+//! safetensors file, written atomically. A checkpoint is also a model file (`eval` reads it).
+
+use std::path::Path;
+
+use candle_core::Device;
+use model::SiameseNet;
+use model::io::{Extras, load, save};
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::optim::Optimizer;
+
+/// Where the loop stands. Batches are a pure function of (seed, step), so the step is the
+/// whole sampler state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Steps completed.
+    pub step: u64,
+    pub best_accuracy: Option<f64>,
+    pub best_step: Option<u64>,
+    /// Validations since the best one (for early stopping).
+    pub stale_validations: u64,
+}
+
+pub fn save_checkpoint(
+    path: &Path,
+    net: &SiameseNet,
+    optimizer: Option<&Optimizer>,
+    state: &TrainState,
+    config: &TrainConfig,
+) -> Result<()> {
+    let mut extras = Extras::default();
+    if let Some(opt) = optimizer {
+        extras.tensors.extend(opt.state_tensors()?);
+    }
+    extras.metadata.insert("train_state".into(), serde_json::to_string(state).expect("state serializes"));
+    extras.metadata.insert("config".into(), config.to_toml());
+    save(net, path, &extras)?;
+    Ok(())
+}
+
+pub struct Loaded {
+    pub net: SiameseNet,
+    pub extras: Extras,
+    pub state: TrainState,
+    pub config: TrainConfig,
+}
+
+pub fn load_checkpoint(path: &Path, device: &Device) -> Result<Loaded> {
+    let (net, extras) = load(path, device)?;
+    let state: TrainState = extras
+        .metadata
+        .get("train_state")
+        .ok_or_else(|| TrainError::file(path, "not a training checkpoint (no train_state)"))
+        .and_then(|s| serde_json::from_str(s).map_err(|e| TrainError::file(path, format!("bad train_state: {e}"))))?;
+    let config = extras
+        .metadata
+        .get("config")
+        .ok_or_else(|| TrainError::file(path, "not a training checkpoint (no config)"))
+        .and_then(|s| TrainConfig::from_toml(s).map_err(|e| TrainError::file(path, format!("bad config: {e}"))))?;
+    Ok(Loaded { net, extras, state, config })
+}

@@ -1,0 +1,183 @@
+//! The full description of a training run, saved as TOML in the run folder and accepted back
+//! with `--config`.
+
+use std::path::PathBuf;
+
+use data::{PairConfig, Protocol, ValidationConfig};
+use model::{Arch, Init};
+use serde::{Deserialize, Serialize};
+
+use crate::optim::OptimizerConfig;
+use crate::schedule::Schedule;
+
+/// How the model is validated during training (on the validation split only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValConfig {
+    /// Validate every this many steps; 0 means at the end of each epoch.
+    pub every: u64,
+    pub ways: usize,
+    pub trials: usize,
+    pub protocol: Protocol,
+    /// Fixed pairs (no augmentation) for the validation loss.
+    pub pairs: usize,
+    /// Seed of the validation trials and pairs (fixed across the run).
+    pub seed: u64,
+}
+
+impl Default for ValConfig {
+    fn default() -> Self {
+        ValConfig {
+            every: 0,
+            ways: 20,
+            trials: 200,
+            protocol: Protocol::WithinAlphabet,
+            pairs: 256,
+            seed: 1234,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Run name: the run folder is `out_dir/name`.
+    pub name: String,
+    pub out_dir: PathBuf,
+    /// Folder holding `images_background/` (from `cargo xtask download`).
+    pub dataset: PathBuf,
+    /// `auto`, `cpu`, `cuda[:N]` or `metal`.
+    pub device: String,
+    pub arch: Arch,
+    pub init: Init,
+    pub seed: u64,
+    /// Pairs per batch.
+    pub batch: usize,
+    pub epochs: u64,
+    pub pairs_per_epoch: u64,
+    pub optimizer: OptimizerConfig,
+    pub schedule: Schedule,
+    pub pairs: PairConfig,
+    pub validation: ValidationConfig,
+    pub val: ValConfig,
+    /// Stop after this many validations without a better accuracy; 0 never stops early.
+    pub patience: u64,
+    /// Write `last.safetensors` every this many steps (and always at the end).
+    pub checkpoint_every: u64,
+    /// Log a metrics line every this many steps.
+    pub log_every: u64,
+}
+
+impl Default for TrainConfig {
+    /// The PyTorch reference recipe: Koch's network at 105x105, AdamW (lr 6e-4), StepLR (500
+    /// steps, gamma 0.9), 128 pairs a batch, random rotations of up to 15 degrees.
+    fn default() -> Self {
+        let arch = Arch::koch();
+        TrainConfig {
+            name: "reference".into(),
+            out_dir: "runs".into(),
+            dataset: "data/omniglot".into(),
+            device: "auto".into(),
+            pairs: PairConfig {
+                side: arch.input_side,
+                augment: Some(data::AffineConfig::reference()),
+                same_alphabet_negatives: 0.0,
+            },
+            arch,
+            init: Init::Default,
+            seed: 0,
+            batch: 128,
+            epochs: 30,
+            pairs_per_epoch: 64_000,
+            optimizer: OptimizerConfig::default(),
+            schedule: Schedule::default(),
+            validation: ValidationConfig::default(),
+            val: ValConfig::default(),
+            patience: 0,
+            checkpoint_every: 500,
+            log_every: 10,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn steps_per_epoch(&self) -> u64 {
+        self.pairs_per_epoch.div_ceil(self.batch.max(1) as u64).max(1)
+    }
+
+    pub fn total_steps(&self) -> u64 {
+        self.epochs * self.steps_per_epoch()
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.out_dir.join(&self.name)
+    }
+
+    /// Every check that can fail before any work starts.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name == "." || self.name == ".." {
+            return Err(format!("run name `{}` must be a plain folder name", self.name));
+        }
+        if self.batch == 0 {
+            return Err("batch size must be at least 1".into());
+        }
+        if self.epochs == 0 || self.pairs_per_epoch == 0 {
+            return Err("epochs and pairs per epoch must be at least 1".into());
+        }
+        self.arch.validate().map_err(|e| e.to_string())?;
+        if self.pairs.side != self.arch.input_side {
+            return Err(format!(
+                "pair images are {0}x{0} but the architecture takes {1}x{1}",
+                self.pairs.side, self.arch.input_side
+            ));
+        }
+        self.optimizer.validate()?;
+        self.schedule.validate()?;
+        if let Some(a) = &self.pairs.augment {
+            a.validate()?;
+        }
+        if !(0.0..=1.0).contains(&self.pairs.same_alphabet_negatives) {
+            return Err("same-alphabet negative fraction must be in [0, 1]".into());
+        }
+        if self.val.ways < 2 || self.val.trials == 0 {
+            return Err("validation needs at least 2 ways and 1 trial".into());
+        }
+        if self.checkpoint_every == 0 || self.log_every == 0 {
+            return Err("checkpoint and log intervals must be at least 1 step".into());
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configs serialize")
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_round_trip_through_toml() {
+        for name in crate::presets::NAMES {
+            let cfg = crate::presets::preset(name).unwrap();
+            cfg.validate().unwrap();
+            assert_eq!(TrainConfig::from_toml(&cfg.to_toml()).unwrap(), cfg, "{name}");
+        }
+        let off = TrainConfig {
+            pairs: data::PairConfig { augment: None, ..TrainConfig::default().pairs },
+            ..TrainConfig::default()
+        };
+        assert_eq!(TrainConfig::from_toml(&off.to_toml()).unwrap(), off);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = TrainConfig::from_toml("batchsize = 3").unwrap_err();
+        assert!(err.contains("batchsize"), "{err}");
+    }
+}

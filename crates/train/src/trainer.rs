@@ -1,0 +1,360 @@
+//! The training loop.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use data::trials::{check_ways, sample_trials};
+use data::{ImageStore, PairBatch, PairConfig, PairSampler, SplitIndex, SplitKind, Subset, Trial};
+use indicatif::{ProgressBar, ProgressStyle};
+use model::loss::{bce_with_logits, bce_with_logits_host};
+use model::{SiameseNet, parse_device};
+
+use crate::checkpoint::{TrainState, load_checkpoint, save_checkpoint};
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::metrics::{Metrics, Record};
+use crate::optim::Optimizer;
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    EarlyStopped,
+    /// Ctrl-C or `stop_after`: a checkpoint was written and `--resume` continues.
+    Interrupted,
+}
+
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub outcome: Outcome,
+    pub run_dir: PathBuf,
+    pub steps: u64,
+    pub best: Option<(u64, f64)>,
+    pub seconds: f64,
+    pub pairs_per_s: f64,
+    pub data_wait: f64,
+}
+
+/// Knobs of one invocation (not part of the saved config).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Continue the run in this folder from its `last.safetensors`.
+    pub resume: Option<PathBuf>,
+    /// Set (e.g. by Ctrl-C) to stop at the next step with a checkpoint.
+    pub stop: Arc<AtomicBool>,
+    /// Stop (as if interrupted) once this many steps are done.
+    pub stop_after: Option<u64>,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+pub struct Trainer;
+
+/// Validation material, fixed for the whole run.
+struct Validation {
+    subset: Subset,
+    trials: Vec<Trial>,
+    pairs: PairBatch,
+}
+
+fn layer_of_params(net: &SiameseNet) -> Vec<usize> {
+    (0..net.vars().len()).map(|i| i / 2).collect()
+}
+
+/// Loads the split folder, with the command that fetches it when missing.
+pub fn load_background(config: &TrainConfig) -> Result<ImageStore> {
+    let index = SplitIndex::scan_split(&config.dataset, SplitKind::Background)?;
+    let t = Instant::now();
+    let store = ImageStore::load(&index, config.arch.input_side)?;
+    tracing::info!(images = store.len(), seconds = t.elapsed().as_secs_f64(), "loaded images_background");
+    Ok(store)
+}
+
+impl Trainer {
+    /// Trains per `config`, or resumes the run in `opts.resume` (whose saved config wins).
+    pub fn run(config: TrainConfig, opts: &RunOptions) -> Result<Summary> {
+        let (config, device, resume) = match &opts.resume {
+            Some(dir) => {
+                let path = dir.join("last.safetensors");
+                let probe = load_checkpoint(&path, &Device::Cpu)?;
+                let device = parse_device(&config.device)?;
+                let mut saved = probe.config;
+                saved.device = config.device.clone();
+                (saved, device, Some(path))
+            }
+            None => {
+                let device = parse_device(&config.device)?;
+                (config, device, None)
+            }
+        };
+        config.validate().map_err(TrainError::Config)?;
+        // Fail on a missing dataset before creating anything.
+        SplitIndex::scan_split(&config.dataset, SplitKind::Background)?;
+        let run_dir = config.run_dir();
+        if resume.is_none() && run_dir.join("last.safetensors").exists() {
+            return Err(TrainError::Config(format!(
+                "{} already holds a run: continue it with `--resume {}` or pick another `--name`",
+                run_dir.display(),
+                run_dir.display()
+            )));
+        }
+        std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::file(&run_dir, format!("cannot create the run folder: {e}")))?;
+        let config_path = run_dir.join("config.toml");
+        model::io::write_atomic(&config_path, config.to_toml().as_bytes())
+            .map_err(|e| TrainError::file(&config_path, format!("cannot write: {e}")))?;
+
+        let store = load_background(&config)?;
+        let partition = config.validation.partition(&store)?;
+        tracing::info!(
+            train_characters = partition.train.characters.len(),
+            val_alphabets = ?partition.val_alphabets,
+            "split"
+        );
+        let validation = match &partition.val {
+            Some(val) => {
+                check_ways(&store, val, config.val.protocol, config.val.ways)?;
+                let trials = sample_trials(&store, val, config.val.protocol, config.val.ways, config.val.trials, config.val.seed)?;
+                let cfg = PairConfig { augment: None, ..config.pairs.clone() };
+                let pairs = PairSampler::new(&store, val, cfg, config.val.seed)?.batch(0, config.val.pairs.max(2));
+                Some(Validation { subset: val.clone(), trials, pairs })
+            }
+            None => None,
+        };
+
+        let (net, mut state, extras) = match &resume {
+            Some(path) => {
+                let loaded = load_checkpoint(path, &device)?;
+                (loaded.net, loaded.state, Some(loaded.extras))
+            }
+            None => (SiameseNet::new(&config.arch, config.init, config.seed, &device)?, TrainState::default(), None),
+        };
+        let mut optimizer = Optimizer::new(config.optimizer.clone(), net.vars().to_vec(), layer_of_params(&net))?;
+        if let Some(extras) = &extras {
+            optimizer.load_state(&extras.tensors, state.step)?;
+        }
+        let mut metrics = Metrics::open(&run_dir.join("metrics.jsonl"), resume.as_ref().map(|_| state.step))?;
+        let sampler = PairSampler::new(&store, &partition.train, config.pairs.clone(), config.seed)?;
+        let mut loop_ = Loop {
+            config: &config,
+            device: &device,
+            net: &net,
+            run_dir: &run_dir,
+            validation: validation.as_ref(),
+            store: &store,
+        };
+        loop_.train(&sampler, &mut optimizer, &mut state, &mut metrics, opts)
+    }
+}
+
+struct Loop<'a> {
+    config: &'a TrainConfig,
+    device: &'a Device,
+    net: &'a SiameseNet,
+    run_dir: &'a Path,
+    validation: Option<&'a Validation>,
+    store: &'a ImageStore,
+}
+
+impl Loop<'_> {
+    fn checkpoint(&self, optimizer: &Optimizer, state: &TrainState) -> Result<()> {
+        let path = self.run_dir.join("last.safetensors");
+        save_checkpoint(&path, self.net, Some(optimizer), state, self.config)?;
+        tracing::debug!(step = state.step, path = %path.display(), "checkpoint");
+        Ok(())
+    }
+
+    fn validate(&self, val: &Validation) -> Result<(f64, eval::Accuracy)> {
+        let side = self.config.arch.input_side;
+        let n = val.pairs.len();
+        let left = self.net.embed_images(&val.pairs.left, 256)?;
+        let right = self.net.embed_images(&val.pairs.right, 256)?;
+        let head = self.net.head_host()?;
+        let d = left.len() / n;
+        let logits: Vec<f32> = (0..n)
+            .map(|i| model::net::head_logit(&head, &left[i * d..(i + 1) * d], &right[i * d..(i + 1) * d]))
+            .collect();
+        let loss = bce_with_logits_host(&logits, &val.pairs.labels) as f64;
+        debug_assert_eq!(val.pairs.side, side);
+        let mut scorer = eval::ModelScorer::new(self.net, 256)?;
+        let results = eval::evaluate(&mut scorer, self.store, &val.trials)?;
+        let _ = &val.subset;
+        Ok((loss, eval::Accuracy::of(&results)))
+    }
+
+    fn train(
+        &mut self,
+        sampler: &PairSampler,
+        optimizer: &mut Optimizer,
+        state: &mut TrainState,
+        metrics: &mut Metrics,
+        opts: &RunOptions,
+    ) -> Result<Summary> {
+        let cfg = self.config;
+        let total = cfg.total_steps();
+        let per_epoch = cfg.steps_per_epoch();
+        let side = cfg.arch.input_side;
+        let b = cfg.batch;
+        let start = state.step;
+        let started = Instant::now();
+        let bar = if opts.progress {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}")
+                    .expect("valid template"),
+            );
+            bar.set_position(start);
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        let mut outcome = Outcome::Finished;
+        let mut last_val = String::from("val -");
+        let (mut window_loss, mut window_steps, mut window_wait, mut window_time) = (0.0f64, 0u64, 0.0f64, 0.0f64);
+        let (mut all_wait, mut all_time) = (0.0f64, 0.0f64);
+        let mut stale_checkpoint = false;
+
+        std::thread::scope(|scope| -> Result<()> {
+            // Batches for the coming steps are sampled and augmented while the model trains.
+            let (tx, rx) = sync_channel::<(u64, PairBatch)>(2);
+            scope.spawn(move || {
+                for step in start..total {
+                    let batch = sampler.batch(step, b);
+                    if tx.send((step, batch)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for step in start..total {
+                if opts.stop.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| step >= s) {
+                    outcome = Outcome::Interrupted;
+                    break;
+                }
+                let t0 = Instant::now();
+                let (got, batch) = rx.recv().map_err(|_| TrainError::Config("the data thread stopped".into()))?;
+                debug_assert_eq!(got, step);
+                let waited = t0.elapsed().as_secs_f64();
+                let left = Tensor::from_slice(&batch.left, (b, 1, side, side), self.device)?;
+                let right = Tensor::from_slice(&batch.right, (b, 1, side, side), self.device)?;
+                let labels = Tensor::from_slice(&batch.labels, b, self.device)?;
+                let logits = self.net.forward_pairs(&left, &right)?;
+                let loss = bce_with_logits(&logits, &labels)?;
+                let value = loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
+                if !value.is_finite() {
+                    let last = self.run_dir.join("last.safetensors");
+                    return Err(TrainError::Diverged {
+                        step,
+                        value,
+                        checkpoint: if last.exists() { last.display().to_string() } else { "none (no step completed a checkpoint)".into() },
+                    });
+                }
+                let grads = loss.backward()?;
+                drop(loss);
+                let factor = cfg.schedule.factor(step, total, per_epoch);
+                let epoch = step as f64 / per_epoch as f64;
+                optimizer.step(&grads, factor, epoch)?;
+                drop(grads);
+                state.step = step + 1;
+                stale_checkpoint = true;
+                let dt = t0.elapsed().as_secs_f64();
+                window_loss += value as f64;
+                window_steps += 1;
+                window_wait += waited;
+                window_time += dt;
+                all_wait += waited;
+                all_time += dt;
+                bar.inc(1);
+
+                if state.step % cfg.log_every == 0 || state.step == total {
+                    let pairs_per_s = (window_steps as f64 * b as f64) / window_time.max(1e-9);
+                    let rec = Record::Train {
+                        step: state.step,
+                        epoch: state.step as f64 / per_epoch as f64,
+                        loss: window_loss / window_steps as f64,
+                        lr: cfg.optimizer.lr() * factor,
+                        pairs_per_s,
+                        data_wait: window_wait / window_time.max(1e-9),
+                    };
+                    bar.set_message(format!(
+                        "epoch {:.2}/{} loss {:.4} {last_val} {:.0} pairs/s",
+                        state.step as f64 / per_epoch as f64,
+                        cfg.epochs,
+                        window_loss / window_steps as f64,
+                        pairs_per_s
+                    ));
+                    tracing::debug!(?rec, "train");
+                    metrics.push(rec)?;
+                    (window_loss, window_steps, window_wait, window_time) = (0.0, 0, 0.0, 0.0);
+                }
+
+                let validate_now = match cfg.val.every {
+                    0 => state.step % per_epoch == 0,
+                    every => state.step % every == 0,
+                } || state.step == total;
+                if validate_now && let Some(val) = self.validation {
+                    let (vloss, acc) = self.validate(val)?;
+                    last_val = format!("val {:.1}%", 100.0 * acc.accuracy);
+                    tracing::info!(
+                        step = state.step,
+                        val_loss = vloss,
+                        val_accuracy = %acc.display(),
+                        "validation"
+                    );
+                    metrics.push(Record::Val {
+                        step: state.step,
+                        epoch: state.step as f64 / per_epoch as f64,
+                        loss: vloss,
+                        accuracy: acc.accuracy,
+                        ci_low: acc.ci_low,
+                        ci_high: acc.ci_high,
+                        trials: acc.total,
+                    })?;
+                    if state.best_accuracy.is_none_or(|b| acc.accuracy > b) {
+                        state.best_accuracy = Some(acc.accuracy);
+                        state.best_step = Some(state.step);
+                        state.stale_validations = 0;
+                        save_checkpoint(&self.run_dir.join("best.safetensors"), self.net, None, state, cfg)?;
+                    } else {
+                        state.stale_validations += 1;
+                    }
+                    metrics.plot(&self.run_dir.join("curves.png"))?;
+                    if cfg.patience > 0 && state.stale_validations >= cfg.patience {
+                        tracing::info!(step = state.step, "early stopping: no better validation accuracy in {} validations", cfg.patience);
+                        outcome = Outcome::EarlyStopped;
+                        self.checkpoint(optimizer, state)?;
+                        stale_checkpoint = false;
+                        break;
+                    }
+                }
+                if state.step % cfg.checkpoint_every == 0 {
+                    self.checkpoint(optimizer, state)?;
+                    stale_checkpoint = false;
+                }
+            }
+            drop(rx);
+            Ok(())
+        })?;
+        bar.finish_and_clear();
+        if stale_checkpoint || !self.run_dir.join("last.safetensors").exists() {
+            self.checkpoint(optimizer, state)?;
+        }
+        if self.validation.is_none() && outcome != Outcome::Interrupted {
+            // Without a validation split the final weights are the ones to use.
+            save_checkpoint(&self.run_dir.join("best.safetensors"), self.net, None, state, cfg)?;
+        }
+        metrics.plot(&self.run_dir.join("curves.png"))?;
+        let steps_done = state.step - start;
+        Ok(Summary {
+            outcome,
+            run_dir: self.run_dir.to_path_buf(),
+            steps: state.step,
+            best: metrics.best_val(),
+            seconds: started.elapsed().as_secs_f64(),
+            pairs_per_s: steps_done as f64 * b as f64 / all_time.max(1e-9),
+            data_wait: all_wait / all_time.max(1e-9),
+        })
+    }
+}
