@@ -1,1 +1,61 @@
-fn main(){}
+//! `omniglot-siamese`: train, evaluate and use Siamese networks for one-shot Omniglot
+//! recognition. Thin glue over the library crates: argument parsing, logging, progress and
+//! Ctrl-C handling live here; everything else is in `data`, `model`, `train` and `eval`.
+
+mod classify;
+mod paths;
+mod train_cmd;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "omniglot-siamese", version, about = "Siamese networks for one-shot Omniglot recognition")]
+struct Cli {
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a network (the PyTorch reference recipe unless told otherwise).
+    Train(Box<train_cmd::TrainArgs>),
+    /// Measure N-way one-shot accuracy of a checkpoint or a baseline.
+    Eval(classify::EvalArgs),
+    /// Classify one query among candidates and draw the result as a PNG.
+    Classify(classify::ClassifyArgs),
+    /// Probability that two images show the same character.
+    Verify(classify::VerifyArgs),
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,train=info,cli=info",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match cli.command {
+        Command::Train(args) => train_cmd::run(*args),
+        Command::Eval(args) => classify::eval(args),
+        Command::Classify(args) => classify::classify(args),
+        Command::Verify(args) => classify::verify(args),
+    }
+}
+
+/// Writes `text` to `path`, creating folders, with the path in any error.
+pub(crate) fn write_file(path: &PathBuf, text: &str) -> Result<()> {
+    eval::report::write_text(path, text).with_context(|| format!("cannot write {}", path.display()))
+}

@@ -12,6 +12,7 @@ pub mod plot;
 pub mod report;
 pub mod runs;
 pub mod scorer;
+pub mod session;
 pub mod stats;
 
 pub use error::EvalError;

@@ -1,6 +1,7 @@
 //! Scorers: anything that says how alike two images of a store are. Higher is more alike.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use data::{ImageId, ImageStore};
 use model::SiameseNet;
@@ -21,8 +22,8 @@ pub trait Scorer: Send + Sync {
 
 /// A trained Siamese network. Each distinct image is embedded once, in batches on the
 /// network's device; pairs are then scored from the cached embeddings with the (cheap) head.
-pub struct ModelScorer<'a> {
-    net: &'a SiameseNet,
+pub struct ModelScorer {
+    net: Arc<SiameseNet>,
     batch: usize,
     dim: usize,
     head: (Vec<f32>, f32),
@@ -30,13 +31,13 @@ pub struct ModelScorer<'a> {
     embeddings: Vec<f32>,
 }
 
-impl<'a> ModelScorer<'a> {
-    pub fn new(net: &'a SiameseNet, batch: usize) -> Result<Self> {
+impl ModelScorer {
+    pub fn new(net: Arc<SiameseNet>, batch: usize) -> Result<Self> {
         Ok(ModelScorer {
-            net,
             batch: batch.max(1),
             dim: net.arch().embedding_dim()?,
             head: net.head_host()?,
+            net,
             slots: HashMap::new(),
             embeddings: Vec::new(),
         })
@@ -53,7 +54,7 @@ impl<'a> ModelScorer<'a> {
     }
 }
 
-impl Scorer for ModelScorer<'_> {
+impl Scorer for ModelScorer {
     fn name(&self) -> String {
         format!("siamese ({})", self.net.arch().name)
     }

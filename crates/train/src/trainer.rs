@@ -132,6 +132,7 @@ impl Trainer {
             }
             None => (SiameseNet::new(&config.arch, config.init, config.seed, &device)?, TrainState::default(), None),
         };
+        let net = Arc::new(net);
         let mut optimizer = Optimizer::new(config.optimizer.clone(), net.vars().to_vec(), layer_of_params(&net))?;
         if let Some(extras) = &extras {
             optimizer.load_state(&extras.tensors, state.step)?;
@@ -153,7 +154,7 @@ impl Trainer {
 struct Loop<'a> {
     config: &'a TrainConfig,
     device: &'a Device,
-    net: &'a SiameseNet,
+    net: &'a Arc<SiameseNet>,
     run_dir: &'a Path,
     validation: Option<&'a Validation>,
     store: &'a ImageStore,
@@ -179,7 +180,7 @@ impl Loop<'_> {
             .collect();
         let loss = bce_with_logits_host(&logits, &val.pairs.labels) as f64;
         debug_assert_eq!(val.pairs.side, side);
-        let mut scorer = eval::ModelScorer::new(self.net, 256)?;
+        let mut scorer = eval::ModelScorer::new(self.net.clone(), 256)?;
         let results = eval::evaluate(&mut scorer, self.store, &val.trials)?;
         let _ = &val.subset;
         Ok((loss, eval::Accuracy::of(&results)))

@@ -1,0 +1,273 @@
+//! `eval`, `classify` and `verify`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{ArgGroup, Args};
+use data::image_io::load_user_image;
+use data::{Protocol, SplitKind};
+use eval::plot::{CHOSEN, TRUTH, Tile, WRONG, write_classification};
+use eval::session::{Baseline, ScorerChoice, Session, load_model};
+use model::net::{head_logit, sigmoid};
+
+#[derive(Args, Debug)]
+pub struct ScorerArgs {
+    /// Model or training checkpoint [default: models/default.safetensors].
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// A baseline that needs no training instead: mhd (modified Hausdorff) or pixel.
+    #[arg(long, conflicts_with = "checkpoint")]
+    baseline: Option<Baseline>,
+    /// auto, cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+impl ScorerArgs {
+    fn choice(&self) -> Result<ScorerChoice> {
+        if let Some(b) = self.baseline {
+            return Ok(ScorerChoice::Baseline(b));
+        }
+        Ok(ScorerChoice::Checkpoint(self.checkpoint_path()?))
+    }
+
+    fn checkpoint_path(&self) -> Result<PathBuf> {
+        match &self.checkpoint {
+            Some(p) => Ok(p.clone()),
+            None => {
+                let p = crate::paths::default_model();
+                if !p.is_file() {
+                    bail!(
+                        "no --checkpoint given and the shipped model {} is missing; train one with \
+                         `cargo run --release -p cli -- train` and pass --checkpoint runs/NAME/best.safetensors",
+                        crate::paths::DEFAULT_MODEL
+                    );
+                }
+                Ok(p)
+            }
+        }
+    }
+
+    fn device(&self) -> Result<model::Device> {
+        Ok(model::parse_device(&self.device)?)
+    }
+}
+
+fn parse_split(s: &str) -> Result<SplitKind, String> {
+    match s {
+        "evaluation" | "images_evaluation" => Ok(SplitKind::Evaluation),
+        "background" | "images_background" => Ok(SplitKind::Background),
+        _ => Err(format!("unknown split `{s}` (expected evaluation or background)")),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    scorer: ScorerArgs,
+    /// random, within-alphabet, or runs (Lake's layout, see --runs-dir).
+    #[arg(long, default_value = "within-alphabet")]
+    protocol: String,
+    #[arg(long, default_value_t = 20)]
+    ways: usize,
+    #[arg(long, default_value_t = 400)]
+    trials: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Split to draw trials from.
+    #[arg(long, default_value = "evaluation", value_parser = parse_split)]
+    split: SplitKind,
+    /// Runs folder for --protocol runs (written by `cargo xtask make-runs`).
+    #[arg(long, default_value = "data/runs")]
+    runs_dir: PathBuf,
+    /// Folder with the splits [default: $OMNIGLOT_DIR or data/omniglot].
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// Also write OUT.json, OUT.csv and OUT.md.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let choice = a.scorer.choice()?;
+    let device = a.scorer.device()?;
+    let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
+    let (report, _) = if a.protocol == "runs" {
+        let mut session = runs_session(&choice, &device)?;
+        session.runs(&a.runs_dir)?
+    } else {
+        let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
+        let mut session = Session::open(&choice, &dataset, a.split, &device)?;
+        session.sampled(protocol, a.ways, a.trials, a.seed)?
+    };
+    print!("{}", report.to_markdown());
+    println!("({:.1} s)", report.seconds);
+    if let Some(out) = &a.out {
+        for (ext, text) in [("json", report.to_json()), ("csv", report.to_csv()), ("md", report.to_markdown())] {
+            crate::write_file(&out.with_extension(ext), &text)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs carry their own images: the session needs no split, only the scorer.
+fn runs_session(choice: &ScorerChoice, device: &model::Device) -> Result<Session> {
+    let side = match choice {
+        ScorerChoice::Checkpoint(p) => load_model(p, device)?.arch().input_side,
+        ScorerChoice::Baseline(_) => data::NATIVE_SIDE,
+    };
+    let empty = data::store::StoreBuilder::new(side).finish();
+    Ok(match choice {
+        ScorerChoice::Checkpoint(p) => Session::from_model(load_model(p, device)?, empty, SplitKind::Evaluation)?,
+        ScorerChoice::Baseline(b) => Session::from_baseline(*b, empty, SplitKind::Evaluation)?,
+    })
+}
+
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("files").args(["query", "candidates"]).multiple(true)))]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    scorer: ScorerArgs,
+    /// A query image file (with --candidates) instead of a sampled trial.
+    #[arg(long, requires = "candidates")]
+    query: Option<PathBuf>,
+    /// Candidate image files.
+    #[arg(long, num_args = 1.., requires = "query")]
+    candidates: Vec<PathBuf>,
+    /// For files: the index (0-based) of the correct candidate, if known.
+    #[arg(long)]
+    truth: Option<usize>,
+    /// For a sampled trial: random or within-alphabet.
+    #[arg(long, default_value = "within-alphabet")]
+    protocol: Protocol,
+    #[arg(long, default_value_t = 20)]
+    ways: usize,
+    /// Which sampled trial (its seed).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "evaluation", value_parser = parse_split)]
+    split: SplitKind,
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// Output PNG.
+    #[arg(long, default_value = "classify.png")]
+    out: PathBuf,
+}
+
+pub fn classify(a: ClassifyArgs) -> Result<()> {
+    let choice = a.scorer.choice()?;
+    let device = a.scorer.device()?;
+    if let Some(query) = &a.query {
+        return classify_files(&a, &choice, &device, query);
+    }
+    let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
+    let mut session = Session::open(&choice, &dataset, a.split, &device)?;
+    let (_, results) = session.sampled(a.protocol, a.ways, 1, a.seed)?;
+    let r = &results[0];
+    let store = &session.store;
+    let side = store.side();
+    let query_pixels = store.image_f32(r.trial.query);
+    let pixels: Vec<Vec<f32>> = r.trial.candidates.iter().map(|&c| store.image_f32(c)).collect();
+    let names: Vec<String> = r.trial.candidates.iter().map(|&c| store.describe(c)).collect();
+    let title = format!(
+        "{} | {}-way {} | query {} | {}",
+        session.scorer_name(),
+        a.ways,
+        a.protocol,
+        store.describe(r.trial.query),
+        if r.correct { "correct" } else { "wrong" }
+    );
+    report(&a.out, &title, &query_pixels, side, &pixels, &names, &r.scores, Some(r.trial.answer))
+}
+
+fn classify_files(a: &ClassifyArgs, choice: &ScorerChoice, device: &model::Device, query: &Path) -> Result<()> {
+    let ScorerChoice::Checkpoint(path) = choice else {
+        bail!("classifying image files needs a model (--checkpoint); baselines work on sampled trials");
+    };
+    if a.truth.is_some_and(|t| t >= a.candidates.len()) {
+        bail!("--truth {} is not a candidate index (0-{})", a.truth.unwrap_or(0), a.candidates.len() - 1);
+    }
+    let net = load_model(path, device)?;
+    let side = net.arch().input_side;
+    let load = |p: &Path| load_user_image(p, side).with_context(|| format!("cannot use {}", p.display()));
+    let q = load(query)?;
+    let cands: Vec<Vec<f32>> = a.candidates.iter().map(|p| load(p)).collect::<Result<_>>()?;
+    let mut all = q.clone();
+    cands.iter().for_each(|c| all.extend(c));
+    let emb = net.embed_images(&all, 64)?;
+    let d = emb.len() / (cands.len() + 1);
+    let head = net.head_host()?;
+    let scores: Vec<f32> = (0..cands.len()).map(|i| head_logit(&head, &emb[..d], &emb[(i + 1) * d..(i + 2) * d])).collect();
+    let names: Vec<String> = a.candidates.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+    let title = format!("{} | query {}", net.arch().name, query.display());
+    report(&a.out, &title, &q, side, &cands, &names, &scores, a.truth)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(out: &Path, title: &str, query: &[f32], side: usize, pixels: &[Vec<f32>], names: &[String], scores: &[f32], truth: Option<usize>) -> Result<()> {
+    let (chosen, tied) = eval::evaluate::choose(scores);
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]).then(i.cmp(&j)));
+    println!("| rank | candidate | logit | p(same) | |\n|---|---|---|---|---|");
+    for (rank, &i) in order.iter().enumerate() {
+        let mark = match (i == chosen, Some(i) == truth) {
+            (true, true) => "chosen, correct",
+            (true, false) => "chosen",
+            (false, true) => "true answer",
+            _ => "",
+        };
+        println!("| {} | {} | {:.3} | {:.3} | {mark} |", rank + 1, names[i], scores[i], sigmoid(scores[i]));
+    }
+    if tied {
+        println!("(the top score is tied; the first candidate among the tied ones was chosen)");
+    }
+    let tiles: Vec<Tile> = pixels
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Tile {
+            pixels: p,
+            side,
+            caption: format!("#{i} p={:.2}", sigmoid(scores[i])),
+            border: match (i == chosen, Some(i) == truth) {
+                (true, true) | (false, true) => Some(TRUTH),
+                (true, false) if truth.is_some() => Some(WRONG),
+                (true, false) => Some(CHOSEN),
+                _ => None,
+            },
+        })
+        .collect();
+    let q = Tile { pixels: query, side, caption: "query".into(), border: None };
+    write_classification(out, title, &q, &tiles).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {} (green: true answer, red: a wrong choice, blue: choice when the truth is unknown)", out.display());
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    scorer: ScorerArgs,
+    /// First image (any size and format; resized and binarised like the training data).
+    a: PathBuf,
+    /// Second image.
+    b: PathBuf,
+}
+
+pub fn verify(a: VerifyArgs) -> Result<()> {
+    if a.scorer.baseline.is_some() {
+        bail!("verify needs a trained model (--checkpoint), not a baseline");
+    }
+    let path = a.scorer.checkpoint_path()?;
+    let net = load_model(&path, &a.scorer.device()?)?;
+    let side = net.arch().input_side;
+    let mut images = load_user_image(&a.a, side).with_context(|| format!("cannot use {}", a.a.display()))?;
+    images.extend(load_user_image(&a.b, side).with_context(|| format!("cannot use {}", a.b.display()))?);
+    let emb = net.embed_images(&images, 2)?;
+    let d = emb.len() / 2;
+    let logit = head_logit(&net.head_host()?, &emb[..d], &emb[d..]);
+    let p = sigmoid(logit);
+    println!(
+        "p(same character) = {p:.4} (logit {logit:.3}): {}",
+        if p >= 0.5 { "same" } else { "different" }
+    );
+    Ok(())
+}

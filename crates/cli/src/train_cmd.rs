@@ -1,0 +1,251 @@
+//! `train`: flags over a preset or a config file, then the training loop with a progress bar
+//! and Ctrl-C handling.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use data::{AffineConfig, Protocol};
+use model::{Arch, Init};
+use train::optim::OptimizerConfig;
+use train::presets;
+use train::schedule::Schedule;
+use train::trainer::{Outcome, RunOptions};
+use train::{TrainConfig, Trainer};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Start from a named recipe: reference (default), koch, conv4, ...
+    #[arg(long)]
+    preset: Option<String>,
+    /// Start from a config file (TOML, as saved in a run folder's config.toml).
+    #[arg(long, conflicts_with = "preset")]
+    config: Option<PathBuf>,
+    /// Continue the run in this folder from its last checkpoint (its config.toml wins).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Run name; the run folder is OUT_DIR/NAME.
+    #[arg(long)]
+    name: Option<String>,
+    /// Folder holding run folders [default: runs].
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Folder with images_background/ [default: $OMNIGLOT_DIR or data/omniglot].
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// auto, cpu, cuda, cuda:N or metal.
+    #[arg(long)]
+    device: Option<String>,
+    /// Architecture: koch (105x105 reference), conv4 (28x28), conv4-SIDE.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Initialisation: default, koch or kaiming.
+    #[arg(long)]
+    init: Option<Init>,
+    #[arg(long)]
+    epochs: Option<u64>,
+    #[arg(long)]
+    pairs_per_epoch: Option<u64>,
+    /// Pairs per batch.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Base learning rate.
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f64>,
+    /// adamw or sgd (Koch's momentum SGD).
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// AdamW weight decay, or the L2 penalty for SGD.
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// step, cosine, constant or epoch-decay.
+    #[arg(long)]
+    schedule: Option<String>,
+    /// StepLR: steps between decays.
+    #[arg(long)]
+    step_every: Option<u64>,
+    /// StepLR: decay factor.
+    #[arg(long)]
+    gamma: Option<f64>,
+    /// Cosine: warm-up steps.
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Augmentation: koch, reference or none.
+    #[arg(long)]
+    augment: Option<String>,
+    /// Fraction of negative pairs drawn from one alphabet.
+    #[arg(long)]
+    same_alphabet_negatives: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Held-out validation alphabets: a count, or comma-separated names; 0 for none.
+    #[arg(long)]
+    val_alphabets: Option<String>,
+    /// Drawers used for training, e.g. 1-12 or all (validation uses the others).
+    #[arg(long)]
+    train_drawers: Option<String>,
+    #[arg(long)]
+    val_ways: Option<usize>,
+    #[arg(long)]
+    val_trials: Option<usize>,
+    /// random or within-alphabet.
+    #[arg(long)]
+    val_protocol: Option<Protocol>,
+    /// Validate every N steps (0: every epoch).
+    #[arg(long)]
+    val_every: Option<u64>,
+    /// Stop after this many validations without improvement (0: never).
+    #[arg(long)]
+    patience: Option<u64>,
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    /// Stop (with a checkpoint, resumable) after this many steps.
+    #[arg(long)]
+    stop_after: Option<u64>,
+    /// Print the resulting configuration and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
+    let mut c = if let Some(path) = &a.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        TrainConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+    } else {
+        let name = a.preset.as_deref().unwrap_or("reference");
+        presets::preset(name).with_context(|| format!("unknown preset `{name}` (available: {})", presets::NAMES.join(", ")))?
+    };
+    if a.config.is_none() {
+        c.dataset = crate::paths::dataset();
+    }
+    if let Some(v) = &a.name { c.name = v.clone() }
+    if let Some(v) = &a.out_dir { c.out_dir = v.clone() }
+    if let Some(v) = &a.dataset { c.dataset = v.clone() }
+    if let Some(v) = &a.device { c.device = v.clone() }
+    if let Some(v) = &a.arch {
+        c.arch = Arch::preset(v)?;
+        c.pairs.side = c.arch.input_side;
+    }
+    if let Some(v) = a.init { c.init = v }
+    if let Some(v) = a.epochs { c.epochs = v }
+    if let Some(v) = a.pairs_per_epoch { c.pairs_per_epoch = v }
+    if let Some(v) = a.batch { c.batch = v }
+    if let Some(v) = a.seed { c.seed = v }
+    if let Some(v) = &a.optimizer {
+        let lr = c.optimizer.lr();
+        c.optimizer = match v.as_str() {
+            "adamw" => OptimizerConfig::default(),
+            "sgd" => OptimizerConfig::koch_sgd(),
+            _ => bail!("unknown optimizer `{v}` (expected adamw or sgd)"),
+        };
+        c.optimizer.set_lr(lr);
+    }
+    if let Some(v) = a.lr { c.optimizer.set_lr(v) }
+    if let Some(v) = a.weight_decay {
+        match &mut c.optimizer {
+            OptimizerConfig::Adamw { weight_decay, .. } => *weight_decay = v,
+            OptimizerConfig::Sgd { l2, .. } => *l2 = v,
+        }
+    }
+    if let Some(v) = &a.schedule {
+        c.schedule = match v.as_str() {
+            "step" => Schedule::default(),
+            "cosine" => Schedule::Cosine { warmup: 0, min_factor: 0.0 },
+            "constant" => Schedule::Constant,
+            "epoch-decay" => Schedule::EpochDecay { decay: 0.01 },
+            _ => bail!("unknown schedule `{v}` (expected step, cosine, constant or epoch-decay)"),
+        };
+    }
+    match &mut c.schedule {
+        Schedule::Step { every, gamma } => {
+            if let Some(v) = a.step_every { *every = v }
+            if let Some(v) = a.gamma { *gamma = v }
+        }
+        Schedule::Cosine { warmup, .. } => {
+            if let Some(v) = a.warmup { *warmup = v }
+        }
+        _ => {}
+    }
+    if let Some(v) = &a.augment {
+        c.pairs.augment = match v.as_str() {
+            "none" | "off" => None,
+            name => Some(AffineConfig::preset(name).with_context(|| format!("unknown augmentation `{name}` (expected koch, reference or none)"))?),
+        };
+    }
+    if let Some(v) = a.same_alphabet_negatives { c.pairs.same_alphabet_negatives = v }
+    if let Some(v) = &a.val_alphabets {
+        match v.trim().parse::<usize>() {
+            Ok(n) => {
+                c.validation.alphabets = n;
+                c.validation.alphabet_names.clear();
+            }
+            Err(_) => c.validation.alphabet_names = v.split(',').map(|s| s.trim().to_string()).collect(),
+        }
+    }
+    if let Some(v) = &a.train_drawers { c.validation.train_drawers = data::split::parse_drawers(v)? }
+    if let Some(v) = a.val_ways { c.val.ways = v }
+    if let Some(v) = a.val_trials { c.val.trials = v }
+    if let Some(v) = a.val_protocol { c.val.protocol = v }
+    if let Some(v) = a.val_every { c.val.every = v }
+    if let Some(v) = a.patience { c.patience = v }
+    if let Some(v) = a.checkpoint_every { c.checkpoint_every = v }
+    c.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    Ok(c)
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let config = if args.resume.is_some() {
+        // The run's own config wins; only the device can change.
+        let mut c = TrainConfig::default();
+        if let Some(d) = &args.device { c.device = d.clone() }
+        c
+    } else {
+        build_config(&args)?
+    };
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("second Ctrl-C: exiting without a checkpoint");
+                std::process::exit(130);
+            }
+            eprintln!("Ctrl-C: finishing the current step and saving a checkpoint (Ctrl-C again to abort)");
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+    let opts = RunOptions {
+        resume: args.resume.clone(),
+        stop,
+        stop_after: args.stop_after,
+        progress: !args.no_progress,
+    };
+    let params = config.arch.parameter_count()?;
+    tracing::info!(arch = %config.arch.name, params, steps = config.total_steps(), "training");
+    let summary = Trainer::run(config, &opts)?;
+    let dir = summary.run_dir.display();
+    match summary.outcome {
+        Outcome::Finished => println!("finished {} steps", summary.steps),
+        Outcome::EarlyStopped => println!("stopped early after {} steps (no validation improvement)", summary.steps),
+        Outcome::Interrupted => println!("interrupted at step {}; continue with `--resume {dir}`", summary.steps),
+    }
+    if let Some((step, acc)) = summary.best {
+        println!("best validation accuracy {:.1}% at step {step}: {dir}/best.safetensors", 100.0 * acc);
+    }
+    println!(
+        "{:.0} s, {:.1} pairs/s, {:.1}% of step time waiting for data; metrics in {dir}/metrics.jsonl, curves in {dir}/curves.png",
+        summary.seconds,
+        summary.pairs_per_s,
+        100.0 * summary.data_wait
+    );
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! One evaluation setup (a scorer and a split loaded at the right size), reused across many
+//! protocols and N: the Siamese scorer embeds each image once for the whole session.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use data::trials::sample_trials;
+use data::{ImageStore, Protocol, SplitIndex, SplitKind, Subset};
+use model::{Device, SiameseNet};
+
+use crate::baselines::{MhdScorer, PixelScorer};
+use crate::error::{EvalError, Result};
+use crate::evaluate::{TrialResult, evaluate};
+use crate::report::Report;
+use crate::scorer::{ModelScorer, Scorer};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Baseline {
+    /// Lake's modified Hausdorff distance.
+    Mhd,
+    /// Nearest neighbour on pixels.
+    Pixel,
+}
+
+impl std::str::FromStr for Baseline {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mhd" => Ok(Baseline::Mhd),
+            "pixel" => Ok(Baseline::Pixel),
+            _ => Err(format!("unknown baseline `{s}` (expected mhd or pixel)")),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum ScorerChoice {
+    Checkpoint(PathBuf),
+    Baseline(Baseline),
+}
+
+/// Loads a model or training checkpoint.
+pub fn load_model(path: &Path, device: &Device) -> Result<Arc<SiameseNet>> {
+    let (net, _) = model::io::load(path, device)?;
+    Ok(Arc::new(net))
+}
+
+enum Kind {
+    Model(Arc<SiameseNet>),
+    Baseline(Baseline),
+}
+
+impl Kind {
+    fn scorer(&self) -> Result<Box<dyn Scorer>> {
+        Ok(match self {
+            Kind::Model(net) => Box::new(ModelScorer::new(net.clone(), 256)?),
+            Kind::Baseline(Baseline::Mhd) => Box::new(MhdScorer::default()),
+            Kind::Baseline(Baseline::Pixel) => Box::new(PixelScorer::default()),
+        })
+    }
+
+    /// Image side the scorer works at: the model's input, or the native 105 for baselines.
+    fn side(&self) -> usize {
+        match self {
+            Kind::Model(net) => net.arch().input_side,
+            Kind::Baseline(_) => data::NATIVE_SIDE,
+        }
+    }
+}
+
+pub struct Session {
+    kind: Kind,
+    scorer: Box<dyn Scorer>,
+    pub store: ImageStore,
+    pub split: SplitKind,
+}
+
+impl Session {
+    /// Loads the scorer and the split (`dataset/images_*`) at the scorer's image size.
+    pub fn open(choice: &ScorerChoice, dataset: &Path, split: SplitKind, device: &Device) -> Result<Self> {
+        let kind = match choice {
+            ScorerChoice::Checkpoint(p) => Kind::Model(load_model(p, device)?),
+            ScorerChoice::Baseline(b) => Kind::Baseline(*b),
+        };
+        let index = SplitIndex::scan_split(dataset, split)?;
+        let store = ImageStore::load(&index, kind.side())?;
+        Self::with_store(kind, store, split)
+    }
+
+    /// A session over an existing store (tests, training).
+    pub fn from_model(net: Arc<SiameseNet>, store: ImageStore, split: SplitKind) -> Result<Self> {
+        Self::with_store(Kind::Model(net), store, split)
+    }
+
+    /// A baseline session over an existing store.
+    pub fn from_baseline(b: Baseline, store: ImageStore, split: SplitKind) -> Result<Self> {
+        Self::with_store(Kind::Baseline(b), store, split)
+    }
+
+    fn with_store(kind: Kind, store: ImageStore, split: SplitKind) -> Result<Self> {
+        if store.side() != kind.side() {
+            return Err(EvalError::Invalid(format!(
+                "the scorer takes {0}x{0} images, the store holds {1}x{1}",
+                kind.side(),
+                store.side()
+            )));
+        }
+        Ok(Session { scorer: kind.scorer()?, kind, store, split })
+    }
+
+    pub fn scorer_name(&self) -> String {
+        self.scorer.name()
+    }
+
+    pub fn side(&self) -> usize {
+        self.kind.side()
+    }
+
+    /// The network, when the scorer is one.
+    pub fn model(&self) -> Option<&Arc<SiameseNet>> {
+        match &self.kind {
+            Kind::Model(n) => Some(n),
+            Kind::Baseline(_) => None,
+        }
+    }
+
+    /// Scores `trials` drawn from the split.
+    pub fn sampled(&mut self, protocol: Protocol, ways: usize, trials: usize, seed: u64) -> Result<(Report, Vec<TrialResult>)> {
+        let t = Instant::now();
+        let drawn = sample_trials(&self.store, &Subset::all(&self.store), protocol, ways, trials, seed)?;
+        let results = evaluate(self.scorer.as_mut(), &self.store, &drawn)?;
+        let mut report = Report::new(
+            &self.scorer.name(),
+            &protocol.to_string(),
+            ways,
+            self.split.dir_name(),
+            Some(seed),
+            &self.store,
+            &results,
+        );
+        report.seconds = t.elapsed().as_secs_f64();
+        Ok((report, results))
+    }
+
+    /// Scores Lake-style runs read from `dir`.
+    pub fn runs(&mut self, dir: &Path) -> Result<(Report, Vec<TrialResult>)> {
+        let t = Instant::now();
+        let mut scorer = self.kind.scorer()?;
+        let (mut report, results) = crate::runs::evaluate_runs(scorer.as_mut(), dir, self.kind.side())?;
+        report.seconds = t.elapsed().as_secs_f64();
+        Ok((report, results))
+    }
+}
