@@ -20,6 +20,11 @@ fn decode_luma(bytes: &[u8], path: &Path) -> Result<GrayImage> {
 
 /// Decodes an Omniglot PNG (105x105, ink black) into 105*105 ink values (0.0 or 1.0).
 pub fn decode_omniglot_png(bytes: &[u8], path: &Path) -> Result<Vec<f32>> {
+    Ok(decode_omniglot_ink(bytes, path)?.into_iter().map(|v| v as f32 / 255.0).collect())
+}
+
+/// Decodes an Omniglot PNG into 105*105 bytes of ink (255 = ink, 0 = background).
+pub fn decode_omniglot_ink(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
     let gray = decode_luma(bytes, path)?;
     let side = NATIVE_SIDE as u32;
     if gray.width() != side || gray.height() != side {
@@ -30,10 +35,11 @@ pub fn decode_omniglot_png(bytes: &[u8], path: &Path) -> Result<Vec<f32>> {
             expected: side,
         });
     }
-    Ok(gray
-        .pixels()
-        .map(|p| if p.0[0] < 128 { 1.0 } else { 0.0 })
-        .collect())
+    let mut ink = gray.into_raw();
+    for v in &mut ink {
+        *v = if *v < 128 { 255 } else { 0 };
+    }
+    Ok(ink)
 }
 
 /// Reads and decodes an Omniglot PNG from disk.

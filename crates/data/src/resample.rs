@@ -22,6 +22,54 @@ fn axis_weights(src: usize, dst: usize) -> Vec<(usize, Vec<f32>)> {
         .collect()
 }
 
+/// Area resampling between two fixed sizes, with the weights worked out once.
+pub struct Resampler {
+    src: (usize, usize),
+    dst: (usize, usize),
+    wx: Vec<(usize, Vec<f32>)>,
+    wy: Vec<(usize, Vec<f32>)>,
+}
+
+impl Resampler {
+    pub fn new(src_w: usize, src_h: usize, dst_w: usize, dst_h: usize) -> Self {
+        Resampler {
+            src: (src_w, src_h),
+            dst: (dst_w, dst_h),
+            wx: axis_weights(src_w, dst_w),
+            wy: axis_weights(src_h, dst_h),
+        }
+    }
+
+    /// Resamples `src` (`src_w x src_h`, row-major) into `dst` (`dst_w x dst_h`).
+    pub fn run(&self, src: &[f32], dst: &mut [f32]) {
+        let ((src_w, src_h), (dst_w, dst_h)) = (self.src, self.dst);
+        assert_eq!(src.len(), src_w * src_h, "source buffer size");
+        assert_eq!(dst.len(), dst_w * dst_h, "destination buffer size");
+        if self.src == self.dst {
+            dst.copy_from_slice(src);
+            return;
+        }
+        // Horizontal pass into an intermediate of dst_w x src_h.
+        let mut tmp = vec![0f32; dst_w * src_h];
+        for y in 0..src_h {
+            let row = &src[y * src_w..(y + 1) * src_w];
+            for (x, (first, ws)) in self.wx.iter().enumerate() {
+                tmp[y * dst_w + x] = ws.iter().zip(&row[*first..]).map(|(w, v)| w * v).sum();
+            }
+        }
+        for (y, (first, ws)) in self.wy.iter().enumerate() {
+            let out = &mut dst[y * dst_w..(y + 1) * dst_w];
+            out.fill(0.0);
+            for (i, w) in ws.iter().enumerate() {
+                let row = &tmp[(first + i) * dst_w..(first + i + 1) * dst_w];
+                for (o, v) in out.iter_mut().zip(row) {
+                    *o += w * v;
+                }
+            }
+        }
+    }
+}
+
 /// Resamples a `src_w x src_h` row-major image into `dst` of `dst_w x dst_h`.
 pub fn area_resample(
     src: &[f32],
@@ -31,31 +79,7 @@ pub fn area_resample(
     dst_w: usize,
     dst_h: usize,
 ) {
-    assert_eq!(src.len(), src_w * src_h, "source buffer size");
-    assert_eq!(dst.len(), dst_w * dst_h, "destination buffer size");
-    if src_w == dst_w && src_h == dst_h {
-        dst.copy_from_slice(src);
-        return;
-    }
-    let wx = axis_weights(src_w, dst_w);
-    let wy = axis_weights(src_h, dst_h);
-    // Horizontal pass into an intermediate of dst_w x src_h.
-    let mut tmp = vec![0f32; dst_w * src_h];
-    for y in 0..src_h {
-        let row = &src[y * src_w..(y + 1) * src_w];
-        for (x, (first, ws)) in wx.iter().enumerate() {
-            tmp[y * dst_w + x] = ws.iter().enumerate().map(|(i, w)| w * row[first + i]).sum();
-        }
-    }
-    for (y, (first, ws)) in wy.iter().enumerate() {
-        for x in 0..dst_w {
-            dst[y * dst_w + x] = ws
-                .iter()
-                .enumerate()
-                .map(|(i, w)| w * tmp[(first + i) * dst_w + x])
-                .sum();
-        }
-    }
+    Resampler::new(src_w, src_h, dst_w, dst_h).run(src, dst);
 }
 
 #[cfg(test)]

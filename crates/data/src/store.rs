@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 
 use crate::error::{DataError, Result};
-use crate::image_io::{read_omniglot_png, to_side};
+use crate::NATIVE_SIDE;
+use crate::image_io::decode_omniglot_ink;
+use crate::resample::Resampler;
 use crate::index::SplitIndex;
 
 /// Index of an image in an [`ImageStore`].
@@ -42,7 +44,8 @@ pub struct ImageStore {
 }
 
 fn quantize(v: f32) -> u8 {
-    (v.clamp(0.0, 1.0) * 255.0).round() as u8
+    // Not `round()`: that is a libm call, and this runs for every pixel of the dataset.
+    (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8
 }
 
 impl ImageStore {
@@ -52,22 +55,37 @@ impl ImageStore {
             return Err(DataError::Config("image side must be positive".into()));
         }
         let drawings: Vec<_> = index.drawings().collect();
-        let decoded: Vec<Vec<u8>> = drawings
-            .par_iter()
-            .map(|(_, _, d)| {
-                let native = read_omniglot_png(&d.path)?;
-                Ok(to_side(&native, side).into_iter().map(quantize).collect())
-            })
-            .collect::<Result<_>>()?;
+        let n = side * side;
+        let resampler = Resampler::new(NATIVE_SIDE, NATIVE_SIDE, side, side);
+        let mut pixels = vec![0u8; drawings.len() * n];
+        pixels
+            .par_chunks_mut(n)
+            .zip(drawings.par_iter())
+            .try_for_each(|(out, (_, _, d))| -> Result<()> {
+                let bytes = std::fs::read(&d.path).map_err(|e| DataError::io(&d.path, e))?;
+                let ink = decode_omniglot_ink(&bytes, &d.path)?;
+                if side == NATIVE_SIDE {
+                    out.copy_from_slice(&ink);
+                } else {
+                    let src: Vec<f32> = ink.iter().map(|&v| v as f32 / 255.0).collect();
+                    let mut dst = vec![0f32; n];
+                    resampler.run(&src, &mut dst);
+                    for (o, v) in out.iter_mut().zip(dst) {
+                        *o = quantize(v);
+                    }
+                }
+                Ok(())
+            })?;
         let mut builder = StoreBuilder::new(side);
-        let mut it = drawings.iter().zip(decoded);
+        builder.store.pixels = pixels;
+        let mut it = drawings.iter();
         for a in &index.alphabets {
             let alphabet = builder.alphabet(&a.name);
             for c in &a.characters {
                 let character = builder.character(alphabet, &c.name);
                 for _ in &c.drawings {
-                    let ((_, _, d), pixels) = it.next().expect("one decoded image per drawing");
-                    builder.push_u8(character, d.drawer, pixels, Some(d.path.clone()));
+                    let (_, _, d) = it.next().expect("one decoded image per drawing");
+                    builder.push_meta(character, d.drawer, Some(d.path.clone()));
                 }
             }
         }
@@ -172,6 +190,7 @@ impl ImageStore {
             return self.clone();
         }
         let n = side * side;
+        let resampler = Resampler::new(self.side, self.side, side, side);
         let mut pixels = vec![0u8; self.len() * n];
         pixels
             .par_chunks_mut(n)
@@ -179,9 +198,7 @@ impl ImageStore {
             .for_each(|(id, out)| {
                 let src = self.image_f32(id as ImageId);
                 let mut dst = vec![0.0; n];
-                crate::resample::area_resample(
-                    &src, self.side, self.side, &mut dst, side, side,
-                );
+                resampler.run(&src, &mut dst);
                 for (o, v) in out.iter_mut().zip(dst) {
                     *o = quantize(v);
                 }
@@ -239,10 +256,15 @@ impl StoreBuilder {
     }
 
     fn push_u8(&mut self, character: u32, drawer: u8, pixels: Vec<u8>, path: Option<PathBuf>) {
+        assert_eq!(pixels.len(), self.store.side * self.store.side, "image size");
+        self.store.pixels.extend_from_slice(&pixels);
+        self.push_meta(character, drawer, path);
+    }
+
+    /// Records an image whose pixels are already in place.
+    fn push_meta(&mut self, character: u32, drawer: u8, path: Option<PathBuf>) {
         let s = &mut self.store;
-        assert_eq!(pixels.len(), s.side * s.side, "image size");
         let id = s.image_character.len() as ImageId;
-        s.pixels.extend_from_slice(&pixels);
         s.image_character.push(character);
         s.image_drawer.push(drawer);
         s.image_path.push(path);
