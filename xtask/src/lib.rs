@@ -2,9 +2,11 @@
 //! Lake-style runs, sweeping N-way accuracy, and benchmarks. Library code lives here so it
 //! can be tested; `main.rs` only parses arguments.
 
+pub mod bench;
 pub mod checksum;
 pub mod download;
 pub mod extract;
+pub mod sweep;
 
 use std::path::PathBuf;
 

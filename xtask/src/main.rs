@@ -1,6 +1,11 @@
 use std::path::PathBuf;
 
-use anyhow::Result;
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use anyhow::{Context, Result};
+use data::Protocol;
+use eval::session::ScorerChoice;
 use clap::{Parser, Subcommand};
 use data::SplitKind;
 use xtask::download::{self, OFFICIAL_URL_BASE, Options, Source};
@@ -33,6 +38,75 @@ enum Command {
         /// Base URL of the official zips.
         #[arg(long, default_value = OFFICIAL_URL_BASE, hide = true)]
         url_base: String,
+    },
+    /// Write Lake-style one-shot runs (20-way, within one alphabet, two drawers) from
+    /// images_evaluation.
+    MakeRuns {
+        /// Where to write the runs (must not exist).
+        #[arg(long)]
+        dest: Option<PathBuf>,
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+        #[arg(long, default_value_t = 20)]
+        ways: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Folder with the splits [default: $OMNIGLOT_DIR or <project>/data/omniglot].
+        #[arg(long, env = "OMNIGLOT_DIR")]
+        dataset: Option<PathBuf>,
+    },
+    /// Accuracy against N (3, 5, 10, 20) for a checkpoint and the baselines, random and
+    /// within-alphabet: table, CSV, JSON and a plot.
+    SweepWays {
+        /// Model to sweep [default: the shipped models/default.safetensors, else train one].
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Train this preset first and sweep the result.
+        #[arg(long)]
+        train: Option<String>,
+        /// Comma-separated N.
+        #[arg(long, value_delimiter = ',', default_value = "3,5,10,20")]
+        ways: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "random,within-alphabet")]
+        protocols: Vec<Protocol>,
+        /// Baselines to include (comma-separated; `none` for none).
+        #[arg(long, value_delimiter = ',', default_value = "mhd,pixel")]
+        baselines: Vec<String>,
+        #[arg(long, default_value_t = 400)]
+        trials: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, env = "OMNIGLOT_DIR")]
+        dataset: Option<PathBuf>,
+        /// Where the results go.
+        #[arg(long, default_value = "results/sweep")]
+        out_dir: PathBuf,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// Training and embedding throughput and peak memory of both architectures.
+    Bench {
+        #[arg(long, value_delimiter = ',', default_value = "koch-105,conv4-28")]
+        models: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "32,128")]
+        batches: Vec<usize>,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Also write the rows as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// One benchmark configuration (used by `bench`, one process each).
+    #[command(hide = true)]
+    BenchOne {
+        model: String,
+        batch: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
     },
 }
 
@@ -76,6 +150,74 @@ fn main() -> Result<()> {
                 println!("{summary}");
             }
         }
+        Command::MakeRuns { dest, count, ways, seed, dataset } => {
+            let dataset = dataset.unwrap_or_else(xtask::default_dataset_dir);
+            let dest = dest.unwrap_or_else(|| xtask::project_root().join("data").join("runs"));
+            let index = data::SplitIndex::scan_split(&dataset, SplitKind::Evaluation)?;
+            data::runs::write_runs(&index, &dest, count, ways, seed)?;
+            println!("wrote {count} runs of {ways} ways to {}", dest.display());
+        }
+        Command::SweepWays { checkpoint, train, ways, protocols, baselines, trials, seed, dataset, out_dir, device } => {
+            let dataset = dataset.unwrap_or_else(xtask::default_dataset_dir);
+            let checkpoint = match (checkpoint, train) {
+                (Some(c), None) => c,
+                (None, Some(preset)) => train_preset(&preset, &dataset)?,
+                (Some(_), Some(_)) => anyhow::bail!("give --checkpoint or --train, not both"),
+                (None, None) => {
+                    let shipped = xtask::project_root().join("models").join("default.safetensors");
+                    if shipped.is_file() {
+                        shipped
+                    } else {
+                        eprintln!("no checkpoint given and no shipped model: training preset `{}` first", SHIPPED_PRESET);
+                        train_preset(SHIPPED_PRESET, &dataset)?
+                    }
+                }
+            };
+            let mut scorers = vec![ScorerChoice::Checkpoint(checkpoint)];
+            for b in baselines.iter().filter(|b| b.as_str() != "none") {
+                scorers.push(ScorerChoice::Baseline(b.parse().map_err(anyhow::Error::msg)?));
+            }
+            let opts = xtask::sweep::SweepOptions {
+                scorers,
+                ways,
+                protocols,
+                trials,
+                seed,
+                dataset,
+                split: SplitKind::Evaluation,
+                out_dir,
+                device: model::parse_device(&device)?,
+            };
+            xtask::sweep::run(&opts)?;
+        }
+        Command::Bench { models, batches, warmup, reps, json } => {
+            let rows = xtask::bench::run_all(&models, &batches, warmup, reps)?;
+            println!("{}", xtask::bench::table(&rows));
+            let text = serde_json::to_string_pretty(&rows)?;
+            println!("{text}");
+            if let Some(path) = json {
+                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
+        Command::BenchOne { model, batch, warmup, reps } => {
+            let row = xtask::bench::measure(&model, batch, warmup, reps)?;
+            println!("{}", serde_json::to_string(&row)?);
+        }
     }
     Ok(())
+}
+
+/// The preset of the shipped model.
+const SHIPPED_PRESET: &str = "conv4";
+
+fn train_preset(preset: &str, dataset: &std::path::Path) -> Result<PathBuf> {
+    let mut config = train::presets::preset(preset)
+        .with_context(|| format!("unknown preset `{preset}` (available: {})", train::presets::NAMES.join(", ")))?;
+    config.dataset = dataset.to_path_buf();
+    config.out_dir = xtask::project_root().join("runs");
+    config.name = format!("sweep-{preset}");
+    let resume = config.run_dir().join("last.safetensors").is_file().then(|| config.run_dir());
+    let opts = train::trainer::RunOptions { resume, progress: true, ..Default::default() };
+    let summary = train::Trainer::run(config, &opts)?;
+    Ok(summary.run_dir.join("best.safetensors"))
 }

@@ -1,9 +1,13 @@
 //! One convolution block as a single candle op on the CPU: conv (stride 1) + bias + ReLU +
-//! optional 2x2 max-pool. The pre-pool map of a whole batch is never materialised: each image
-//! is convolved and pooled in turn, and only the argmax of each pooling window is kept for the
-//! backward pass. Backward recomputes im2col per image and uses GEMMs for the weight and input
-//! gradients, skipping the input gradient when the input is the network's input.
+//! optional 2x2 max-pool. The pre-pool map of a whole batch is never materialised: images are
+//! convolved a few at a time (their column matrices side by side, so one GEMM covers several
+//! small images) and pooled at once, and only the argmax of each pooling window is kept for the
+//! backward pass. Backward recomputes im2col and uses GEMMs for the weight and input gradients,
+//! skipping the input gradient when the input is the network's input. Scratch buffers live in
+//! thread-locals so that steady-state training does not churn the allocator.
 
+use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
@@ -11,6 +15,9 @@ use rayon::prelude::*;
 
 use super::gemm::{Mat, matmul};
 use super::im2col::{Geometry, col2im_add, im2col};
+
+/// Column-matrix width (images side by side) that one GEMM aims for.
+const TARGET_COLUMNS: usize = 2048;
 
 /// Shapes of one block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,11 +45,7 @@ impl ConvGeometry {
     }
 
     pub fn out_side(&self) -> usize {
-        if self.pool {
-            self.conv_side() / 2
-        } else {
-            self.conv_side()
-        }
+        if self.pool { self.conv_side() / 2 } else { self.conv_side() }
     }
 
     fn in_len(&self) -> usize {
@@ -51,6 +54,11 @@ impl ConvGeometry {
 
     fn out_len(&self) -> usize {
         self.out_channels * self.out_side() * self.out_side()
+    }
+
+    /// Images per GEMM.
+    fn group(&self) -> usize {
+        (TARGET_COLUMNS / self.im2col().cols()).max(1)
     }
 }
 
@@ -66,13 +74,29 @@ pub struct ConvBlockOp {
 
 impl ConvBlockOp {
     pub fn new(geometry: ConvGeometry, input_grad: bool, train: bool) -> Self {
-        ConvBlockOp {
-            geometry,
-            input_grad,
-            train,
-            argmax: Mutex::new(Vec::new()),
-        }
+        ConvBlockOp { geometry, input_grad, train, argmax: Mutex::new(Vec::new()) }
     }
+}
+
+thread_local! {
+    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static MAPS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's two scratch buffers, grown to at least the given lengths.
+fn with_scratch<R>(cols: usize, maps: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    COLUMNS.with(|c| {
+        MAPS.with(|m| {
+            let (mut c, mut m) = (c.borrow_mut(), m.borrow_mut());
+            if c.len() < cols {
+                c.resize(cols, 0.0);
+            }
+            if m.len() < maps {
+                m.resize(maps, 0.0);
+            }
+            f(&mut c[..cols], &mut m[..maps])
+        })
+    })
 }
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
@@ -91,33 +115,44 @@ fn cpu_slice<'a>(s: &'a Storage, l: &Layout) -> candle_core::Result<&'a [f32]> {
 }
 
 /// Splits `0..n` into at most `parts` contiguous ranges of near-equal size.
-fn ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+fn ranges(n: usize, parts: usize) -> Vec<Range<usize>> {
     let parts = parts.clamp(1, n.max(1));
-    (0..parts)
-        .map(|i| (i * n / parts)..((i + 1) * n / parts))
-        .filter(|r| !r.is_empty())
-        .collect()
+    (0..parts).map(|i| (i * n / parts)..((i + 1) * n / parts)).filter(|r| !r.is_empty()).collect()
 }
 
-/// Bias + ReLU + pool of one image's conv output `z` (`C x S x S`) into `out`, recording the
-/// argmax (0..4, row-major in the window; the first maximum wins as in PyTorch).
-fn pool_relu(z: &[f32], channels: usize, side: usize, out: &mut [f32], argmax: &mut [u8]) {
+/// Splits `data` into consecutive pieces of `lens[i] * unit` elements.
+fn split_by<'a, T>(mut data: &'a mut [T], parts: &[Range<usize>], unit: usize) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(parts.len());
+    for r in parts {
+        let take = if data.is_empty() { 0 } else { r.len() * unit };
+        let (a, b) = data.split_at_mut(take);
+        out.push(a);
+        data = b;
+    }
+    out
+}
+
+/// ReLU + 2x2 pool of one image's conv map (channel `c` at `z[c * ld + offset..]`, `side` x
+/// `side`) into `out`, recording the argmax (0..4 within the window; the first maximum wins,
+/// as in PyTorch).
+fn pool_relu(z: &[f32], ld: usize, offset: usize, channels: usize, side: usize, out: &mut [f32], argmax: &mut [u8]) {
     let o = side / 2;
     for c in 0..channels {
-        let plane = &z[c * side * side..(c + 1) * side * side];
+        let plane = &z[c * ld + offset..c * ld + offset + side * side];
         for py in 0..o {
+            let top = &plane[2 * py * side..];
+            let bottom = &plane[(2 * py + 1) * side..];
+            let at = c * o * o + py * o;
             for px in 0..o {
-                let i = (2 * py) * side + 2 * px;
-                let cand = [plane[i], plane[i + 1], plane[i + side], plane[i + side + 1]];
+                let cand = [top[2 * px], top[2 * px + 1], bottom[2 * px], bottom[2 * px + 1]];
                 let mut best = 0;
-                for (j, &v) in cand.iter().enumerate().skip(1) {
-                    if v > cand[best] {
+                for j in 1..4 {
+                    if cand[j] > cand[best] {
                         best = j;
                     }
                 }
-                let at = c * o * o + py * o + px;
-                out[at] = cand[best].max(0.0);
-                argmax[at] = best as u8;
+                out[at + px] = cand[best].max(0.0);
+                argmax[at + px] = best as u8;
             }
         }
     }
@@ -145,74 +180,53 @@ impl CustomOp3 for ConvBlockOp {
         let conv_side = g.conv_side();
         let (in_len, out_len) = (g.in_len(), g.out_len());
         let mut out = vec![0f32; n * out_len];
-        let mut argmax = vec![0u8; if g.pool && self.train { n * out_len } else { 0 }];
+        let keep_argmax = g.pool && self.train;
+        let mut argmax = vec![0u8; if keep_argmax { n * out_len } else { 0 }];
         let threads = rayon::current_num_threads();
         let gemm_threads = if n >= threads { 1 } else { threads };
         let chunks = ranges(n, threads);
-        // Each chunk owns a disjoint slice of `out` and `argmax`.
-        let mut out_parts: Vec<&mut [f32]> = Vec::new();
-        let mut arg_parts: Vec<&mut [u8]> = Vec::new();
-        {
-            let mut rest_o = out.as_mut_slice();
-            let mut rest_a = argmax.as_mut_slice();
-            for r in &chunks {
-                let (o, ro) = rest_o.split_at_mut(r.len() * out_len);
-                out_parts.push(o);
-                rest_o = ro;
-                let take = if rest_a.is_empty() { 0 } else { r.len() * out_len };
-                let (a, ra) = rest_a.split_at_mut(take);
-                arg_parts.push(a);
-                rest_a = ra;
-            }
-        }
-        chunks
-            .par_iter()
-            .zip(out_parts.into_par_iter().zip(arg_parts.into_par_iter()))
-            .for_each(|(r, (out, argmax))| {
-                let mut col = vec![0f32; k_rows * p_cols];
-                let mut z = vec![0f32; g.out_channels * p_cols];
-                let mut scratch_arg = vec![0u8; if g.pool && argmax.is_empty() { out_len } else { 0 }];
-                for (j, img) in r.clone().enumerate() {
-                    let input = &x[img * in_len..(img + 1) * in_len];
-                    let rhs = if g.kernel == 1 && g.padding == 0 {
-                        input
-                    } else {
-                        im2col(ig, input, &mut col);
-                        &col[..]
-                    };
-                    for (c, row) in z.chunks_mut(p_cols).enumerate() {
+        let group = g.group();
+        let out_parts = split_by(&mut out, &chunks, out_len);
+        let arg_parts = split_by(&mut argmax, &chunks, out_len);
+        chunks.par_iter().zip(out_parts.into_par_iter().zip(arg_parts.into_par_iter())).for_each(|(r, (out, argmax))| {
+            let mut scratch_arg = vec![0u8; if g.pool && !keep_argmax { out_len } else { 0 }];
+            let per_group = group.min(r.len());
+            with_scratch(k_rows * per_group * p_cols, g.out_channels * per_group * p_cols, |col, z| {
+                for start in (0..r.len()).step_by(per_group) {
+                    let m = per_group.min(r.len() - start);
+                    let ld = m * p_cols;
+                    for j in 0..m {
+                        let img = r.start + start + j;
+                        im2col(ig, &x[img * in_len..(img + 1) * in_len], &mut col[j * p_cols..], ld);
+                    }
+                    let z = &mut z[..g.out_channels * ld];
+                    for (c, row) in z.chunks_mut(ld).enumerate() {
                         row.fill(b[c]);
                     }
-                    matmul(
-                        &mut z,
-                        Mat::new(w, g.out_channels, k_rows),
-                        Mat::new(rhs, k_rows, p_cols),
-                        true,
-                        gemm_threads,
-                    );
-                    let o = &mut out[j * out_len..(j + 1) * out_len];
-                    if g.pool {
-                        let a = if argmax.is_empty() {
-                            &mut scratch_arg[..]
+                    matmul(z, Mat::new(w, g.out_channels, k_rows), Mat::new(&col[..k_rows * ld], k_rows, ld), true, gemm_threads);
+                    for j in 0..m {
+                        let local = start + j;
+                        let o = &mut out[local * out_len..(local + 1) * out_len];
+                        if g.pool {
+                            let a = if keep_argmax { &mut argmax[local * out_len..(local + 1) * out_len] } else { &mut scratch_arg[..] };
+                            pool_relu(z, ld, j * p_cols, g.out_channels, conv_side, o, a);
                         } else {
-                            &mut argmax[j * out_len..(j + 1) * out_len]
-                        };
-                        pool_relu(&z, g.out_channels, conv_side, o, a);
-                    } else {
-                        for (d, v) in o.iter_mut().zip(&z) {
-                            *d = v.max(0.0);
+                            for c in 0..g.out_channels {
+                                let src = &z[c * ld + j * p_cols..c * ld + (j + 1) * p_cols];
+                                for (d, v) in o[c * p_cols..(c + 1) * p_cols].iter_mut().zip(src) {
+                                    *d = v.max(0.0);
+                                }
+                            }
                         }
                     }
                 }
             });
-        if self.train && g.pool {
+        });
+        if keep_argmax {
             *self.argmax.lock().expect("argmax lock") = argmax;
         }
         let o = g.out_side();
-        Ok((
-            CpuStorage::F32(out),
-            Shape::from_dims(&[n, g.out_channels, o, o]),
-        ))
+        Ok((CpuStorage::F32(out), Shape::from_dims(&[n, g.out_channels, o, o])))
     }
 
     fn bwd(
@@ -245,85 +259,68 @@ impl CustomOp3 for ConvBlockOp {
         let threads = rayon::current_num_threads();
         let gemm_threads = if n >= threads { 1 } else { threads };
         let chunks = ranges(n, threads);
+        let group = g.group();
         let mut dx = vec![0f32; if self.input_grad { n * in_len } else { 0 }];
-        let mut dx_parts: Vec<&mut [f32]> = Vec::new();
-        {
-            let mut rest = dx.as_mut_slice();
-            for r in &chunks {
-                let take = if rest.is_empty() { 0 } else { r.len() * in_len };
-                let (a, b) = rest.split_at_mut(take);
-                dx_parts.push(a);
-                rest = b;
-            }
-        }
+        let dx_parts = split_by(&mut dx, &chunks, in_len);
         let partials: Vec<(Vec<f32>, Vec<f32>)> = chunks
             .par_iter()
             .zip(dx_parts.into_par_iter())
             .map(|(r, dx)| {
                 let mut dw = vec![0f32; w_len];
                 let mut db = vec![0f32; g.out_channels];
-                let mut col = vec![0f32; k_rows * p_cols];
-                let mut dz = vec![0f32; g.out_channels * p_cols];
-                for (j, img) in r.clone().enumerate() {
-                    let gout = &grad[img * out_len..(img + 1) * out_len];
-                    let out = &res[img * out_len..(img + 1) * out_len];
-                    if g.pool {
-                        dz.fill(0.0);
-                        let arg = &argmax[img * out_len..(img + 1) * out_len];
-                        for c in 0..g.out_channels {
-                            for py in 0..os {
-                                for px in 0..os {
-                                    let at = c * os * os + py * os + px;
-                                    if out[at] > 0.0 {
-                                        let a = arg[at] as usize;
-                                        let (dy, dxp) = (a / 2, a % 2);
-                                        dz[c * cs * cs + (2 * py + dy) * cs + 2 * px + dxp] = gout[at];
+                let per_group = group.min(r.len());
+                with_scratch(k_rows * per_group * p_cols, g.out_channels * per_group * p_cols, |col, dz| {
+                    for start in (0..r.len()).step_by(per_group) {
+                        let m = per_group.min(r.len() - start);
+                        let ld = m * p_cols;
+                        let dz = &mut dz[..g.out_channels * ld];
+                        // The gradient at the conv output: through the pool's argmax and the ReLU.
+                        for j in 0..m {
+                            let img = r.start + start + j;
+                            let gout = &grad[img * out_len..(img + 1) * out_len];
+                            let out = &res[img * out_len..(img + 1) * out_len];
+                            for c in 0..g.out_channels {
+                                let plane = &mut dz[c * ld + j * p_cols..c * ld + (j + 1) * p_cols];
+                                if g.pool {
+                                    plane.fill(0.0);
+                                    let arg = &argmax[img * out_len..(img + 1) * out_len];
+                                    for py in 0..os {
+                                        for px in 0..os {
+                                            let at = c * os * os + py * os + px;
+                                            if out[at] > 0.0 {
+                                                let a = arg[at] as usize;
+                                                plane[(2 * py + a / 2) * cs + 2 * px + a % 2] = gout[at];
+                                            }
+                                        }
+                                    }
+                                } else {
+                                    let range = c * p_cols..(c + 1) * p_cols;
+                                    for ((d, &gv), &o) in plane.iter_mut().zip(&gout[range.clone()]).zip(&out[range]) {
+                                        *d = if o > 0.0 { gv } else { 0.0 };
                                     }
                                 }
                             }
                         }
-                    } else {
-                        for ((d, &gv), &o) in dz.iter_mut().zip(gout).zip(out) {
-                            *d = if o > 0.0 { gv } else { 0.0 };
+                        for (c, row) in dz.chunks(ld).enumerate() {
+                            db[c] += row.iter().sum::<f32>();
                         }
-                    }
-                    for (c, row) in dz.chunks(p_cols).enumerate() {
-                        db[c] += row.iter().sum::<f32>();
-                    }
-                    let input = &x[img * in_len..(img + 1) * in_len];
-                    let cols = if g.kernel == 1 && g.padding == 0 {
-                        input
-                    } else {
-                        im2col(ig, input, &mut col);
-                        &col[..]
-                    };
-                    // dW += dz (Cout x P) @ col^T (P x K)
-                    matmul(
-                        &mut dw,
-                        Mat::new(&dz, g.out_channels, p_cols),
-                        Mat::new(cols, k_rows, p_cols).t(),
-                        true,
-                        gemm_threads,
-                    );
-                    if !dx.is_empty() {
-                        // dcol = W^T (K x Cout) @ dz (Cout x P), then scatter back.
-                        matmul(
-                            &mut col,
-                            Mat::new(w, g.out_channels, k_rows).t(),
-                            Mat::new(&dz, g.out_channels, p_cols),
-                            false,
-                            gemm_threads,
-                        );
-                        let d = &mut dx[j * in_len..(j + 1) * in_len];
-                        if g.kernel == 1 && g.padding == 0 {
-                            for (a, b) in d.iter_mut().zip(&col) {
-                                *a += b;
+                        for j in 0..m {
+                            let img = r.start + start + j;
+                            im2col(ig, &x[img * in_len..(img + 1) * in_len], &mut col[j * p_cols..], ld);
+                        }
+                        let col = &mut col[..k_rows * ld];
+                        // dW += dz (Cout x m*P) @ col^T (m*P x K)
+                        matmul(&mut dw, Mat::new(dz, g.out_channels, ld), Mat::new(col, k_rows, ld).t(), true, gemm_threads);
+                        if !dx.is_empty() {
+                            // dcol = W^T (K x Cout) @ dz (Cout x m*P), then scattered back per image.
+                            matmul(col, Mat::new(w, g.out_channels, k_rows).t(), Mat::new(dz, g.out_channels, ld), false, gemm_threads);
+                            for j in 0..m {
+                                let local = start + j;
+                                col2im_add(ig, &col[j * p_cols..], ld, &mut dx[local * in_len..(local + 1) * in_len]);
                             }
-                        } else {
-                            col2im_add(ig, &col, d);
                         }
                     }
-                }
+                });
                 (dw, db)
             })
             .collect();
@@ -336,11 +333,7 @@ impl CustomOp3 for ConvBlockOp {
         let dev = candle_core::Device::Cpu;
         let dw = Tensor::from_vec(dw, (g.out_channels, g.in_channels, g.kernel, g.kernel), &dev)?;
         let db = Tensor::from_vec(db, g.out_channels, &dev)?;
-        let dx = if self.input_grad {
-            Some(Tensor::from_vec(dx, (n, g.in_channels, g.side, g.side), &dev)?)
-        } else {
-            None
-        };
+        let dx = if self.input_grad { Some(Tensor::from_vec(dx, (n, g.in_channels, g.side, g.side), &dev)?) } else { None };
         Ok((dx, Some(dw), Some(db)))
     }
 }

@@ -34,15 +34,16 @@ impl Geometry {
     }
 }
 
-/// Writes the column matrix of `image` into `col` (`rows() x cols()`).
-pub fn im2col(g: Geometry, image: &[f32], col: &mut [f32]) {
+/// Writes the column matrix of `image` into `col` (`rows() x cols()`), row `r` starting at
+/// `col[r * ld]` (`ld >= cols()`, so several images can sit side by side).
+pub fn im2col(g: Geometry, image: &[f32], col: &mut [f32], ld: usize) {
     let (s, k, p, o) = (g.side, g.kernel, g.padding, g.out_side());
     let cols = o * o;
     for c in 0..g.channels {
         let plane = &image[c * s * s..(c + 1) * s * s];
         for ky in 0..k {
             for kx in 0..k {
-                let row = &mut col[((c * k + ky) * k + kx) * cols..][..cols];
+                let row = &mut col[((c * k + ky) * k + kx) * ld..][..cols];
                 let (lo, hi) = g.valid_x(kx);
                 for oy in 0..o {
                     let out = &mut row[oy * o..(oy + 1) * o];
@@ -65,15 +66,16 @@ pub fn im2col(g: Geometry, image: &[f32], col: &mut [f32]) {
     }
 }
 
-/// Adds the column matrix `col` back onto `image` (the adjoint of [`im2col`]).
-pub fn col2im_add(g: Geometry, col: &[f32], image: &mut [f32]) {
+/// Adds the column matrix `col` (row stride `ld`) back onto `image` (the adjoint of
+/// [`im2col`]).
+pub fn col2im_add(g: Geometry, col: &[f32], ld: usize, image: &mut [f32]) {
     let (s, k, p, o) = (g.side, g.kernel, g.padding, g.out_side());
     let cols = o * o;
     for c in 0..g.channels {
         let plane = &mut image[c * s * s..(c + 1) * s * s];
         for ky in 0..k {
             for kx in 0..k {
-                let row = &col[((c * k + ky) * k + kx) * cols..][..cols];
+                let row = &col[((c * k + ky) * k + kx) * ld..][..cols];
                 let (lo, hi) = g.valid_x(kx);
                 for oy in 0..o {
                     let iy = oy + ky;
@@ -124,15 +126,23 @@ mod tests {
             let g = Geometry { channels, side, kernel, padding };
             let image: Vec<f32> = (0..channels * side * side).map(|i| i as f32 + 1.0).collect();
             let mut col = vec![f32::NAN; g.rows() * g.cols()];
-            im2col(g, &image, &mut col);
+            im2col(g, &image, &mut col, g.cols());
             assert_eq!(col, reference(g, &image), "{g:?}");
             // <im2col(x), y> == <x, col2im(y)>
             let y: Vec<f32> = (0..col.len()).map(|i| ((i * 13) % 7) as f32 - 3.0).collect();
             let mut back = vec![0.0; image.len()];
-            col2im_add(g, &y, &mut back);
+            col2im_add(g, &y, g.cols(), &mut back);
             let lhs: f32 = col.iter().zip(&y).map(|(a, b)| a * b).sum();
             let rhs: f32 = image.iter().zip(&back).map(|(a, b)| a * b).sum();
             assert!((lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0), "{g:?}: {lhs} vs {rhs}");
+            // Side by side with a wider stride, the image's block is the same.
+            let ld = g.cols() + 5;
+            let mut wide = vec![7.0; g.rows() * ld];
+            im2col(g, &image, &mut wide, ld);
+            for r in 0..g.rows() {
+                assert_eq!(&wide[r * ld..r * ld + g.cols()], &col[r * g.cols()..(r + 1) * g.cols()]);
+                assert!(wide[r * ld + g.cols()..(r + 1) * ld].iter().all(|&v| v == 7.0));
+            }
         }
     }
 }

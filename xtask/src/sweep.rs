@@ -1,0 +1,110 @@
+//! `cargo xtask sweep-ways`: accuracy against N for a checkpoint and the baselines, random and
+//! within-alphabet, as a Markdown table, CSV, JSON and a plot with 95% intervals.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use data::{Protocol, SplitKind};
+use eval::Report;
+use eval::plot::{Chart, Series, write_chart};
+use eval::session::{Baseline, ScorerChoice, Session};
+use model::Device;
+
+pub struct SweepOptions {
+    pub scorers: Vec<ScorerChoice>,
+    pub ways: Vec<usize>,
+    pub protocols: Vec<Protocol>,
+    pub trials: usize,
+    pub seed: u64,
+    pub dataset: PathBuf,
+    pub split: SplitKind,
+    pub out_dir: PathBuf,
+    pub device: Device,
+}
+
+fn label(choice: &ScorerChoice) -> String {
+    match choice {
+        ScorerChoice::Checkpoint(p) => format!("siamese ({})", p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+        ScorerChoice::Baseline(Baseline::Mhd) => "modified Hausdorff".into(),
+        ScorerChoice::Baseline(Baseline::Pixel) => "pixel NN".into(),
+    }
+}
+
+pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
+    let mut reports = Vec::new();
+    for choice in &opts.scorers {
+        let mut session = Session::open(choice, &opts.dataset, opts.split, &opts.device)
+            .with_context(|| format!("cannot set up {}", label(choice)))?;
+        for &protocol in &opts.protocols {
+            for &ways in &opts.ways {
+                let (mut report, _) = session.sampled(protocol, ways, opts.trials, opts.seed)?;
+                report.scorer = label(choice);
+                eprintln!(
+                    "{} {protocol} {ways}-way: {} ({:.1} s)",
+                    report.scorer,
+                    report.overall.display(),
+                    report.seconds
+                );
+                reports.push(report);
+            }
+        }
+    }
+    write_outputs(&reports, &opts.out_dir)?;
+    Ok(reports)
+}
+
+/// `sweep.md`, `sweep.csv`, `sweep.json`, `sweep.png`, `sweep.svg` in `dir`.
+pub fn write_outputs(reports: &[Report], dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut md = String::from("| scorer | protocol | N | accuracy | 95% CI | trials |\n|---|---|---|---|---|---|\n");
+    let mut csv = String::new();
+    for (i, r) in reports.iter().enumerate() {
+        let a = &r.overall;
+        md.push_str(&format!(
+            "| {} | {} | {} | {:.1}% | {:.1}-{:.1}% | {} |\n",
+            r.scorer,
+            r.protocol,
+            r.ways,
+            100.0 * a.accuracy,
+            100.0 * a.ci_low,
+            100.0 * a.ci_high,
+            a.total
+        ));
+        let body = r.to_csv();
+        let mut lines = body.lines();
+        let header = lines.next().unwrap_or_default();
+        if i == 0 {
+            csv.push_str(header);
+            csv.push('\n');
+        }
+        // The overall row only: per-alphabet rows live in the JSON.
+        if let Some(first) = lines.next() {
+            csv.push_str(first);
+            csv.push('\n');
+        }
+    }
+    eval::report::write_text(&dir.join("sweep.md"), &md)?;
+    eval::report::write_text(&dir.join("sweep.csv"), &csv)?;
+    eval::report::write_text(&dir.join("sweep.json"), &serde_json::to_string_pretty(reports)?)?;
+    let mut series: Vec<Series> = Vec::new();
+    for r in reports {
+        let name = format!("{} - {}", r.scorer, r.protocol);
+        let a = &r.overall;
+        let point = (r.ways as f64, a.accuracy, a.ci_low, a.ci_high);
+        match series.iter_mut().find(|s| s.name == name) {
+            Some(s) => s.points.push(point),
+            None => series.push(Series { name, points: vec![point] }),
+        }
+    }
+    let chart = Chart {
+        title: "One-shot accuracy on images_evaluation (95% Wilson intervals)",
+        x_label: "N (ways)",
+        y_label: "accuracy",
+        series: &series,
+        y_range: Some(0.0..1.0),
+    };
+    write_chart(&chart, Some(&dir.join("sweep.png")), Some(&dir.join("sweep.svg")))?;
+    println!("{md}");
+    println!("wrote {}/sweep.{{md,csv,json,png,svg}}", dir.display());
+    Ok(())
+}
