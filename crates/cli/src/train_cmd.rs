@@ -13,6 +13,7 @@ use train::optim::OptimizerConfig;
 use train::presets;
 use train::schedule::Schedule;
 use train::trainer::{Outcome, RunOptions};
+use train::config::Objective;
 use train::{TrainConfig, Trainer};
 
 #[derive(Args, Debug)]
@@ -51,6 +52,30 @@ pub struct TrainArgs {
     /// Pairs per batch.
     #[arg(long)]
     batch: Option<usize>,
+    /// Training objective: pairs (BCE on same/different pairs) or episodes (N-way softmax).
+    #[arg(long)]
+    objective: Option<String>,
+    /// Episodes: classes per episode.
+    #[arg(long)]
+    ways: Option<usize>,
+    /// Episodes: query drawings per class.
+    #[arg(long)]
+    queries: Option<usize>,
+    /// Episodes: probability that an episode is drawn within one alphabet.
+    #[arg(long)]
+    within_alphabet: Option<f32>,
+    /// Episodes: treat 90-degree rotations of characters as new classes.
+    #[arg(long)]
+    rotations: Option<bool>,
+    /// Episodes: weight of the balanced pair BCE next to the N-way cross-entropy.
+    #[arg(long)]
+    pair_weight: Option<f64>,
+    /// Episodes per optimiser step.
+    #[arg(long)]
+    episodes_per_step: Option<usize>,
+    /// Episodes per epoch.
+    #[arg(long)]
+    episodes_per_epoch: Option<u64>,
     /// Base learning rate.
     #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
@@ -136,6 +161,35 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     if let Some(v) = a.pairs_per_epoch { c.pairs_per_epoch = v }
     if let Some(v) = a.batch { c.batch = v }
     if let Some(v) = a.seed { c.seed = v }
+    if let Some(v) = &a.objective {
+        c.objective = match v.as_str() {
+            "pairs" => Objective::Pairs,
+            "episodes" => match &c.objective {
+                Objective::Episodes { .. } => c.objective.clone(),
+                Objective::Pairs => Objective::Episodes {
+                    ways: 20,
+                    queries: 2,
+                    within_alphabet: 0.5,
+                    rotations: false,
+                    pair_weight: 0.5,
+                    per_step: 1,
+                    per_epoch: 500,
+                },
+            },
+            _ => bail!("unknown objective `{v}` (expected pairs or episodes)"),
+        };
+    }
+    if let Objective::Episodes { ways, queries, within_alphabet, rotations, pair_weight, per_step, per_epoch } = &mut c.objective {
+        if let Some(v) = a.ways { *ways = v }
+        if let Some(v) = a.queries { *queries = v }
+        if let Some(v) = a.within_alphabet { *within_alphabet = v }
+        if let Some(v) = a.rotations { *rotations = v }
+        if let Some(v) = a.pair_weight { *pair_weight = v }
+        if let Some(v) = a.episodes_per_step { *per_step = v }
+        if let Some(v) = a.episodes_per_epoch { *per_epoch = v }
+    } else if a.ways.is_some() || a.queries.is_some() || a.episodes_per_epoch.is_some() {
+        bail!("--ways, --queries and --episodes-per-* apply to `--objective episodes`");
+    }
     if let Some(v) = &a.optimizer {
         let lr = c.optimizer.lr();
         c.optimizer = match v.as_str() {

@@ -6,6 +6,7 @@
 //! live in the crates above it.
 
 pub mod augment;
+pub mod episodes;
 pub mod error;
 pub mod image_io;
 pub mod index;

@@ -84,20 +84,41 @@ impl Arch {
         }
     }
 
-    /// Looks up a named architecture: `koch`, `conv4` (28x28), `conv4-S` for input side S.
+    /// `blocks` blocks of 3x3 conv (padding 1), ReLU and 2x2 max-pool, `channels` wide.
+    pub fn convnet(blocks: usize, side: usize, channels: usize) -> Arch {
+        let suffix = if channels == 64 { String::new() } else { format!("x{channels}") };
+        Arch {
+            name: format!("conv{blocks}-{side}{suffix}"),
+            blocks: vec![ConvSpec { channels, kernel: 3, padding: 1, pool: true }; blocks],
+            ..Arch::conv4(side, channels)
+        }
+    }
+
+    /// Looks up a named architecture: `koch`, `conv4` (28x28, 64 channels), or
+    /// `convB-S[xC]`: B blocks on SxS input, C channels (default 64), e.g. `conv4-56x96`.
     pub fn preset(name: &str) -> Result<Arch> {
         match name {
             "koch" | "reference" => Ok(Arch::koch()),
             "conv4" => Ok(Arch::conv4(28, 64)),
             _ => {
-                if let Some(side) = name.strip_prefix("conv4-").and_then(|s| s.parse().ok()) {
-                    let arch = Arch::conv4(side, 64);
-                    arch.validate()?;
-                    return Ok(arch);
+                let parsed = name.strip_prefix("conv").and_then(|rest| {
+                    let (blocks, rest) = rest.split_once('-')?;
+                    let (side, channels) = match rest.split_once('x') {
+                        Some((s, c)) => (s, c.parse().ok()?),
+                        None => (rest, 64),
+                    };
+                    Some((blocks.parse().ok()?, side.parse().ok()?, channels))
+                });
+                match parsed {
+                    Some((blocks, side, channels)) if blocks > 0 => {
+                        let arch = Arch::convnet(blocks, side, channels);
+                        arch.validate()?;
+                        Ok(arch)
+                    }
+                    _ => Err(ModelError::Arch(format!(
+                        "unknown architecture `{name}` (expected koch, conv4, or convB-S[xC] such as conv4-56x96)"
+                    ))),
                 }
-                Err(ModelError::Arch(format!(
-                    "unknown architecture `{name}` (expected koch, conv4 or conv4-SIDE)"
-                )))
             }
         }
     }
@@ -216,5 +237,11 @@ mod tests {
         assert!(Arch::preset("conv4-8").is_err());
         assert!(Arch::preset("resnet").is_err());
         assert_eq!(Arch::preset("conv4-56").unwrap().input_side, 56);
+        let a = Arch::preset("conv5-56x96").unwrap();
+        assert_eq!((a.blocks.len(), a.input_side, a.blocks[0].channels), (5, 56, 96));
+        assert_eq!(a.name, "conv5-56x96");
+        assert_eq!(Arch::preset("conv4-28").unwrap(), Arch::conv4(28, 64));
+        assert!(Arch::preset("conv0-28").is_err());
+        assert!(Arch::preset("conv4-28xq").is_err());
     }
 }

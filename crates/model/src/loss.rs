@@ -5,11 +5,20 @@ use candle_core::Tensor;
 
 use crate::error::Result;
 
+/// Per-element BCE of `logits` against `labels` (same shapes).
+fn bce_elements(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let softplus = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    Ok(((logits.relu()? - (logits * labels)?)? + softplus)?)
+}
+
 /// Mean BCE of `logits` against `labels` (0 or 1), both `[N]`.
 pub fn bce_with_logits(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let softplus = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
-    let per = ((logits.relu()? - (logits * labels)?)? + softplus)?;
-    Ok(per.mean_all()?)
+    Ok(bce_elements(logits, labels)?.mean_all()?)
+}
+
+/// Weighted sum (not mean) of per-element BCE: `sum(weight * bce(logits, labels))`.
+pub fn bce_with_logits_weighted(logits: &Tensor, labels: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    Ok((bce_elements(logits, labels)? * weight)?.sum_all()?)
 }
 
 /// The same on the host, for checking.

@@ -166,6 +166,18 @@ impl SiameseNet {
         Ok(linear(&d, self.vars[n - 2].as_tensor(), self.vars[n - 1].as_tensor())?.squeeze(1)?)
     }
 
+    /// Logits `[Q, N]` of every query embedding (`[Q, D]`) against every candidate embedding
+    /// (`[N, D]`): entry `(i, j)` is `head(|q_i - c_j|)`.
+    pub fn pairwise_logits(&self, queries: &Tensor, candidates: &Tensor) -> Result<Tensor> {
+        let n = self.vars.len();
+        let (q, d) = queries.dims2()?;
+        let (c, _) = candidates.dims2()?;
+        let diff = queries.unsqueeze(1)?.broadcast_sub(&candidates.unsqueeze(0)?)?.abs()?;
+        let w = self.vars[n - 2].as_tensor();
+        let logits = diff.reshape((q * c, d))?.matmul(&w.t()?)?.reshape((q, c))?;
+        Ok(logits.broadcast_add(self.vars[n - 1].as_tensor())?)
+    }
+
     /// Logits `[N]` for pairs of images `[N, 1, S, S]`. Both sides go through the tower as one
     /// batch of `2N` images.
     pub fn forward_pairs(&self, left: &Tensor, right: &Tensor) -> Result<Tensor> {

@@ -70,6 +70,21 @@ fn host_head_matches_the_tensor_head() {
 }
 
 #[test]
+fn pairwise_logits_match_the_pair_head() {
+    let net = SiameseNet::new(&Arch::conv4(28, 8), Init::Default, 2, &Device::Cpu).unwrap();
+    let q = net.embed_inference(&images(3, 28, 1)).unwrap();
+    let c = net.embed_inference(&images(4, 28, 2)).unwrap();
+    let all = net.pairwise_logits(&q, &c).unwrap().to_vec2::<f32>().unwrap();
+    let (qv, cv) = (q.to_vec2::<f32>().unwrap(), c.to_vec2::<f32>().unwrap());
+    let head = net.head_host().unwrap();
+    for i in 0..3 {
+        for j in 0..4 {
+            assert!((all[i][j] - model::net::head_logit(&head, &qv[i], &cv[j])).abs() < 1e-4);
+        }
+    }
+}
+
+#[test]
 fn same_seed_same_weights() {
     let arch = Arch::conv4(28, 8);
     let a = SiameseNet::new(&arch, Init::Koch, 9, &Device::Cpu).unwrap();

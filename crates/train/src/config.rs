@@ -38,6 +38,32 @@ impl Default for ValConfig {
     }
 }
 
+/// What each training step optimises.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Objective {
+    /// Binary cross-entropy on balanced same/different pairs (Koch et al., the reference).
+    #[default]
+    Pairs,
+    /// N-way episodes: the head's logits of each query against the N supports, trained with
+    /// softmax cross-entropy (the one-shot task itself), plus `pair_weight` times a balanced
+    /// BCE on every query-support pair so that `sigmoid(logit)` stays a same/different
+    /// probability.
+    Episodes {
+        ways: usize,
+        queries: usize,
+        /// Probability that an episode is drawn within one alphabet.
+        within_alphabet: f32,
+        /// Each 90-degree rotation of a character is a class of its own.
+        rotations: bool,
+        pair_weight: f64,
+        /// Episodes per optimiser step.
+        per_step: usize,
+        /// Episodes per epoch.
+        per_epoch: u64,
+    },
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -55,8 +81,10 @@ pub struct TrainConfig {
     pub batch: usize,
     pub epochs: u64,
     pub pairs_per_epoch: u64,
+    pub objective: Objective,
     pub optimizer: OptimizerConfig,
     pub schedule: Schedule,
+    /// Pair sampling for the pairs objective; its augmentation and side apply to episodes too.
     pub pairs: PairConfig,
     pub validation: ValidationConfig,
     pub val: ValConfig,
@@ -89,6 +117,7 @@ impl Default for TrainConfig {
             batch: 128,
             epochs: 30,
             pairs_per_epoch: 64_000,
+            objective: Objective::Pairs,
             optimizer: OptimizerConfig::default(),
             schedule: Schedule::default(),
             validation: ValidationConfig::default(),
@@ -102,7 +131,10 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     pub fn steps_per_epoch(&self) -> u64 {
-        self.pairs_per_epoch.div_ceil(self.batch.max(1) as u64).max(1)
+        match &self.objective {
+            Objective::Pairs => self.pairs_per_epoch.div_ceil(self.batch.max(1) as u64).max(1),
+            Objective::Episodes { per_step, per_epoch, .. } => per_epoch.div_ceil((*per_step).max(1) as u64).max(1),
+        }
     }
 
     pub fn total_steps(&self) -> u64 {
@@ -138,6 +170,14 @@ impl TrainConfig {
         }
         if !(0.0..=1.0).contains(&self.pairs.same_alphabet_negatives) {
             return Err("same-alphabet negative fraction must be in [0, 1]".into());
+        }
+        if let Objective::Episodes { ways, queries, within_alphabet, pair_weight, per_step, per_epoch, .. } = &self.objective {
+            if *ways < 2 || *queries == 0 || *per_step == 0 || *per_epoch == 0 {
+                return Err("episodes need ways >= 2, queries >= 1, per_step >= 1 and per_epoch >= 1".into());
+            }
+            if !(0.0..=1.0).contains(within_alphabet) || !(*pair_weight >= 0.0) {
+                return Err("within_alphabet must be in [0, 1] and pair_weight >= 0".into());
+            }
         }
         if self.val.ways < 2 || self.val.trials == 0 {
             return Err("validation needs at least 2 ways and 1 trial".into());

@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use data::trials::{check_ways, sample_trials};
+use data::episodes::{EpisodeBatch, EpisodeConfig, EpisodeSampler};
 use data::{ImageStore, PairBatch, PairConfig, PairSampler, SplitIndex, SplitKind, Subset, Trial};
 use indicatif::{ProgressBar, ProgressStyle};
 use model::loss::{bce_with_logits, bce_with_logits_host};
 use model::{SiameseNet, parse_device};
 
 use crate::checkpoint::{TrainState, load_checkpoint, save_checkpoint};
-use crate::config::TrainConfig;
+use crate::config::{Objective, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::metrics::{Metrics, Record};
 use crate::optim::Optimizer;
@@ -138,7 +139,20 @@ impl Trainer {
             optimizer.load_state(&extras.tensors, state.step)?;
         }
         let mut metrics = Metrics::open(&run_dir.join("metrics.jsonl"), resume.as_ref().map(|_| state.step))?;
-        let sampler = PairSampler::new(&store, &partition.train, config.pairs.clone(), config.seed)?;
+        let sampler = match &config.objective {
+            Objective::Pairs => Sampler::Pairs(PairSampler::new(&store, &partition.train, config.pairs.clone(), config.seed)?),
+            Objective::Episodes { ways, queries, within_alphabet, rotations, per_step, .. } => {
+                let cfg = EpisodeConfig {
+                    ways: *ways,
+                    queries: *queries,
+                    within_alphabet: *within_alphabet,
+                    rotations: *rotations,
+                    augment: config.pairs.augment.clone(),
+                    side: config.pairs.side,
+                };
+                Sampler::Episodes(EpisodeSampler::new(&store, &partition.train, cfg, config.seed)?, *per_step)
+            }
+        };
         let mut loop_ = Loop {
             config: &config,
             device: &device,
@@ -148,6 +162,38 @@ impl Trainer {
             store: &store,
         };
         loop_.train(&sampler, &mut optimizer, &mut state, &mut metrics, opts)
+    }
+}
+
+/// Where training batches come from.
+enum Sampler<'a> {
+    Pairs(PairSampler<'a>),
+    /// Episodes, and how many make one step.
+    Episodes(EpisodeSampler<'a>, usize),
+}
+
+enum Batch {
+    Pairs(PairBatch),
+    Episodes(Vec<EpisodeBatch>),
+}
+
+impl Sampler<'_> {
+    /// The batch of `step`: a pure function of the seed and the step.
+    fn batch(&self, step: u64, batch: usize) -> Batch {
+        match self {
+            Sampler::Pairs(s) => Batch::Pairs(s.batch(step, batch)),
+            Sampler::Episodes(s, per) => {
+                Batch::Episodes((0..*per as u64).map(|i| s.episode(step * *per as u64 + i)).collect())
+            }
+        }
+    }
+}
+
+/// Items (pairs or episodes) in a batch, for throughput figures.
+fn items(batch: &Batch) -> usize {
+    match batch {
+        Batch::Pairs(b) => b.len(),
+        Batch::Episodes(e) => e.len(),
     }
 }
 
@@ -166,6 +212,57 @@ impl Loop<'_> {
         save_checkpoint(&path, self.net, Some(optimizer), state, self.config)?;
         tracing::debug!(step = state.step, path = %path.display(), "checkpoint");
         Ok(())
+    }
+
+    /// The loss of one batch, as a tensor to differentiate.
+    fn loss(&self, batch: &Batch, pair_weight: f64) -> Result<Tensor> {
+        let side = self.config.arch.input_side;
+        match batch {
+            Batch::Pairs(b) => {
+                let n = b.len();
+                let left = Tensor::from_slice(&b.left, (n, 1, side, side), self.device)?;
+                let right = Tensor::from_slice(&b.right, (n, 1, side, side), self.device)?;
+                let labels = Tensor::from_slice(&b.labels, n, self.device)?;
+                Ok(bce_with_logits(&self.net.forward_pairs(&left, &right)?, &labels)?)
+            }
+            Batch::Episodes(episodes) => {
+                let images: Vec<f32> = episodes.iter().flat_map(|e| e.images.iter().copied()).collect();
+                let total = images.len() / (side * side);
+                let x = Tensor::from_vec(images, (total, 1, side, side), self.device)?;
+                let e = self.net.embed(&x)?;
+                let mut offset = 0;
+                let mut loss: Option<Tensor> = None;
+                for ep in episodes {
+                    let (ways, q) = (ep.ways, ep.labels.len());
+                    let supports = e.narrow(0, offset, ways)?;
+                    let queries = e.narrow(0, offset + ways, q)?;
+                    offset += ways + q;
+                    let logits = self.net.pairwise_logits(&queries, &supports)?;
+                    let labels = Tensor::from_slice(&ep.labels, q, self.device)?;
+                    let mut l = candle_nn::loss::cross_entropy(&logits, &labels)?;
+                    if pair_weight > 0.0 {
+                        // Balanced BCE over all query-support pairs: positives and negatives
+                        // weigh half each.
+                        let mut target = vec![0f32; q * ways];
+                        let mut weight = vec![0.5 / (q * (ways - 1)) as f32; q * ways];
+                        for (i, &label) in ep.labels.iter().enumerate() {
+                            target[i * ways + label as usize] = 1.0;
+                            weight[i * ways + label as usize] = 0.5 / q as f32;
+                        }
+                        let target = Tensor::from_vec(target, (q, ways), self.device)?;
+                        let weight = Tensor::from_vec(weight, (q, ways), self.device)?;
+                        let bce = model::loss::bce_with_logits_weighted(&logits, &target, &weight)?;
+                        l = (l + (bce * pair_weight)?)?;
+                    }
+                    loss = Some(match loss {
+                        Some(acc) => (acc + l)?,
+                        None => l,
+                    });
+                }
+                let loss = loss.ok_or_else(|| TrainError::Config("an empty batch of episodes".into()))?;
+                Ok((loss / episodes.len() as f64)?)
+            }
+        }
     }
 
     fn validate(&self, val: &Validation) -> Result<(f64, eval::Accuracy)> {
@@ -188,7 +285,7 @@ impl Loop<'_> {
 
     fn train(
         &mut self,
-        sampler: &PairSampler,
+        sampler: &Sampler,
         optimizer: &mut Optimizer,
         state: &mut TrainState,
         metrics: &mut Metrics,
@@ -197,8 +294,12 @@ impl Loop<'_> {
         let cfg = self.config;
         let total = cfg.total_steps();
         let per_epoch = cfg.steps_per_epoch();
-        let side = cfg.arch.input_side;
         let b = cfg.batch;
+        let pair_weight = match &cfg.objective {
+            Objective::Episodes { pair_weight, .. } => *pair_weight,
+            Objective::Pairs => 0.0,
+        };
+        let mut items_done = 0usize;
         let start = state.step;
         let started = Instant::now();
         let bar = if opts.progress {
@@ -215,12 +316,17 @@ impl Loop<'_> {
         let mut outcome = Outcome::Finished;
         let mut last_val = String::from("val -");
         let (mut window_loss, mut window_steps, mut window_wait, mut window_time) = (0.0f64, 0u64, 0.0f64, 0.0f64);
+        let mut window_items = 0usize;
+        let unit = match &cfg.objective {
+            Objective::Pairs => "pairs",
+            Objective::Episodes { .. } => "episodes",
+        };
         let (mut all_wait, mut all_time) = (0.0f64, 0.0f64);
         let mut stale_checkpoint = false;
 
         std::thread::scope(|scope| -> Result<()> {
             // Batches for the coming steps are sampled and augmented while the model trains.
-            let (tx, rx) = sync_channel::<(u64, PairBatch)>(2);
+            let (tx, rx) = sync_channel::<(u64, Batch)>(2);
             scope.spawn(move || {
                 for step in start..total {
                     let batch = sampler.batch(step, b);
@@ -238,11 +344,9 @@ impl Loop<'_> {
                 let (got, batch) = rx.recv().map_err(|_| TrainError::Config("the data thread stopped".into()))?;
                 debug_assert_eq!(got, step);
                 let waited = t0.elapsed().as_secs_f64();
-                let left = Tensor::from_slice(&batch.left, (b, 1, side, side), self.device)?;
-                let right = Tensor::from_slice(&batch.right, (b, 1, side, side), self.device)?;
-                let labels = Tensor::from_slice(&batch.labels, b, self.device)?;
-                let logits = self.net.forward_pairs(&left, &right)?;
-                let loss = bce_with_logits(&logits, &labels)?;
+                let n_items = items(&batch);
+                let loss = self.loss(&batch, pair_weight)?;
+                drop(batch);
                 let value = loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
                 if !value.is_finite() {
                     let last = self.run_dir.join("last.safetensors");
@@ -263,6 +367,8 @@ impl Loop<'_> {
                 let dt = t0.elapsed().as_secs_f64();
                 window_loss += value as f64;
                 window_steps += 1;
+                window_items += n_items;
+                items_done += n_items;
                 window_wait += waited;
                 window_time += dt;
                 all_wait += waited;
@@ -270,7 +376,7 @@ impl Loop<'_> {
                 bar.inc(1);
 
                 if state.step % cfg.log_every == 0 || state.step == total {
-                    let pairs_per_s = (window_steps as f64 * b as f64) / window_time.max(1e-9);
+                    let pairs_per_s = window_items as f64 / window_time.max(1e-9);
                     let rec = Record::Train {
                         step: state.step,
                         epoch: state.step as f64 / per_epoch as f64,
@@ -280,7 +386,7 @@ impl Loop<'_> {
                         data_wait: window_wait / window_time.max(1e-9),
                     };
                     bar.set_message(format!(
-                        "epoch {:.2}/{} loss {:.4} {last_val} {:.0} pairs/s",
+                        "epoch {:.2}/{} loss {:.4} {last_val} {:.1} {unit}/s",
                         state.step as f64 / per_epoch as f64,
                         cfg.epochs,
                         window_loss / window_steps as f64,
@@ -288,7 +394,7 @@ impl Loop<'_> {
                     ));
                     tracing::debug!(?rec, "train");
                     metrics.push(rec)?;
-                    (window_loss, window_steps, window_wait, window_time) = (0.0, 0, 0.0, 0.0);
+                    (window_loss, window_steps, window_wait, window_time, window_items) = (0.0, 0, 0.0, 0.0, 0);
                 }
 
                 let validate_now = match cfg.val.every {
@@ -347,14 +453,13 @@ impl Loop<'_> {
             save_checkpoint(&self.run_dir.join("best.safetensors"), self.net, None, state, cfg)?;
         }
         metrics.plot(&self.run_dir.join("curves.png"))?;
-        let steps_done = state.step - start;
         Ok(Summary {
             outcome,
             run_dir: self.run_dir.to_path_buf(),
             steps: state.step,
             best: metrics.best_val(),
             seconds: started.elapsed().as_secs_f64(),
-            pairs_per_s: steps_done as f64 * b as f64 / all_time.max(1e-9),
+            pairs_per_s: items_done as f64 / all_time.max(1e-9),
             data_wait: all_wait / all_time.max(1e-9),
         })
     }

@@ -36,6 +36,7 @@ fn tiny(data: &Path, out: &Path, name: &str) -> TrainConfig {
         batch: 16,
         epochs: 4,
         pairs_per_epoch: 16 * 50,
+        objective: train::config::Objective::Pairs,
         optimizer: OptimizerConfig::Adamw { lr: 3e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
         schedule: Schedule::Constant,
         validation: ValidationConfig { alphabets: 1, ..Default::default() },
@@ -90,6 +91,32 @@ fn a_tiny_model_learns_and_writes_a_complete_run() {
     // A second run with the same name refuses to overwrite it.
     let msg = Trainer::run(tiny(data.path(), out.path(), "learn"), &RunOptions::default()).unwrap_err().to_string();
     assert!(msg.contains("--resume"), "{msg}");
+}
+
+#[test]
+fn episodes_objective_learns() {
+    let data = dataset();
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = tiny(data.path(), out.path(), "episodes");
+    cfg.objective = train::config::Objective::Episodes {
+        ways: 5,
+        queries: 2,
+        within_alphabet: 0.5,
+        rotations: false,
+        pair_weight: 0.5,
+        per_step: 2,
+        per_epoch: 100,
+    };
+    let s = Trainer::run(cfg, &RunOptions::default()).unwrap();
+    assert_eq!(s.steps, 200);
+    let recs = records(&out.path().join("episodes"));
+    let losses: Vec<f64> = recs.iter().filter_map(|r| match r { Record::Train { loss, .. } => Some(*loss), _ => None }).collect();
+    let accs: Vec<f64> = recs.iter().filter_map(|r| match r { Record::Val { accuracy, .. } => Some(*accuracy), _ => None }).collect();
+    // 5-way cross-entropy starts near ln 5 (+ the pair term) and must fall.
+    let first: f64 = losses[..3].iter().sum::<f64>() / 3.0;
+    let last: f64 = losses[losses.len() - 3..].iter().sum::<f64>() / 3.0;
+    assert!(last < 0.7 * first, "loss {first} -> {last}");
+    assert!(accs.iter().cloned().fold(0.0, f64::max) > 0.4, "{accs:?}");
 }
 
 #[test]

@@ -1,0 +1,209 @@
+//! N-way training episodes: one support drawing of each of N characters and `queries` other
+//! drawings of each, so a loss can ask "which of the N is the query?" exactly as the one-shot
+//! test does. Episodes can be drawn within one alphabet (the hard, Lake/Koch case), and
+//! characters can be rotated by multiples of 90 degrees to make new classes.
+
+use rand::Rng as _;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::augment::{AffineConfig, AffineParams};
+use crate::error::{DataError, Result};
+use crate::split::Subset;
+use crate::store::{ImageId, ImageStore};
+
+const STREAM_EPISODES: u32 = 0xe915;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EpisodeConfig {
+    pub ways: usize,
+    /// Query drawings per character.
+    pub queries: usize,
+    /// Probability that an episode's characters all come from one alphabet.
+    pub within_alphabet: f32,
+    /// Treat each 90-degree rotation of a character as a class of its own.
+    pub rotations: bool,
+    pub augment: Option<AffineConfig>,
+    pub side: usize,
+}
+
+impl Default for EpisodeConfig {
+    fn default() -> Self {
+        EpisodeConfig { ways: 20, queries: 2, within_alphabet: 0.5, rotations: false, augment: None, side: 28 }
+    }
+}
+
+/// Images `[ways * (1 + queries), 1, side, side]`: the `ways` supports first (class `j` at
+/// position `j`), then the queries; `labels[q]` is the class of query `q`.
+#[derive(Clone, Debug, Default)]
+pub struct EpisodeBatch {
+    pub side: usize,
+    pub ways: usize,
+    pub images: Vec<f32>,
+    pub labels: Vec<u32>,
+    pub ids: Vec<ImageId>,
+}
+
+pub struct EpisodeSampler<'a> {
+    store: &'a ImageStore,
+    config: EpisodeConfig,
+    seed: u64,
+    /// Characters with their allowed images (at least two each).
+    characters: Vec<Vec<ImageId>>,
+    /// Positions in `characters` per alphabet with at least `ways` characters.
+    alphabets: Vec<Vec<usize>>,
+}
+
+impl<'a> EpisodeSampler<'a> {
+    pub fn new(store: &'a ImageStore, subset: &Subset, config: EpisodeConfig, seed: u64) -> Result<Self> {
+        if config.ways < 2 || config.queries == 0 || config.side == 0 {
+            return Err(DataError::Config("episodes need at least 2 ways, 1 query and a positive side".into()));
+        }
+        if !(0.0..=1.0).contains(&config.within_alphabet) {
+            return Err(DataError::Config("within-alphabet episode fraction must be in [0, 1]".into()));
+        }
+        if let Some(a) = &config.augment {
+            a.validate().map_err(DataError::Config)?;
+        }
+        let mut characters = Vec::new();
+        let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+        for &c in &subset.characters {
+            let imgs = subset.images_of(store, c);
+            if imgs.len() < 2 {
+                continue;
+            }
+            let a = store.characters()[c as usize].alphabet;
+            match groups.iter_mut().find(|(x, _)| *x == a) {
+                Some((_, v)) => v.push(characters.len()),
+                None => groups.push((a, vec![characters.len()])),
+            }
+            characters.push(imgs);
+        }
+        let classes = characters.len() * if config.rotations { 4 } else { 1 };
+        if classes < config.ways {
+            return Err(DataError::NotEnoughCharacters { ways: config.ways, available: classes, scope: " for episodes".into() });
+        }
+        let alphabets = groups
+            .into_iter()
+            .map(|(_, v)| v)
+            .filter(|v| v.len() * if config.rotations { 4 } else { 1 } >= config.ways)
+            .collect();
+        Ok(EpisodeSampler { store, config, seed, characters, alphabets })
+    }
+
+    pub fn config(&self) -> &EpisodeConfig {
+        &self.config
+    }
+
+    pub fn images_per_episode(&self) -> usize {
+        self.config.ways * (1 + self.config.queries)
+    }
+
+    /// Classes (character position, quarter turns) of episode `index`.
+    fn classes(&self, rng: &mut crate::Rng) -> Vec<(usize, u8)> {
+        let ways = self.config.ways;
+        let turns = if self.config.rotations { 4 } else { 1 };
+        let pool: Vec<usize> = if !self.alphabets.is_empty() && rng.random_bool(self.config.within_alphabet as f64) {
+            self.alphabets.choose(rng).expect("non-empty").clone()
+        } else {
+            (0..self.characters.len()).collect()
+        };
+        // Sample distinct (character, turn) classes.
+        let total = pool.len() * turns;
+        rand::seq::index::sample(rng, total, ways)
+            .into_iter()
+            .map(|k| (pool[k / turns], (k % turns) as u8))
+            .collect()
+    }
+
+    /// Fills `batch` with episode `index` (deterministic in the seed and the index).
+    pub fn fill(&self, index: u64, batch: &mut EpisodeBatch) {
+        let cfg = &self.config;
+        let mut rng = crate::rng_for(self.seed, STREAM_EPISODES, index, 0);
+        let classes = self.classes(&mut rng);
+        // For each class: a support and `queries` other drawings.
+        let mut picks: Vec<(ImageId, u8, u32)> = Vec::with_capacity(self.images_per_episode());
+        let mut queries = Vec::new();
+        for (label, &(c, turn)) in classes.iter().enumerate() {
+            let imgs = &self.characters[c];
+            let mut chosen: Vec<ImageId> = imgs.choose_multiple(&mut rng, (1 + cfg.queries).min(imgs.len())).copied().collect();
+            chosen.shuffle(&mut rng);
+            picks.push((chosen[0], turn, label as u32));
+            for q in 0..cfg.queries {
+                // With fewer drawings than queries, repeat (augmentation makes them differ).
+                let id = chosen[1 + q % (chosen.len() - 1)];
+                queries.push((id, turn, label as u32));
+            }
+        }
+        picks.extend(queries);
+        let n = cfg.side * cfg.side;
+        batch.side = cfg.side;
+        batch.ways = cfg.ways;
+        batch.images.resize(picks.len() * n, 0.0);
+        batch.labels = picks[cfg.ways..].iter().map(|p| p.2).collect();
+        batch.ids = picks.iter().map(|p| p.0).collect();
+        batch.images.par_chunks_mut(n).zip(picks.par_iter()).enumerate().for_each(|(i, (out, &(id, turn, _)))| {
+            let mut rng = crate::rng_for(self.seed, STREAM_EPISODES, index, 1 + i as u64);
+            let mut p = match &cfg.augment {
+                Some(a) => a.sample(&mut rng),
+                None => AffineParams::identity(),
+            };
+            p.rotation_deg += 90.0 * turn as f32;
+            if p == AffineParams::identity() && self.store.side() == cfg.side {
+                self.store.write_f32(id, out);
+            } else {
+                p.warp_u8(self.store.pixels(id), self.store.side(), out, cfg.side);
+            }
+        });
+    }
+
+    pub fn episode(&self, index: u64) -> EpisodeBatch {
+        let mut b = EpisodeBatch::default();
+        self.fill(index, &mut b);
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::{SyntheticSpec, store};
+    use std::collections::HashSet;
+
+    #[test]
+    fn episodes_have_one_support_per_class_and_labelled_queries() {
+        let s = store(SyntheticSpec::new(3, 8, 6), 12);
+        let cfg = EpisodeConfig { ways: 5, queries: 2, within_alphabet: 1.0, side: 12, ..Default::default() };
+        let sampler = EpisodeSampler::new(&s, &Subset::all(&s), cfg, 4).unwrap();
+        for index in 0..50 {
+            let e = sampler.episode(index);
+            assert_eq!(e.images.len(), 15 * 144);
+            assert_eq!(e.labels.len(), 10);
+            let supports: Vec<u32> = e.ids[..5].iter().map(|&id| s.character_of(id)).collect();
+            assert_eq!(supports.iter().collect::<HashSet<_>>().len(), 5, "distinct classes");
+            let alphabets: HashSet<u32> = e.ids.iter().map(|&id| s.alphabet_of(id)).collect();
+            assert_eq!(alphabets.len(), 1, "within one alphabet");
+            for (q, &label) in e.labels.iter().enumerate() {
+                let id = e.ids[5 + q];
+                assert_eq!(s.character_of(id), supports[label as usize]);
+                assert_ne!(id, e.ids[label as usize], "query and support are different drawings");
+            }
+        }
+        let again = sampler.episode(7);
+        assert_eq!(again.ids, sampler.episode(7).ids);
+        assert_eq!(again.images, sampler.episode(7).images);
+    }
+
+    #[test]
+    fn rotations_make_more_classes() {
+        let s = store(SyntheticSpec::new(1, 3, 4), 12);
+        let plain = EpisodeConfig { ways: 5, queries: 1, within_alphabet: 0.0, side: 12, ..Default::default() };
+        assert!(EpisodeSampler::new(&s, &Subset::all(&s), plain.clone(), 0).is_err());
+        let rotated = EpisodeConfig { rotations: true, ..plain };
+        let sampler = EpisodeSampler::new(&s, &Subset::all(&s), rotated, 0).unwrap();
+        let e = sampler.episode(0);
+        assert_eq!(e.labels.len(), 5);
+    }
+}
