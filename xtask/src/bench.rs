@@ -55,7 +55,11 @@ pub fn measure(name: &str, batch: usize, warmup: usize, reps: usize) -> Result<R
     let arch = arch(name)?;
     let dev = Device::Cpu;
     let net = SiameseNet::new(&arch, Init::Default, 0, &dev)?;
-    let mut opt = Optimizer::new(OptimizerConfig::default(), net.vars().to_vec(), (0..net.vars().len()).map(|i| i / 2).collect())?;
+    let mut opt = Optimizer::new(
+        OptimizerConfig::default(),
+        net.vars().to_vec(),
+        (0..net.vars().len()).map(|i| i / 2).collect(),
+    )?;
     let side = arch.input_side;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut rand_images = |n: usize| -> Result<Tensor> {
@@ -111,18 +115,34 @@ pub fn measure(name: &str, batch: usize, warmup: usize, reps: usize) -> Result<R
 }
 
 /// Runs each configuration in a child process (`xtask bench-one`) and collects the rows.
-pub fn run_all(models: &[String], batches: &[usize], warmup: usize, reps: usize) -> Result<Vec<Row>> {
+pub fn run_all(
+    models: &[String],
+    batches: &[usize],
+    warmup: usize,
+    reps: usize,
+) -> Result<Vec<Row>> {
     let exe = std::env::current_exe().context("cannot find the xtask executable")?;
     let mut rows = Vec::new();
     for m in models {
         for &b in batches {
             eprintln!("measuring {m} at batch {b} ...");
             let out = std::process::Command::new(&exe)
-                .args(["bench-one", m, &b.to_string(), "--warmup", &warmup.to_string(), "--reps", &reps.to_string()])
+                .args([
+                    "bench-one",
+                    m,
+                    &b.to_string(),
+                    "--warmup",
+                    &warmup.to_string(),
+                    "--reps",
+                    &reps.to_string(),
+                ])
                 .output()
                 .context("cannot run the benchmark child process")?;
             if !out.status.success() {
-                anyhow::bail!("benchmark {m} b={b} failed: {}", String::from_utf8_lossy(&out.stderr));
+                anyhow::bail!(
+                    "benchmark {m} b={b} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             let line = String::from_utf8_lossy(&out.stdout);
             rows.push(serde_json::from_str(line.trim()).context("bad benchmark output")?);
@@ -147,7 +167,9 @@ pub fn table(rows: &[Row]) -> String {
             r.backward_ms,
             r.optimizer_ms,
             r.embed_ms,
-            r.peak_mib.map(|m| format!("{m:.0}")).unwrap_or_else(|| "-".into())
+            r.peak_mib
+                .map(|m| format!("{m:.0}"))
+                .unwrap_or_else(|| "-".into())
         ));
     }
     s

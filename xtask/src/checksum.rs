@@ -87,8 +87,14 @@ mod tests {
     #[test]
     fn sums_file_lookup() {
         let sums = "AB12  images_background.zip\ncd34 *images_evaluation.zip\n";
-        assert_eq!(sha256_from_sums(sums, "images_background.zip").unwrap(), "ab12");
-        assert_eq!(sha256_from_sums(sums, "images_evaluation.zip").unwrap(), "cd34");
+        assert_eq!(
+            sha256_from_sums(sums, "images_background.zip").unwrap(),
+            "ab12"
+        );
+        assert_eq!(
+            sha256_from_sums(sums, "images_evaluation.zip").unwrap(),
+            "cd34"
+        );
         assert!(sha256_from_sums(sums, "other.zip").is_none());
     }
 }

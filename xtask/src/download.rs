@@ -148,7 +148,8 @@ fn mirror_checksum(dir: &Path, file_name: &str, md5: &str) -> Result<Expected> {
     if !sums.is_file() {
         return Ok(Expected::Md5(md5.into()));
     }
-    let text = fs::read_to_string(&sums).with_context(|| format!("cannot read {}", sums.display()))?;
+    let text =
+        fs::read_to_string(&sums).with_context(|| format!("cannot read {}", sums.display()))?;
     match sha256_from_sums(&text, file_name) {
         Some(sum) => Ok(Expected::Sha256(sum)),
         None => bail!("{} does not list {file_name}", sums.display()),
@@ -242,9 +243,15 @@ fn download_once(agent: &ureq::Agent, url: &str, part: &Path) -> Result<(), Down
         // The partial file is already complete (or larger than the resource).
         416 => return Ok(()),
         s if s >= 500 || s == 429 => {
-            return Err(DownloadError::Transient(anyhow::anyhow!("server answered HTTP {s}")));
+            return Err(DownloadError::Transient(anyhow::anyhow!(
+                "server answered HTTP {s}"
+            )));
         }
-        s => return Err(DownloadError::Fatal(anyhow::anyhow!("{url}: server answered HTTP {s}"))),
+        s => {
+            return Err(DownloadError::Fatal(anyhow::anyhow!(
+                "{url}: server answered HTTP {s}"
+            )));
+        }
     };
     let body = resp.into_body();
     let total = body.content_length().map(|n| n + offset);
@@ -254,7 +261,9 @@ fn download_once(agent: &ureq::Agent, url: &str, part: &Path) -> Result<(), Down
         .append(append)
         .truncate(!append)
         .open(part)
-        .map_err(|e| DownloadError::Fatal(anyhow::anyhow!("cannot write {}: {e}", part.display())))?;
+        .map_err(|e| {
+            DownloadError::Fatal(anyhow::anyhow!("cannot write {}: {e}", part.display()))
+        })?;
     let bar = match total {
         Some(t) => ProgressBar::new(t),
         None => ProgressBar::no_length(),
@@ -277,13 +286,15 @@ fn download_once(agent: &ureq::Agent, url: &str, part: &Path) -> Result<(), Down
         if n == 0 {
             break;
         }
-        file.write_all(&buf[..n])
-            .map_err(|e| DownloadError::Fatal(anyhow::anyhow!("cannot write {}: {e}", part.display())))?;
+        file.write_all(&buf[..n]).map_err(|e| {
+            DownloadError::Fatal(anyhow::anyhow!("cannot write {}: {e}", part.display()))
+        })?;
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
-    file.sync_all()
-        .map_err(|e| DownloadError::Fatal(anyhow::anyhow!("cannot write {}: {e}", part.display())))?;
+    file.sync_all().map_err(|e| {
+        DownloadError::Fatal(anyhow::anyhow!("cannot write {}: {e}", part.display()))
+    })?;
     if let Some(t) = total {
         let got = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
         if got < t {

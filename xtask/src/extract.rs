@@ -21,7 +21,12 @@ pub enum Expect {
 
 /// Unpacks `zip_path` into `dest/<split dir>`, replacing an existing copy only after the new
 /// one validated. Returns the installed folder.
-pub fn install_split(zip_path: &Path, kind: SplitKind, dest: &Path, expect: Expect) -> Result<PathBuf> {
+pub fn install_split(
+    zip_path: &Path,
+    kind: SplitKind,
+    dest: &Path,
+    expect: Expect,
+) -> Result<PathBuf> {
     fs::create_dir_all(dest)
         .with_context(|| format!("cannot create destination folder {}", dest.display()))?;
     let tmp = tempfile::Builder::new()
@@ -60,8 +65,8 @@ pub fn install_split(zip_path: &Path, kind: SplitKind, dest: &Path, expect: Expe
 /// Extracts every entry of the zip into `into`, refusing entries that would land outside it
 /// (absolute paths, `..`) and symbolic links.
 pub fn unzip(zip_path: &Path, into: &Path) -> Result<()> {
-    let file = fs::File::open(zip_path)
-        .with_context(|| format!("cannot open {}", zip_path.display()))?;
+    let file =
+        fs::File::open(zip_path).with_context(|| format!("cannot open {}", zip_path.display()))?;
     let mut archive = zip::ZipArchive::new(file).with_context(|| {
         format!(
             "{} is not a readable zip archive (truncated or corrupt download?)",
@@ -80,7 +85,10 @@ pub fn unzip(zip_path: &Path, into: &Path) -> Result<()> {
             );
         };
         if entry.is_symlink() {
-            bail!("{}: refusing entry `{name}`: symbolic links are not allowed", zip_path.display());
+            bail!(
+                "{}: refusing entry `{name}`: symbolic links are not allowed",
+                zip_path.display()
+            );
         }
         let out = into.join(rel);
         if entry.is_dir() {
@@ -94,7 +102,10 @@ pub fn unzip(zip_path: &Path, into: &Path) -> Result<()> {
         let mut f =
             fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
         io::copy(&mut entry, &mut f).with_context(|| {
-            format!("{}: entry `{name}` is corrupt or truncated", zip_path.display())
+            format!(
+                "{}: entry `{name}` is corrupt or truncated",
+                zip_path.display()
+            )
         })?;
     }
     Ok(())
@@ -114,7 +125,11 @@ pub fn split_problems(dir: &Path, kind: SplitKind, expect: Expect) -> Vec<String
     let drawings: Vec<_> = index.drawings().map(|(_, _, d)| d.path.clone()).collect();
     let mut bad: Vec<String> = drawings
         .par_iter()
-        .filter_map(|p| data::image_io::read_omniglot_png(p).err().map(|e| e.to_string()))
+        .filter_map(|p| {
+            data::image_io::read_omniglot_png(p)
+                .err()
+                .map(|e| e.to_string())
+        })
         .collect();
     bad.sort();
     problems.extend(bad);

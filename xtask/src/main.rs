@@ -4,15 +4,18 @@ use std::path::PathBuf;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context, Result};
-use data::Protocol;
-use eval::session::ScorerChoice;
 use clap::{Parser, Subcommand};
+use data::Protocol;
 use data::SplitKind;
+use eval::session::ScorerChoice;
 use xtask::download::{self, OFFICIAL_URL_BASE, Options, Source};
 use xtask::extract::Expect;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Project automation for omniglot-siamese")]
+#[command(
+    name = "cargo xtask",
+    about = "Project automation for omniglot-siamese"
+)]
 struct Cli {
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -150,32 +153,56 @@ fn main() -> Result<()> {
                 println!("{summary}");
             }
         }
-        Command::MakeRuns { dest, count, ways, seed, dataset } => {
+        Command::MakeRuns {
+            dest,
+            count,
+            ways,
+            seed,
+            dataset,
+        } => {
             let dataset = dataset.unwrap_or_else(xtask::default_dataset_dir);
             let dest = dest.unwrap_or_else(|| xtask::project_root().join("data").join("runs"));
             let index = data::SplitIndex::scan_split(&dataset, SplitKind::Evaluation)?;
             data::runs::write_runs(&index, &dest, count, ways, seed)?;
             println!("wrote {count} runs of {ways} ways to {}", dest.display());
         }
-        Command::SweepWays { checkpoint, train, ways, protocols, baselines, trials, seed, dataset, out_dir, device } => {
+        Command::SweepWays {
+            checkpoint,
+            train,
+            ways,
+            protocols,
+            baselines,
+            trials,
+            seed,
+            dataset,
+            out_dir,
+            device,
+        } => {
             let dataset = dataset.unwrap_or_else(xtask::default_dataset_dir);
             let checkpoint = match (checkpoint, train) {
                 (Some(c), None) => c,
                 (None, Some(preset)) => train_preset(&preset, &dataset)?,
                 (Some(_), Some(_)) => anyhow::bail!("give --checkpoint or --train, not both"),
                 (None, None) => {
-                    let shipped = xtask::project_root().join("models").join("default.safetensors");
+                    let shipped = xtask::project_root()
+                        .join("models")
+                        .join("default.safetensors");
                     if shipped.is_file() {
                         shipped
                     } else {
-                        eprintln!("no checkpoint given and no shipped model: training preset `{}` first", SHIPPED_PRESET);
+                        eprintln!(
+                            "no checkpoint given and no shipped model: training preset `{}` first",
+                            SHIPPED_PRESET
+                        );
                         train_preset(SHIPPED_PRESET, &dataset)?
                     }
                 }
             };
             let mut scorers = vec![ScorerChoice::Checkpoint(checkpoint)];
             for b in baselines.iter().filter(|b| b.as_str() != "none") {
-                scorers.push(ScorerChoice::Baseline(b.parse().map_err(anyhow::Error::msg)?));
+                scorers.push(ScorerChoice::Baseline(
+                    b.parse().map_err(anyhow::Error::msg)?,
+                ));
             }
             let opts = xtask::sweep::SweepOptions {
                 scorers,
@@ -190,16 +217,28 @@ fn main() -> Result<()> {
             };
             xtask::sweep::run(&opts)?;
         }
-        Command::Bench { models, batches, warmup, reps, json } => {
+        Command::Bench {
+            models,
+            batches,
+            warmup,
+            reps,
+            json,
+        } => {
             let rows = xtask::bench::run_all(&models, &batches, warmup, reps)?;
             println!("{}", xtask::bench::table(&rows));
             let text = serde_json::to_string_pretty(&rows)?;
             println!("{text}");
             if let Some(path) = json {
-                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
             }
         }
-        Command::BenchOne { model, batch, warmup, reps } => {
+        Command::BenchOne {
+            model,
+            batch,
+            warmup,
+            reps,
+        } => {
             let row = xtask::bench::measure(&model, batch, warmup, reps)?;
             println!("{}", serde_json::to_string(&row)?);
         }
@@ -211,13 +250,25 @@ fn main() -> Result<()> {
 const SHIPPED_PRESET: &str = "conv4";
 
 fn train_preset(preset: &str, dataset: &std::path::Path) -> Result<PathBuf> {
-    let mut config = train::presets::preset(preset)
-        .with_context(|| format!("unknown preset `{preset}` (available: {})", train::presets::NAMES.join(", ")))?;
+    let mut config = train::presets::preset(preset).with_context(|| {
+        format!(
+            "unknown preset `{preset}` (available: {})",
+            train::presets::NAMES.join(", ")
+        )
+    })?;
     config.dataset = dataset.to_path_buf();
     config.out_dir = xtask::project_root().join("runs");
     config.name = format!("sweep-{preset}");
-    let resume = config.run_dir().join("last.safetensors").is_file().then(|| config.run_dir());
-    let opts = train::trainer::RunOptions { resume, progress: true, ..Default::default() };
+    let resume = config
+        .run_dir()
+        .join("last.safetensors")
+        .is_file()
+        .then(|| config.run_dir());
+    let opts = train::trainer::RunOptions {
+        resume,
+        progress: true,
+        ..Default::default()
+    };
     let summary = train::Trainer::run(config, &opts)?;
     Ok(summary.run_dir.join("best.safetensors"))
 }

@@ -24,7 +24,12 @@ pub struct SweepOptions {
 
 fn label(choice: &ScorerChoice) -> String {
     match choice {
-        ScorerChoice::Checkpoint(p) => format!("siamese ({})", p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+        ScorerChoice::Checkpoint(p) => format!(
+            "siamese ({})",
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
         ScorerChoice::Baseline(Baseline::Mhd) => "modified Hausdorff".into(),
         ScorerChoice::Baseline(Baseline::Pixel) => "pixel NN".into(),
     }
@@ -56,7 +61,9 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
 /// `sweep.md`, `sweep.csv`, `sweep.json`, `sweep.png`, `sweep.svg` in `dir`.
 pub fn write_outputs(reports: &[Report], dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut md = String::from("| scorer | protocol | N | accuracy | 95% CI | trials |\n|---|---|---|---|---|---|\n");
+    let mut md = String::from(
+        "| scorer | protocol | N | accuracy | 95% CI | trials |\n|---|---|---|---|---|---|\n",
+    );
     let mut csv = String::new();
     for (i, r) in reports.iter().enumerate() {
         let a = &r.overall;
@@ -85,7 +92,10 @@ pub fn write_outputs(reports: &[Report], dir: &Path) -> Result<()> {
     }
     eval::report::write_text(&dir.join("sweep.md"), &md)?;
     eval::report::write_text(&dir.join("sweep.csv"), &csv)?;
-    eval::report::write_text(&dir.join("sweep.json"), &serde_json::to_string_pretty(reports)?)?;
+    eval::report::write_text(
+        &dir.join("sweep.json"),
+        &serde_json::to_string_pretty(reports)?,
+    )?;
     let mut series: Vec<Series> = Vec::new();
     for r in reports {
         let name = format!("{} - {}", r.scorer, r.protocol);
@@ -93,7 +103,10 @@ pub fn write_outputs(reports: &[Report], dir: &Path) -> Result<()> {
         let point = (r.ways as f64, a.accuracy, a.ci_low, a.ci_high);
         match series.iter_mut().find(|s| s.name == name) {
             Some(s) => s.points.push(point),
-            None => series.push(Series { name, points: vec![point] }),
+            None => series.push(Series {
+                name,
+                points: vec![point],
+            }),
         }
     }
     let chart = Chart {
@@ -103,7 +116,11 @@ pub fn write_outputs(reports: &[Report], dir: &Path) -> Result<()> {
         series: &series,
         y_range: Some(0.0..1.0),
     };
-    write_chart(&chart, Some(&dir.join("sweep.png")), Some(&dir.join("sweep.svg")))?;
+    write_chart(
+        &chart,
+        Some(&dir.join("sweep.png")),
+        Some(&dir.join("sweep.svg")),
+    )?;
     println!("{md}");
     println!("wrote {}/sweep.{{md,csv,json,png,svg}}", dir.display());
     Ok(())

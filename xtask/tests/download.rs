@@ -18,8 +18,8 @@ use xtask::extract::Expect;
 /// Zips every file under `root/<split dir>` with paths relative to `root`.
 fn zip_tree(root: &Path, split_dir: &str, out: &Path, extra: &[(&str, &[u8])]) {
     let mut w = zip::ZipWriter::new(fs::File::create(out).unwrap());
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let mut stack = vec![root.join(split_dir)];
     let mut files = Vec::new();
     while let Some(d) = stack.pop() {
@@ -34,7 +34,11 @@ fn zip_tree(root: &Path, split_dir: &str, out: &Path, extra: &[(&str, &[u8])]) {
     }
     files.sort();
     for f in files {
-        let name = f.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+        let name = f
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         w.start_file(name, opts).unwrap();
         w.write_all(&fs::read(&f).unwrap()).unwrap();
     }
@@ -98,8 +102,15 @@ fn mirror_install_then_second_run_is_a_no_op() {
     let s = download::run(&opts).unwrap();
     assert_eq!(s[0].outcome, Outcome::Installed);
     assert_eq!((s[0].alphabets, s[0].characters, s[0].drawings), (2, 6, 24));
-    assert!(s[0].to_string().contains("2 alphabets, 6 characters, 24 drawings"));
-    assert_eq!(leftovers(&dest), vec!["images_background"], "no temp folders left");
+    assert!(
+        s[0].to_string()
+            .contains("2 alphabets, 6 characters, 24 drawings")
+    );
+    assert_eq!(
+        leftovers(&dest),
+        vec!["images_background"],
+        "no temp folders left"
+    );
     let again = download::run(&opts).unwrap();
     assert_eq!(again[0].outcome, Outcome::AlreadyComplete);
 
@@ -109,15 +120,30 @@ fn mirror_install_then_second_run_is_a_no_op() {
         ..opts.clone()
     };
     let msg = format!("{:#}", download::run(&strict).unwrap_err());
-    assert!(msg.contains("2 alphabets, expected 30") && msg.contains("--force"), "{msg}");
+    assert!(
+        msg.contains("2 alphabets, expected 30") && msg.contains("--force"),
+        "{msg}"
+    );
 
     // A damaged tree is reported with the offending path; --force repairs it.
     fs::remove_file(dest.join("images_background/Synthetic_01/character02/0002_03.png")).unwrap();
     let strict_damaged = format!("{:#}", download::run(&strict).unwrap_err());
-    assert!(strict_damaged.contains("Synthetic_01/character02"), "{strict_damaged}");
-    let forced = Options { force: true, ..opts };
-    assert_eq!(download::run(&forced).unwrap()[0].outcome, Outcome::Installed);
-    assert!(dest.join("images_background/Synthetic_01/character02/0002_03.png").is_file());
+    assert!(
+        strict_damaged.contains("Synthetic_01/character02"),
+        "{strict_damaged}"
+    );
+    let forced = Options {
+        force: true,
+        ..opts
+    };
+    assert_eq!(
+        download::run(&forced).unwrap()[0].outcome,
+        Outcome::Installed
+    );
+    assert!(
+        dest.join("images_background/Synthetic_01/character02/0002_03.png")
+            .is_file()
+    );
 }
 
 #[test]
@@ -129,7 +155,10 @@ fn mirror_checksum_mismatch_shows_both_sums_and_writes_nothing() {
     )
     .unwrap();
     let dest = tmp.path().join("data");
-    let msg = format!("{:#}", download::run(&options(Source::Mirror(mirror.clone()), &dest)).unwrap_err());
+    let msg = format!(
+        "{:#}",
+        download::run(&options(Source::Mirror(mirror.clone()), &dest)).unwrap_err()
+    );
     assert!(msg.contains("checksum mismatch"), "{msg}");
     assert!(msg.contains(&"0".repeat(64)));
     assert!(msg.contains(&sha256(&mirror.join("images_background.zip"))));
@@ -144,18 +173,32 @@ fn mirror_without_sums_must_match_the_official_md5() {
         "{:#}",
         download::run(&options(Source::Mirror(mirror), &tmp.path().join("d"))).unwrap_err()
     );
-    assert!(msg.contains("md5 checksum mismatch") && msg.contains("68d2efa1b9178cc56df9314c21c6e718"), "{msg}");
+    assert!(
+        msg.contains("md5 checksum mismatch") && msg.contains("68d2efa1b9178cc56df9314c21c6e718"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn zip_slip_entries_are_refused() {
-    for evil in ["../evil.png", "/tmp/evil.png", "images_background/../../evil.png"] {
+    for evil in [
+        "../evil.png",
+        "/tmp/evil.png",
+        "images_background/../../evil.png",
+    ] {
         let (tmp, mirror) = mirror(&[(evil, b"x")]);
         let dest = tmp.path().join("data");
-        let msg = format!("{:#}", download::run(&options(Source::Mirror(mirror), &dest)).unwrap_err());
+        let msg = format!(
+            "{:#}",
+            download::run(&options(Source::Mirror(mirror), &dest)).unwrap_err()
+        );
         assert!(msg.contains("would leave the destination"), "{evil}: {msg}");
         assert!(!tmp.path().join("evil.png").exists());
-        assert_eq!(leftovers(&dest), Vec::<String>::new(), "{evil}: nothing half-written");
+        assert_eq!(
+            leftovers(&dest),
+            Vec::<String>::new(),
+            "{evil}: nothing half-written"
+        );
     }
 }
 
@@ -163,23 +206,50 @@ fn zip_slip_entries_are_refused() {
 fn symlink_entries_are_refused() {
     let (tmp, mirror) = mirror(&[]);
     let zip = mirror.join("images_background.zip");
-    let mut w = zip::ZipWriter::new_append(fs::OpenOptions::new().read(true).write(true).open(&zip).unwrap()).unwrap();
-    w.add_symlink("images_background/link", "/etc/passwd", zip::write::SimpleFileOptions::default())
-        .unwrap();
+    let mut w = zip::ZipWriter::new_append(
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&zip)
+            .unwrap(),
+    )
+    .unwrap();
+    w.add_symlink(
+        "images_background/link",
+        "/etc/passwd",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
     w.finish().unwrap();
-    fs::write(mirror.join("SHA256SUMS"), format!("{}  images_background.zip\n", sha256(&zip))).unwrap();
+    fs::write(
+        mirror.join("SHA256SUMS"),
+        format!("{}  images_background.zip\n", sha256(&zip)),
+    )
+    .unwrap();
     let dest = tmp.path().join("data");
-    let msg = format!("{:#}", download::run(&options(Source::Mirror(mirror), &dest)).unwrap_err());
+    let msg = format!(
+        "{:#}",
+        download::run(&options(Source::Mirror(mirror), &dest)).unwrap_err()
+    );
     assert!(msg.contains("symbolic links are not allowed"), "{msg}");
     assert!(!dest.join("images_background").exists());
 }
 
 #[test]
 fn corrupt_png_in_zip_is_named() {
-    let (tmp, mirror) = mirror(&[("images_background/Synthetic_01/character01/0001_09.png", b"garbage")]);
+    let (tmp, mirror) = mirror(&[(
+        "images_background/Synthetic_01/character01/0001_09.png",
+        b"garbage",
+    )]);
     let dest = tmp.path().join("data");
-    let msg = format!("{:#}", download::run(&options(Source::Mirror(mirror), &dest)).unwrap_err());
-    assert!(msg.contains("0001_09.png") && msg.contains("cannot decode"), "{msg}");
+    let msg = format!(
+        "{:#}",
+        download::run(&options(Source::Mirror(mirror), &dest)).unwrap_err()
+    );
+    assert!(
+        msg.contains("0001_09.png") && msg.contains("cannot decode"),
+        "{msg}"
+    );
     assert!(!dest.join("images_background").exists());
 }
 
@@ -195,7 +265,10 @@ fn truncated_zip_is_a_clear_error() {
     )
     .unwrap();
     let dest = tmp.path().join("data");
-    let msg = format!("{:#}", download::run(&options(Source::Mirror(mirror), &dest)).unwrap_err());
+    let msg = format!(
+        "{:#}",
+        download::run(&options(Source::Mirror(mirror), &dest)).unwrap_err()
+    );
     assert!(msg.contains("not a readable zip archive"), "{msg}");
     assert!(!dest.join("images_background").exists());
 }
@@ -212,7 +285,10 @@ fn unwritable_destination_is_a_clear_error() {
         eprintln!("running as a user who can write anywhere: skipping");
         return;
     }
-    let msg = format!("{:#}", download::run(&options(Source::Mirror(mirror), &dest)).unwrap_err());
+    let msg = format!(
+        "{:#}",
+        download::run(&options(Source::Mirror(mirror), &dest)).unwrap_err()
+    );
     assert!(msg.contains("cannot write to destination folder"), "{msg}");
 }
 
@@ -266,7 +342,13 @@ fn http_download_resumes_after_a_dropped_connection() {
     let (base, hits) = serve(body.clone(), 1);
     let tmp = tempfile::tempdir().unwrap();
     let target = tmp.path().join("file.zip");
-    download::fetch(&format!("{base}/file.zip"), &target, &Expected::Md5(md5.clone()), 3).unwrap();
+    download::fetch(
+        &format!("{base}/file.zip"),
+        &target,
+        &Expected::Md5(md5.clone()),
+        3,
+    )
+    .unwrap();
     assert_eq!(fs::read(&target).unwrap(), body);
     assert!(!tmp.path().join("file.zip.part").exists());
     assert_eq!(hits.load(Ordering::SeqCst), 2, "one dropped, one resumed");
@@ -281,16 +363,28 @@ fn http_checksum_mismatch_keeps_nothing() {
     let (base, _) = serve(body, 0);
     let tmp = tempfile::tempdir().unwrap();
     let target = tmp.path().join("file.zip");
-    let err = download::fetch(&format!("{base}/file.zip"), &target, &Expected::Md5("0".repeat(32)), 2);
+    let err = download::fetch(
+        &format!("{base}/file.zip"),
+        &target,
+        &Expected::Md5("0".repeat(32)),
+        2,
+    );
     let msg = format!("{:#}", err.unwrap_err());
-    assert!(msg.contains("checksum mismatch") && msg.contains(&"0".repeat(32)), "{msg}");
+    assert!(
+        msg.contains("checksum mismatch") && msg.contains(&"0".repeat(32)),
+        "{msg}"
+    );
     assert!(!target.exists() && !tmp.path().join("file.zip.part").exists());
 }
 
 #[test]
 fn no_network_suggests_a_mirror() {
     // Nothing listens on this port: connection refused, like a machine without network.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let tmp = tempfile::tempdir().unwrap();
     let err = download::fetch(
         &format!("http://127.0.0.1:{port}/x.zip"),
@@ -299,7 +393,10 @@ fn no_network_suggests_a_mirror() {
         2,
     );
     let msg = format!("{:#}", err.unwrap_err());
-    assert!(msg.contains("--from DIR") && msg.contains("No network"), "{msg}");
+    assert!(
+        msg.contains("--from DIR") && msg.contains("No network"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -316,6 +413,12 @@ fn real_mirror_when_available() {
         ..options(Source::Mirror(mirror.into()), tmp.path())
     };
     let s = download::run(&opts).unwrap();
-    assert_eq!((s[0].alphabets, s[0].characters, s[0].drawings), (30, 964, 19280));
-    assert_eq!((s[1].alphabets, s[1].characters, s[1].drawings), (20, 659, 13180));
+    assert_eq!(
+        (s[0].alphabets, s[0].characters, s[0].drawings),
+        (30, 964, 19280)
+    );
+    assert_eq!(
+        (s[1].alphabets, s[1].characters, s[1].drawings),
+        (20, 659, 13180)
+    );
 }

@@ -57,7 +57,9 @@ fn parse_split(s: &str) -> Result<SplitKind, String> {
     match s {
         "evaluation" | "images_evaluation" => Ok(SplitKind::Evaluation),
         "background" | "images_background" => Ok(SplitKind::Background),
-        _ => Err(format!("unknown split `{s}` (expected evaluation or background)")),
+        _ => Err(format!(
+            "unknown split `{s}` (expected evaluation or background)"
+        )),
     }
 }
 
@@ -103,7 +105,11 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     print!("{}", report.to_markdown());
     println!("({:.1} s)", report.seconds);
     if let Some(out) = &a.out {
-        for (ext, text) in [("json", report.to_json()), ("csv", report.to_csv()), ("md", report.to_markdown())] {
+        for (ext, text) in [
+            ("json", report.to_json()),
+            ("csv", report.to_csv()),
+            ("md", report.to_markdown()),
+        ] {
             crate::write_file(&out.with_extension(ext), &text)?;
         }
     }
@@ -118,7 +124,9 @@ fn runs_session(choice: &ScorerChoice, device: &model::Device) -> Result<Session
     };
     let empty = data::store::StoreBuilder::new(side).finish();
     Ok(match choice {
-        ScorerChoice::Checkpoint(p) => Session::from_model(load_model(p, device)?, empty, SplitKind::Evaluation)?,
+        ScorerChoice::Checkpoint(p) => {
+            Session::from_model(load_model(p, device)?, empty, SplitKind::Evaluation)?
+        }
         ScorerChoice::Baseline(b) => Session::from_baseline(*b, empty, SplitKind::Evaluation)?,
     })
 }
@@ -167,8 +175,18 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
     let store = &session.store;
     let side = store.side();
     let query_pixels = store.image_f32(r.trial.query);
-    let pixels: Vec<Vec<f32>> = r.trial.candidates.iter().map(|&c| store.image_f32(c)).collect();
-    let names: Vec<String> = r.trial.candidates.iter().map(|&c| store.describe(c)).collect();
+    let pixels: Vec<Vec<f32>> = r
+        .trial
+        .candidates
+        .iter()
+        .map(|&c| store.image_f32(c))
+        .collect();
+    let names: Vec<String> = r
+        .trial
+        .candidates
+        .iter()
+        .map(|&c| store.describe(c))
+        .collect();
     let title = format!(
         "{} | {}-way {} | query {} | {}",
         session.scorer_name(),
@@ -177,34 +195,78 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
         store.describe(r.trial.query),
         if r.correct { "correct" } else { "wrong" }
     );
-    report(&a.out, &title, &query_pixels, side, &pixels, &names, &r.scores, Some(r.trial.answer))
+    report(
+        &a.out,
+        &title,
+        &query_pixels,
+        side,
+        &pixels,
+        &names,
+        &r.scores,
+        Some(r.trial.answer),
+    )
 }
 
-fn classify_files(a: &ClassifyArgs, choice: &ScorerChoice, device: &model::Device, query: &Path) -> Result<()> {
+fn classify_files(
+    a: &ClassifyArgs,
+    choice: &ScorerChoice,
+    device: &model::Device,
+    query: &Path,
+) -> Result<()> {
     let ScorerChoice::Checkpoint(path) = choice else {
-        bail!("classifying image files needs a model (--checkpoint); baselines work on sampled trials");
+        bail!(
+            "classifying image files needs a model (--checkpoint); baselines work on sampled trials"
+        );
     };
     if a.truth.is_some_and(|t| t >= a.candidates.len()) {
-        bail!("--truth {} is not a candidate index (0-{})", a.truth.unwrap_or(0), a.candidates.len() - 1);
+        bail!(
+            "--truth {} is not a candidate index (0-{})",
+            a.truth.unwrap_or(0),
+            a.candidates.len() - 1
+        );
     }
     let net = load_model(path, device)?;
     let side = net.arch().input_side;
-    let load = |p: &Path| load_user_image(p, side).with_context(|| format!("cannot use {}", p.display()));
+    let load =
+        |p: &Path| load_user_image(p, side).with_context(|| format!("cannot use {}", p.display()));
     let q = load(query)?;
-    let cands: Vec<Vec<f32>> = a.candidates.iter().map(|p| load(p)).collect::<Result<_>>()?;
+    let cands: Vec<Vec<f32>> = a
+        .candidates
+        .iter()
+        .map(|p| load(p))
+        .collect::<Result<_>>()?;
     let mut all = q.clone();
     cands.iter().for_each(|c| all.extend(c));
     let emb = net.embed_images(&all, 64)?;
     let d = emb.len() / (cands.len() + 1);
     let head = net.head_host()?;
-    let scores: Vec<f32> = (0..cands.len()).map(|i| head_logit(&head, &emb[..d], &emb[(i + 1) * d..(i + 2) * d])).collect();
-    let names: Vec<String> = a.candidates.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+    let scores: Vec<f32> = (0..cands.len())
+        .map(|i| head_logit(&head, &emb[..d], &emb[(i + 1) * d..(i + 2) * d]))
+        .collect();
+    let names: Vec<String> = a
+        .candidates
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
     let title = format!("{} | query {}", net.arch().name, query.display());
     report(&a.out, &title, &q, side, &cands, &names, &scores, a.truth)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn report(out: &Path, title: &str, query: &[f32], side: usize, pixels: &[Vec<f32>], names: &[String], scores: &[f32], truth: Option<usize>) -> Result<()> {
+fn report(
+    out: &Path,
+    title: &str,
+    query: &[f32],
+    side: usize,
+    pixels: &[Vec<f32>],
+    names: &[String],
+    scores: &[f32],
+    truth: Option<usize>,
+) -> Result<()> {
     let (chosen, tied) = eval::evaluate::choose(scores);
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]).then(i.cmp(&j)));
@@ -216,7 +278,13 @@ fn report(out: &Path, title: &str, query: &[f32], side: usize, pixels: &[Vec<f32
             (false, true) => "true answer",
             _ => "",
         };
-        println!("| {} | {} | {:.3} | {:.3} | {mark} |", rank + 1, names[i], scores[i], sigmoid(scores[i]));
+        println!(
+            "| {} | {} | {:.3} | {:.3} | {mark} |",
+            rank + 1,
+            names[i],
+            scores[i],
+            sigmoid(scores[i])
+        );
     }
     if tied {
         println!("(the top score is tied; the first candidate among the tied ones was chosen)");
@@ -236,9 +304,18 @@ fn report(out: &Path, title: &str, query: &[f32], side: usize, pixels: &[Vec<f32
             },
         })
         .collect();
-    let q = Tile { pixels: query, side, caption: "query".into(), border: None };
-    write_classification(out, title, &q, &tiles).with_context(|| format!("cannot write {}", out.display()))?;
-    println!("wrote {} (green: true answer, red: a wrong choice, blue: choice when the truth is unknown)", out.display());
+    let q = Tile {
+        pixels: query,
+        side,
+        caption: "query".into(),
+        border: None,
+    };
+    write_classification(out, title, &q, &tiles)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "wrote {} (green: true answer, red: a wrong choice, blue: choice when the truth is unknown)",
+        out.display()
+    );
     Ok(())
 }
 
@@ -259,8 +336,11 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
     let path = a.scorer.checkpoint_path()?;
     let net = load_model(&path, &a.scorer.device()?)?;
     let side = net.arch().input_side;
-    let mut images = load_user_image(&a.a, side).with_context(|| format!("cannot use {}", a.a.display()))?;
-    images.extend(load_user_image(&a.b, side).with_context(|| format!("cannot use {}", a.b.display()))?);
+    let mut images =
+        load_user_image(&a.a, side).with_context(|| format!("cannot use {}", a.a.display()))?;
+    images.extend(
+        load_user_image(&a.b, side).with_context(|| format!("cannot use {}", a.b.display()))?,
+    );
     let emb = net.embed_images(&images, 2)?;
     let d = emb.len() / 2;
     let logit = head_logit(&net.head_host()?, &emb[..d], &emb[d..]);

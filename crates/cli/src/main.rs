@@ -6,13 +6,15 @@ mod classify;
 mod paths;
 mod train_cmd;
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "omniglot-siamese", version, about = "Siamese networks for one-shot Omniglot recognition")]
+#[command(
+    name = "omniglot-siamese",
+    version,
+    about = "Siamese networks for one-shot Omniglot recognition"
+)]
 struct Cli {
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -41,7 +43,10 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> Result<()> {
@@ -56,6 +61,6 @@ fn main() -> Result<()> {
 }
 
 /// Writes `text` to `path`, creating folders, with the path in any error.
-pub(crate) fn write_file(path: &PathBuf, text: &str) -> Result<()> {
+pub(crate) fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
     eval::report::write_text(path, text).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -19,7 +19,9 @@ fn resolve(relative: &str) -> PathBuf {
 
 /// `$OMNIGLOT_DIR`, else `data/omniglot`.
 pub fn dataset() -> PathBuf {
-    std::env::var_os("OMNIGLOT_DIR").map(PathBuf::from).unwrap_or_else(|| resolve("data/omniglot"))
+    std::env::var_os("OMNIGLOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| resolve("data/omniglot"))
 }
 
 /// The shipped model, used when no checkpoint is given.

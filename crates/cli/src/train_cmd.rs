@@ -9,11 +9,11 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use data::{AffineConfig, Protocol};
 use model::{Arch, Init};
+use train::config::Objective;
 use train::optim::OptimizerConfig;
 use train::presets;
 use train::schedule::Schedule;
 use train::trainer::{Outcome, RunOptions};
-use train::config::Objective;
 use train::{TrainConfig, Trainer};
 
 #[derive(Args, Debug)]
@@ -139,28 +139,52 @@ pub struct TrainArgs {
 
 fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     let mut c = if let Some(path) = &a.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         TrainConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
     } else {
         let name = a.preset.as_deref().unwrap_or("reference");
-        presets::preset(name).with_context(|| format!("unknown preset `{name}` (available: {})", presets::NAMES.join(", ")))?
+        presets::preset(name).with_context(|| {
+            format!(
+                "unknown preset `{name}` (available: {})",
+                presets::NAMES.join(", ")
+            )
+        })?
     };
     if a.config.is_none() {
         c.dataset = crate::paths::dataset();
     }
-    if let Some(v) = &a.name { c.name = v.clone() }
-    if let Some(v) = &a.out_dir { c.out_dir = v.clone() }
-    if let Some(v) = &a.dataset { c.dataset = v.clone() }
-    if let Some(v) = &a.device { c.device = v.clone() }
+    if let Some(v) = &a.name {
+        c.name = v.clone()
+    }
+    if let Some(v) = &a.out_dir {
+        c.out_dir = v.clone()
+    }
+    if let Some(v) = &a.dataset {
+        c.dataset = v.clone()
+    }
+    if let Some(v) = &a.device {
+        c.device = v.clone()
+    }
     if let Some(v) = &a.arch {
         c.arch = Arch::preset(v)?;
         c.pairs.side = c.arch.input_side;
     }
-    if let Some(v) = a.init { c.init = v }
-    if let Some(v) = a.epochs { c.epochs = v }
-    if let Some(v) = a.pairs_per_epoch { c.pairs_per_epoch = v }
-    if let Some(v) = a.batch { c.batch = v }
-    if let Some(v) = a.seed { c.seed = v }
+    if let Some(v) = a.init {
+        c.init = v
+    }
+    if let Some(v) = a.epochs {
+        c.epochs = v
+    }
+    if let Some(v) = a.pairs_per_epoch {
+        c.pairs_per_epoch = v
+    }
+    if let Some(v) = a.batch {
+        c.batch = v
+    }
+    if let Some(v) = a.seed {
+        c.seed = v
+    }
     if let Some(v) = &a.objective {
         c.objective = match v.as_str() {
             "pairs" => Objective::Pairs,
@@ -179,14 +203,37 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
             _ => bail!("unknown objective `{v}` (expected pairs or episodes)"),
         };
     }
-    if let Objective::Episodes { ways, queries, within_alphabet, rotations, pair_weight, per_step, per_epoch } = &mut c.objective {
-        if let Some(v) = a.ways { *ways = v }
-        if let Some(v) = a.queries { *queries = v }
-        if let Some(v) = a.within_alphabet { *within_alphabet = v }
-        if let Some(v) = a.rotations { *rotations = v }
-        if let Some(v) = a.pair_weight { *pair_weight = v }
-        if let Some(v) = a.episodes_per_step { *per_step = v }
-        if let Some(v) = a.episodes_per_epoch { *per_epoch = v }
+    if let Objective::Episodes {
+        ways,
+        queries,
+        within_alphabet,
+        rotations,
+        pair_weight,
+        per_step,
+        per_epoch,
+    } = &mut c.objective
+    {
+        if let Some(v) = a.ways {
+            *ways = v
+        }
+        if let Some(v) = a.queries {
+            *queries = v
+        }
+        if let Some(v) = a.within_alphabet {
+            *within_alphabet = v
+        }
+        if let Some(v) = a.rotations {
+            *rotations = v
+        }
+        if let Some(v) = a.pair_weight {
+            *pair_weight = v
+        }
+        if let Some(v) = a.episodes_per_step {
+            *per_step = v
+        }
+        if let Some(v) = a.episodes_per_epoch {
+            *per_epoch = v
+        }
     } else if a.ways.is_some() || a.queries.is_some() || a.episodes_per_epoch.is_some() {
         bail!("--ways, --queries and --episodes-per-* apply to `--objective episodes`");
     }
@@ -199,7 +246,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         };
         c.optimizer.set_lr(lr);
     }
-    if let Some(v) = a.lr { c.optimizer.set_lr(v) }
+    if let Some(v) = a.lr {
+        c.optimizer.set_lr(v)
+    }
     if let Some(v) = a.weight_decay {
         match &mut c.optimizer {
             OptimizerConfig::Adamw { weight_decay, .. } => *weight_decay = v,
@@ -209,7 +258,10 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     if let Some(v) = &a.schedule {
         c.schedule = match v.as_str() {
             "step" => Schedule::default(),
-            "cosine" => Schedule::Cosine { warmup: 0, min_factor: 0.0 },
+            "cosine" => Schedule::Cosine {
+                warmup: 0,
+                min_factor: 0.0,
+            },
             "constant" => Schedule::Constant,
             "epoch-decay" => Schedule::EpochDecay { decay: 0.01 },
             _ => bail!("unknown schedule `{v}` (expected step, cosine, constant or epoch-decay)"),
@@ -217,38 +269,65 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     match &mut c.schedule {
         Schedule::Step { every, gamma } => {
-            if let Some(v) = a.step_every { *every = v }
-            if let Some(v) = a.gamma { *gamma = v }
+            if let Some(v) = a.step_every {
+                *every = v
+            }
+            if let Some(v) = a.gamma {
+                *gamma = v
+            }
         }
         Schedule::Cosine { warmup, .. } => {
-            if let Some(v) = a.warmup { *warmup = v }
+            if let Some(v) = a.warmup {
+                *warmup = v
+            }
         }
         _ => {}
     }
     if let Some(v) = &a.augment {
         c.pairs.augment = match v.as_str() {
             "none" | "off" => None,
-            name => Some(AffineConfig::preset(name).with_context(|| format!("unknown augmentation `{name}` (expected koch, reference or none)"))?),
+            name => Some(AffineConfig::preset(name).with_context(|| {
+                format!("unknown augmentation `{name}` (expected koch, reference or none)")
+            })?),
         };
     }
-    if let Some(v) = a.same_alphabet_negatives { c.pairs.same_alphabet_negatives = v }
+    if let Some(v) = a.same_alphabet_negatives {
+        c.pairs.same_alphabet_negatives = v
+    }
     if let Some(v) = &a.val_alphabets {
         match v.trim().parse::<usize>() {
             Ok(n) => {
                 c.validation.alphabets = n;
                 c.validation.alphabet_names.clear();
             }
-            Err(_) => c.validation.alphabet_names = v.split(',').map(|s| s.trim().to_string()).collect(),
+            Err(_) => {
+                c.validation.alphabet_names = v.split(',').map(|s| s.trim().to_string()).collect()
+            }
         }
     }
-    if let Some(v) = &a.train_drawers { c.validation.train_drawers = data::split::parse_drawers(v)? }
-    if let Some(v) = a.val_ways { c.val.ways = v }
-    if let Some(v) = a.val_trials { c.val.trials = v }
-    if let Some(v) = a.val_protocol { c.val.protocol = v }
-    if let Some(v) = a.val_every { c.val.every = v }
-    if let Some(v) = a.patience { c.patience = v }
-    if let Some(v) = a.checkpoint_every { c.checkpoint_every = v }
-    c.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    if let Some(v) = &a.train_drawers {
+        c.validation.train_drawers = data::split::parse_drawers(v)?
+    }
+    if let Some(v) = a.val_ways {
+        c.val.ways = v
+    }
+    if let Some(v) = a.val_trials {
+        c.val.trials = v
+    }
+    if let Some(v) = a.val_protocol {
+        c.val.protocol = v
+    }
+    if let Some(v) = a.val_every {
+        c.val.every = v
+    }
+    if let Some(v) = a.patience {
+        c.patience = v
+    }
+    if let Some(v) = a.checkpoint_every {
+        c.checkpoint_every = v
+    }
+    c.validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     Ok(c)
 }
 
@@ -256,7 +335,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let config = if args.resume.is_some() {
         // The run's own config wins; only the device can change.
         let mut c = TrainConfig::default();
-        if let Some(d) = &args.device { c.device = d.clone() }
+        if let Some(d) = &args.device {
+            c.device = d.clone()
+        }
         c
     } else {
         build_config(&args)?
@@ -273,7 +354,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 eprintln!("second Ctrl-C: exiting without a checkpoint");
                 std::process::exit(130);
             }
-            eprintln!("Ctrl-C: finishing the current step and saving a checkpoint (Ctrl-C again to abort)");
+            eprintln!(
+                "Ctrl-C: finishing the current step and saving a checkpoint (Ctrl-C again to abort)"
+            );
         })
         .context("cannot install the Ctrl-C handler")?;
     }
@@ -289,11 +372,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let dir = summary.run_dir.display();
     match summary.outcome {
         Outcome::Finished => println!("finished {} steps", summary.steps),
-        Outcome::EarlyStopped => println!("stopped early after {} steps (no validation improvement)", summary.steps),
-        Outcome::Interrupted => println!("interrupted at step {}; continue with `--resume {dir}`", summary.steps),
+        Outcome::EarlyStopped => println!(
+            "stopped early after {} steps (no validation improvement)",
+            summary.steps
+        ),
+        Outcome::Interrupted => println!(
+            "interrupted at step {}; continue with `--resume {dir}`",
+            summary.steps
+        ),
     }
     if let Some((step, acc)) = summary.best {
-        println!("best validation accuracy {:.1}% at step {step}: {dir}/best.safetensors", 100.0 * acc);
+        println!(
+            "best validation accuracy {:.1}% at step {step}: {dir}/best.safetensors",
+            100.0 * acc
+        );
     }
     println!(
         "{:.0} s, {:.1} pairs/s, {:.1}% of step time waiting for data; metrics in {dir}/metrics.jsonl, curves in {dir}/curves.png",

@@ -12,6 +12,9 @@ fn main() -> Result<(), data::DataError> {
         let index = data::SplitIndex::scan_split(&root, kind)?;
         n += data::ImageStore::load(&index, side)?.len();
     }
-    println!("loaded {n} images at {side}x{side} in {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "loaded {n} images at {side}x{side} in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -303,7 +303,10 @@ mod tests {
             }
         }
         // Rotation is applied with probability 0.5.
-        assert!((850..1150).contains(&identity_rotations), "{identity_rotations}");
+        assert!(
+            (850..1150).contains(&identity_rotations),
+            "{identity_rotations}"
+        );
     }
 
     #[test]

@@ -31,7 +31,14 @@ pub struct EpisodeConfig {
 
 impl Default for EpisodeConfig {
     fn default() -> Self {
-        EpisodeConfig { ways: 20, queries: 2, within_alphabet: 0.5, rotations: false, augment: None, side: 28 }
+        EpisodeConfig {
+            ways: 20,
+            queries: 2,
+            within_alphabet: 0.5,
+            rotations: false,
+            augment: None,
+            side: 28,
+        }
     }
 }
 
@@ -57,12 +64,21 @@ pub struct EpisodeSampler<'a> {
 }
 
 impl<'a> EpisodeSampler<'a> {
-    pub fn new(store: &'a ImageStore, subset: &Subset, config: EpisodeConfig, seed: u64) -> Result<Self> {
+    pub fn new(
+        store: &'a ImageStore,
+        subset: &Subset,
+        config: EpisodeConfig,
+        seed: u64,
+    ) -> Result<Self> {
         if config.ways < 2 || config.queries == 0 || config.side == 0 {
-            return Err(DataError::Config("episodes need at least 2 ways, 1 query and a positive side".into()));
+            return Err(DataError::Config(
+                "episodes need at least 2 ways, 1 query and a positive side".into(),
+            ));
         }
         if !(0.0..=1.0).contains(&config.within_alphabet) {
-            return Err(DataError::Config("within-alphabet episode fraction must be in [0, 1]".into()));
+            return Err(DataError::Config(
+                "within-alphabet episode fraction must be in [0, 1]".into(),
+            ));
         }
         if let Some(a) = &config.augment {
             a.validate().map_err(DataError::Config)?;
@@ -83,14 +99,24 @@ impl<'a> EpisodeSampler<'a> {
         }
         let classes = characters.len() * if config.rotations { 4 } else { 1 };
         if classes < config.ways {
-            return Err(DataError::NotEnoughCharacters { ways: config.ways, available: classes, scope: " for episodes".into() });
+            return Err(DataError::NotEnoughCharacters {
+                ways: config.ways,
+                available: classes,
+                scope: " for episodes".into(),
+            });
         }
         let alphabets = groups
             .into_iter()
             .map(|(_, v)| v)
             .filter(|v| v.len() * if config.rotations { 4 } else { 1 } >= config.ways)
             .collect();
-        Ok(EpisodeSampler { store, config, seed, characters, alphabets })
+        Ok(EpisodeSampler {
+            store,
+            config,
+            seed,
+            characters,
+            alphabets,
+        })
     }
 
     pub fn config(&self) -> &EpisodeConfig {
@@ -105,11 +131,12 @@ impl<'a> EpisodeSampler<'a> {
     fn classes(&self, rng: &mut crate::Rng) -> Vec<(usize, u8)> {
         let ways = self.config.ways;
         let turns = if self.config.rotations { 4 } else { 1 };
-        let pool: Vec<usize> = if !self.alphabets.is_empty() && rng.random_bool(self.config.within_alphabet as f64) {
-            self.alphabets.choose(rng).expect("non-empty").clone()
-        } else {
-            (0..self.characters.len()).collect()
-        };
+        let pool: Vec<usize> =
+            if !self.alphabets.is_empty() && rng.random_bool(self.config.within_alphabet as f64) {
+                self.alphabets.choose(rng).expect("non-empty").clone()
+            } else {
+                (0..self.characters.len()).collect()
+            };
         // Sample distinct (character, turn) classes.
         let total = pool.len() * turns;
         rand::seq::index::sample(rng, total, ways)
@@ -128,7 +155,10 @@ impl<'a> EpisodeSampler<'a> {
         let mut queries = Vec::new();
         for (label, &(c, turn)) in classes.iter().enumerate() {
             let imgs = &self.characters[c];
-            let mut chosen: Vec<ImageId> = imgs.choose_multiple(&mut rng, (1 + cfg.queries).min(imgs.len())).copied().collect();
+            let mut chosen: Vec<ImageId> = imgs
+                .choose_multiple(&mut rng, (1 + cfg.queries).min(imgs.len()))
+                .copied()
+                .collect();
             chosen.shuffle(&mut rng);
             picks.push((chosen[0], turn, label as u32));
             for q in 0..cfg.queries {
@@ -144,19 +174,24 @@ impl<'a> EpisodeSampler<'a> {
         batch.images.resize(picks.len() * n, 0.0);
         batch.labels = picks[cfg.ways..].iter().map(|p| p.2).collect();
         batch.ids = picks.iter().map(|p| p.0).collect();
-        batch.images.par_chunks_mut(n).zip(picks.par_iter()).enumerate().for_each(|(i, (out, &(id, turn, _)))| {
-            let mut rng = crate::rng_for(self.seed, STREAM_EPISODES, index, 1 + i as u64);
-            let mut p = match &cfg.augment {
-                Some(a) => a.sample(&mut rng),
-                None => AffineParams::identity(),
-            };
-            p.rotation_deg += 90.0 * turn as f32;
-            if p == AffineParams::identity() && self.store.side() == cfg.side {
-                self.store.write_f32(id, out);
-            } else {
-                p.warp_u8(self.store.pixels(id), self.store.side(), out, cfg.side);
-            }
-        });
+        batch
+            .images
+            .par_chunks_mut(n)
+            .zip(picks.par_iter())
+            .enumerate()
+            .for_each(|(i, (out, &(id, turn, _)))| {
+                let mut rng = crate::rng_for(self.seed, STREAM_EPISODES, index, 1 + i as u64);
+                let mut p = match &cfg.augment {
+                    Some(a) => a.sample(&mut rng),
+                    None => AffineParams::identity(),
+                };
+                p.rotation_deg += 90.0 * turn as f32;
+                if p == AffineParams::identity() && self.store.side() == cfg.side {
+                    self.store.write_f32(id, out);
+                } else {
+                    p.warp_u8(self.store.pixels(id), self.store.side(), out, cfg.side);
+                }
+            });
     }
 
     pub fn episode(&self, index: u64) -> EpisodeBatch {
@@ -175,20 +210,33 @@ mod tests {
     #[test]
     fn episodes_have_one_support_per_class_and_labelled_queries() {
         let s = store(SyntheticSpec::new(3, 8, 6), 12);
-        let cfg = EpisodeConfig { ways: 5, queries: 2, within_alphabet: 1.0, side: 12, ..Default::default() };
+        let cfg = EpisodeConfig {
+            ways: 5,
+            queries: 2,
+            within_alphabet: 1.0,
+            side: 12,
+            ..Default::default()
+        };
         let sampler = EpisodeSampler::new(&s, &Subset::all(&s), cfg, 4).unwrap();
         for index in 0..50 {
             let e = sampler.episode(index);
             assert_eq!(e.images.len(), 15 * 144);
             assert_eq!(e.labels.len(), 10);
             let supports: Vec<u32> = e.ids[..5].iter().map(|&id| s.character_of(id)).collect();
-            assert_eq!(supports.iter().collect::<HashSet<_>>().len(), 5, "distinct classes");
+            assert_eq!(
+                supports.iter().collect::<HashSet<_>>().len(),
+                5,
+                "distinct classes"
+            );
             let alphabets: HashSet<u32> = e.ids.iter().map(|&id| s.alphabet_of(id)).collect();
             assert_eq!(alphabets.len(), 1, "within one alphabet");
             for (q, &label) in e.labels.iter().enumerate() {
                 let id = e.ids[5 + q];
                 assert_eq!(s.character_of(id), supports[label as usize]);
-                assert_ne!(id, e.ids[label as usize], "query and support are different drawings");
+                assert_ne!(
+                    id, e.ids[label as usize],
+                    "query and support are different drawings"
+                );
             }
         }
         let again = sampler.episode(7);
@@ -199,9 +247,18 @@ mod tests {
     #[test]
     fn rotations_make_more_classes() {
         let s = store(SyntheticSpec::new(1, 3, 4), 12);
-        let plain = EpisodeConfig { ways: 5, queries: 1, within_alphabet: 0.0, side: 12, ..Default::default() };
+        let plain = EpisodeConfig {
+            ways: 5,
+            queries: 1,
+            within_alphabet: 0.0,
+            side: 12,
+            ..Default::default()
+        };
         assert!(EpisodeSampler::new(&s, &Subset::all(&s), plain.clone(), 0).is_err());
-        let rotated = EpisodeConfig { rotations: true, ..plain };
+        let rotated = EpisodeConfig {
+            rotations: true,
+            ..plain
+        };
         let sampler = EpisodeSampler::new(&s, &Subset::all(&s), rotated, 0).unwrap();
         let e = sampler.episode(0);
         assert_eq!(e.labels.len(), 5);

@@ -34,9 +34,7 @@ pub enum DataError {
     },
     #[error("{0}")]
     Config(String),
-    #[error(
-        "{ways}-way trials need {ways} characters{scope}, but only {available} are available"
-    )]
+    #[error("{ways}-way trials need {ways} characters{scope}, but only {available} are available")]
     NotEnoughCharacters {
         ways: usize,
         available: usize,

@@ -20,7 +20,10 @@ fn decode_luma(bytes: &[u8], path: &Path) -> Result<GrayImage> {
 
 /// Decodes an Omniglot PNG (105x105, ink black) into 105*105 ink values (0.0 or 1.0).
 pub fn decode_omniglot_png(bytes: &[u8], path: &Path) -> Result<Vec<f32>> {
-    Ok(decode_omniglot_ink(bytes, path)?.into_iter().map(|v| v as f32 / 255.0).collect())
+    Ok(decode_omniglot_ink(bytes, path)?
+        .into_iter()
+        .map(|v| v as f32 / 255.0)
+        .collect())
 }
 
 /// Decodes an Omniglot PNG into 105*105 bytes of ink (255 = ink, 0 = background).

@@ -139,7 +139,10 @@ impl SplitIndex {
                     drawings.push(Drawing { drawer, path });
                 }
                 if drawings.is_empty() {
-                    return Err(DataError::layout(&cpath, "character folder has no drawings"));
+                    return Err(DataError::layout(
+                        &cpath,
+                        "character folder has no drawings",
+                    ));
                 }
                 drawings.sort_by_key(|d| d.drawer);
                 characters.push(Character {
@@ -148,7 +151,10 @@ impl SplitIndex {
                 });
             }
             if characters.is_empty() {
-                return Err(DataError::layout(&apath, "alphabet folder has no characters"));
+                return Err(DataError::layout(
+                    &apath,
+                    "alphabet folder has no characters",
+                ));
             }
             alphabets.push(Alphabet {
                 name: a.file_name().to_string_lossy().into_owned(),

@@ -186,7 +186,12 @@ impl<'a> PairSampler<'a> {
             .par_chunks_mut(n)
             .zip(batch.right.par_chunks_mut(n))
             .zip(batch.labels.par_iter_mut())
-            .zip(batch.left_ids.par_iter_mut().zip(batch.right_ids.par_iter_mut()))
+            .zip(
+                batch
+                    .left_ids
+                    .par_iter_mut()
+                    .zip(batch.right_ids.par_iter_mut()),
+            )
             .enumerate()
             .for_each(|(i, (((l, r), label), (lid, rid)))| {
                 let mut rng = crate::rng_for(self.seed, STREAM_PAIRS, index, i as u64);

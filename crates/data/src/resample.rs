@@ -110,7 +110,10 @@ mod tests {
         area_resample(&src, 105, 105, &mut dst, 28, 28);
         let mean_src = src.iter().sum::<f32>() / src.len() as f32;
         let mean_dst = dst.iter().sum::<f32>() / dst.len() as f32;
-        assert!((mean_src - mean_dst).abs() < 1e-3, "{mean_src} vs {mean_dst}");
+        assert!(
+            (mean_src - mean_dst).abs() < 1e-3,
+            "{mean_src} vs {mean_dst}"
+        );
     }
 
     #[test]

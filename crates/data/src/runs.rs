@@ -83,7 +83,10 @@ fn read_run(root: &Path, dir: &Path) -> Result<LakeRun> {
         let query = root.join(query);
         let answer = root.join(answer);
         if !query.is_file() {
-            return Err(err(format!("query image {} does not exist", query.display())));
+            return Err(err(format!(
+                "query image {} does not exist",
+                query.display()
+            )));
         }
         let index = candidates
             .iter()
@@ -132,7 +135,9 @@ pub fn write_runs(
         ));
     }
     if ways < 2 {
-        return Err(DataError::Config(format!("runs need at least 2 ways, got {ways}")));
+        return Err(DataError::Config(format!(
+            "runs need at least 2 ways, got {ways}"
+        )));
     }
     let mut eligible: Vec<usize> = (0..index.alphabets.len())
         .filter(|&a| index.alphabets[a].characters.len() >= ways)
@@ -184,7 +189,11 @@ fn write_runs_into(
         // Drawers every chosen character has.
         let chars: Vec<_> = alphabet.characters.choose_multiple(rng, ways).collect();
         let common: Vec<u8> = (1..=crate::index::DRAWERS)
-            .filter(|d| chars.iter().all(|c| c.drawings.iter().any(|x| x.drawer == *d)))
+            .filter(|d| {
+                chars
+                    .iter()
+                    .all(|c| c.drawings.iter().any(|x| x.drawer == *d))
+            })
             .collect();
         if common.len() < 2 {
             return Err(DataError::layout(
@@ -199,7 +208,13 @@ fn write_runs_into(
         let mut lines = String::new();
         for (item, &k) in order.iter().enumerate() {
             let c = chars[k];
-            let file = |d: u8| &c.drawings.iter().find(|x| x.drawer == d).expect("common").path;
+            let file = |d: u8| {
+                &c.drawings
+                    .iter()
+                    .find(|x| x.drawer == d)
+                    .expect("common")
+                    .path
+            };
             let class = format!("training/class{:02}.png", k + 1);
             let test = format!("test/item{:02}.png", item + 1);
             copy(file(support), &run_dir.join(&class))?;
@@ -213,7 +228,9 @@ fn write_runs_into(
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
-    fs::copy(from, to).map(|_| ()).map_err(|e| DataError::io(from, e))
+    fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| DataError::io(from, e))
 }
 
 fn tempdir_in(parent: &Path, dest: &Path) -> Result<PathBuf> {

@@ -154,12 +154,16 @@ impl ValidationConfig {
             self.alphabet_names
                 .iter()
                 .map(|n| {
-                    names.iter().position(|x| x == n).map(|i| i as u32).ok_or_else(|| {
-                        DataError::Config(format!(
-                            "validation alphabet `{n}` is not in this split (it has: {})",
-                            names.join(", ")
-                        ))
-                    })
+                    names
+                        .iter()
+                        .position(|x| x == n)
+                        .map(|i| i as u32)
+                        .ok_or_else(|| {
+                            DataError::Config(format!(
+                                "validation alphabet `{n}` is not in this split (it has: {})",
+                                names.join(", ")
+                            ))
+                        })
                 })
                 .collect::<Result<_>>()?
         } else {
@@ -210,7 +214,10 @@ impl ValidationConfig {
         Ok(Partition {
             train,
             val,
-            val_alphabets: held.iter().map(|&a| names[a as usize].to_string()).collect(),
+            val_alphabets: held
+                .iter()
+                .map(|&a| names[a as usize].to_string())
+                .collect(),
         })
     }
 }

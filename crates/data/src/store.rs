@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-use crate::error::{DataError, Result};
 use crate::NATIVE_SIDE;
+use crate::error::{DataError, Result};
 use crate::image_io::decode_omniglot_ink;
-use crate::resample::Resampler;
 use crate::index::SplitIndex;
+use crate::resample::Resampler;
 
 /// Index of an image in an [`ImageStore`].
 pub type ImageId = u32;
@@ -192,17 +192,14 @@ impl ImageStore {
         let n = side * side;
         let resampler = Resampler::new(self.side, self.side, side, side);
         let mut pixels = vec![0u8; self.len() * n];
-        pixels
-            .par_chunks_mut(n)
-            .enumerate()
-            .for_each(|(id, out)| {
-                let src = self.image_f32(id as ImageId);
-                let mut dst = vec![0.0; n];
-                resampler.run(&src, &mut dst);
-                for (o, v) in out.iter_mut().zip(dst) {
-                    *o = quantize(v);
-                }
-            });
+        pixels.par_chunks_mut(n).enumerate().for_each(|(id, out)| {
+            let src = self.image_f32(id as ImageId);
+            let mut dst = vec![0.0; n];
+            resampler.run(&src, &mut dst);
+            for (o, v) in out.iter_mut().zip(dst) {
+                *o = quantize(v);
+            }
+        });
         ImageStore {
             side,
             pixels,
@@ -252,11 +249,20 @@ impl StoreBuilder {
 
     /// Adds an image given as `f32` ink values of `side * side`.
     pub fn push(&mut self, character: u32, drawer: u8, ink: &[f32], path: Option<PathBuf>) {
-        self.push_u8(character, drawer, ink.iter().map(|&v| quantize(v)).collect(), path);
+        self.push_u8(
+            character,
+            drawer,
+            ink.iter().map(|&v| quantize(v)).collect(),
+            path,
+        );
     }
 
     fn push_u8(&mut self, character: u32, drawer: u8, pixels: Vec<u8>, path: Option<PathBuf>) {
-        assert_eq!(pixels.len(), self.store.side * self.store.side, "image size");
+        assert_eq!(
+            pixels.len(),
+            self.store.side * self.store.side,
+            "image size"
+        );
         self.store.pixels.extend_from_slice(&pixels);
         self.push_meta(character, drawer, path);
     }

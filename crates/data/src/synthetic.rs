@@ -63,8 +63,16 @@ fn distance_to_segment(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
 
 /// The 105x105 binary drawing (ink = 1.0) of `character` of `alphabet` by `drawer`.
 pub fn glyph(seed: u64, alphabet: usize, character: usize, drawer: u8) -> Vec<f32> {
-    let mut jitter = crate::rng_for(seed, 0xd4a, (alphabet * 10_000 + character) as u64, drawer as u64);
-    let shift = (jitter.random_range(-3.0..3.0), jitter.random_range(-3.0..3.0));
+    let mut jitter = crate::rng_for(
+        seed,
+        0xd4a,
+        (alphabet * 10_000 + character) as u64,
+        drawer as u64,
+    );
+    let shift = (
+        jitter.random_range(-3.0..3.0),
+        jitter.random_range(-3.0..3.0),
+    );
     let segments: Vec<((f32, f32), (f32, f32))> = strokes(seed, alphabet, character)
         .iter()
         .flat_map(|s| {
@@ -84,7 +92,10 @@ pub fn glyph(seed: u64, alphabet: usize, character: usize, drawer: u8) -> Vec<f3
     for y in 0..NATIVE_SIDE {
         for x in 0..NATIVE_SIDE {
             let p = (x as f32 + 0.5, y as f32 + 0.5);
-            if segments.iter().any(|&(a, b)| distance_to_segment(p, a, b) <= 1.8) {
+            if segments
+                .iter()
+                .any(|&(a, b)| distance_to_segment(p, a, b) <= 1.8)
+            {
                 out[y * NATIVE_SIDE + x] = 1.0;
             }
         }
@@ -104,7 +115,9 @@ pub fn write_split(root: &Path, split_dir: &str, spec: SyntheticSpec) -> std::io
     let mut code = 1;
     for a in 0..spec.alphabets {
         for c in 0..spec.characters {
-            let cdir = dir.join(alphabet_name(a)).join(format!("character{:02}", c + 1));
+            let cdir = dir
+                .join(alphabet_name(a))
+                .join(format!("character{:02}", c + 1));
             fs::create_dir_all(&cdir)?;
             for d in 1..=spec.drawers {
                 let png = encode_png(&glyph(spec.seed, a, c, d), NATIVE_SIDE);
@@ -124,7 +137,12 @@ pub fn store(spec: SyntheticSpec, side: usize) -> ImageStore {
         for c in 0..spec.characters {
             let character = b.character(alphabet, &format!("character{:02}", c + 1));
             for d in 1..=spec.drawers {
-                b.push(character, d, &to_side(&glyph(spec.seed, a, c, d), side), None);
+                b.push(
+                    character,
+                    d,
+                    &to_side(&glyph(spec.seed, a, c, d), side),
+                    None,
+                );
             }
         }
     }

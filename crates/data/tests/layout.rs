@@ -32,8 +32,16 @@ fn completeness_reports_counts_and_missing_drawers() {
     fs::remove_file(split.join("Synthetic_02/character01/0003_07.png")).unwrap();
     let index = SplitIndex::scan(&split).unwrap();
     let problems = index.completeness_problems(SplitKind::Background);
-    assert!(problems.iter().any(|p| p.contains("2 alphabets, expected 30")));
-    assert!(problems.iter().any(|p| p.contains("4 characters, expected 964")));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("2 alphabets, expected 30"))
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("4 characters, expected 964"))
+    );
     let missing = problems
         .iter()
         .find(|p| p.contains("Synthetic_02/character01"))
@@ -55,18 +63,27 @@ fn unexpected_files_are_named() {
     let stray = split.join("Synthetic_01/character01/notes.txt");
     fs::write(&stray, "hello").unwrap();
     let msg = SplitIndex::scan(&split).unwrap_err().to_string();
-    assert!(msg.contains("notes.txt") && msg.contains("expected a PNG"), "{msg}");
+    assert!(
+        msg.contains("notes.txt") && msg.contains("expected a PNG"),
+        "{msg}"
+    );
     fs::remove_file(&stray).unwrap();
 
     let bad_drawer = split.join("Synthetic_01/character01/0001_33.png");
     fs::write(&bad_drawer, "x").unwrap();
     let msg = SplitIndex::scan(&split).unwrap_err().to_string();
-    assert!(msg.contains("0001_33.png") && msg.contains("drawer"), "{msg}");
+    assert!(
+        msg.contains("0001_33.png") && msg.contains("drawer"),
+        "{msg}"
+    );
     fs::remove_file(&bad_drawer).unwrap();
 
     fs::create_dir(split.join("Synthetic_01/character09")).unwrap();
     let msg = SplitIndex::scan(&split).unwrap_err().to_string();
-    assert!(msg.contains("character09") && msg.contains("no drawings"), "{msg}");
+    assert!(
+        msg.contains("character09") && msg.contains("no drawings"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -84,12 +101,18 @@ fn corrupt_and_wrong_size_pngs_are_named_on_load() {
     fs::write(&victim, b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let index = SplitIndex::scan(&split).unwrap();
     let msg = ImageStore::load(&index, 28).unwrap_err().to_string();
-    assert!(msg.contains("0002_02.png") && msg.contains("decode"), "{msg}");
+    assert!(
+        msg.contains("0002_02.png") && msg.contains("decode"),
+        "{msg}"
+    );
 
     let small = data::image_io::encode_png(&vec![0.0; 50 * 50], 50);
     fs::write(&victim, small).unwrap();
     let msg = ImageStore::load(&index, 28).unwrap_err().to_string();
-    assert!(msg.contains("0002_02.png") && msg.contains("50x50, expected 105x105"), "{msg}");
+    assert!(
+        msg.contains("0002_02.png") && msg.contains("50x50, expected 105x105"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -25,7 +25,11 @@ fn real_splits_are_complete_and_load() {
         // Every drawing has some ink and lots of background.
         for id in (0..store.len() as u32).step_by(97) {
             let ink: f32 = store.image_f32(id).iter().sum();
-            assert!(ink > 5.0 && ink < 400.0, "{}: ink {ink}", store.describe(id));
+            assert!(
+                ink > 5.0 && ink < 400.0,
+                "{}: ink {ink}",
+                store.describe(id)
+            );
         }
         let trials = data::trials::sample_trials(
             &store,

@@ -53,12 +53,18 @@ fn malformed_class_labels_name_the_line() {
     lines[1] = "run01/test/item02.png".into();
     fs::write(&labels, lines.join("\n")).unwrap();
     let msg = read_runs(&dest).unwrap_err().to_string();
-    assert!(msg.contains("class_labels.txt: line 2") && msg.contains("two paths"), "{msg}");
+    assert!(
+        msg.contains("class_labels.txt: line 2") && msg.contains("two paths"),
+        "{msg}"
+    );
 
     lines[1] = "run01/test/item02.png run01/training/class99.png".into();
     fs::write(&labels, lines.join("\n")).unwrap();
     let msg = read_runs(&dest).unwrap_err().to_string();
-    assert!(msg.contains("line 2") && msg.contains("class99.png"), "{msg}");
+    assert!(
+        msg.contains("line 2") && msg.contains("class99.png"),
+        "{msg}"
+    );
 }
 
 #[test]

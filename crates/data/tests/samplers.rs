@@ -27,7 +27,10 @@ fn validation_split_holds_out_alphabets_and_drawers() {
         .collect();
     for &c in &val.characters {
         assert!(!train_alphabets.contains(&s.characters()[c as usize].alphabet));
-        assert!(p.val_alphabets.contains(&s.alphabets()[s.characters()[c as usize].alphabet as usize].name));
+        assert!(
+            p.val_alphabets
+                .contains(&s.alphabets()[s.characters()[c as usize].alphabet as usize].name)
+        );
     }
     assert_eq!(val.drawers, (13..=20).collect::<Vec<u8>>());
     assert!(p.train.images(&s).iter().all(|&id| s.drawer_of(id) <= 12));
@@ -37,13 +40,19 @@ fn validation_split_holds_out_alphabets_and_drawers() {
         alphabet_names: vec!["Synthetic_03".into()],
         ..cfg.clone()
     };
-    assert_eq!(named.partition(&s).unwrap().val_alphabets, vec!["Synthetic_03"]);
+    assert_eq!(
+        named.partition(&s).unwrap().val_alphabets,
+        vec!["Synthetic_03"]
+    );
     let unknown = ValidationConfig {
         alphabet_names: vec!["Klingon".into()],
         ..cfg
     };
     let msg = unknown.partition(&s).unwrap_err().to_string();
-    assert!(msg.contains("Klingon") && msg.contains("Synthetic_01"), "{msg}");
+    assert!(
+        msg.contains("Klingon") && msg.contains("Synthetic_01"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -58,7 +67,13 @@ fn drawer_only_validation_reuses_characters() {
     let val = p.val.unwrap();
     assert_eq!(val.characters, p.train.characters);
     assert_eq!(val.drawers, vec![17, 18, 19, 20]);
-    assert!(ValidationConfig::none().partition(&s).unwrap().val.is_none());
+    assert!(
+        ValidationConfig::none()
+            .partition(&s)
+            .unwrap()
+            .val
+            .is_none()
+    );
 }
 
 #[test]
@@ -143,11 +158,17 @@ fn trials_follow_the_protocol() {
             assert_eq!(t.candidates.len(), 5);
             let chars: HashSet<u32> = t.candidates.iter().map(|&c| s.character_of(c)).collect();
             assert_eq!(chars.len(), 5, "distinct characters");
-            assert_eq!(s.character_of(t.candidates[t.answer]), s.character_of(t.query));
+            assert_eq!(
+                s.character_of(t.candidates[t.answer]),
+                s.character_of(t.query)
+            );
             let support_drawers: HashSet<u8> =
                 t.candidates.iter().map(|&c| s.drawer_of(c)).collect();
             assert_eq!(support_drawers.len(), 1, "candidates by one drawer");
-            assert!(!support_drawers.contains(&s.drawer_of(t.query)), "query by another");
+            assert!(
+                !support_drawers.contains(&s.drawer_of(t.query)),
+                "query by another"
+            );
             if protocol == Protocol::WithinAlphabet {
                 let alphabets: HashSet<u32> =
                     t.candidates.iter().map(|&c| s.alphabet_of(c)).collect();
@@ -176,5 +197,8 @@ fn too_many_ways_is_a_clear_error() {
     let msg = sample_trials(&s, &subset, Protocol::WithinAlphabet, 5, 1, 0)
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("of one alphabet") && msg.contains("only 4"), "{msg}");
+    assert!(
+        msg.contains("of one alphabet") && msg.contains("only 4"),
+        "{msg}"
+    );
 }

@@ -34,7 +34,11 @@ pub fn choose(scores: &[f32]) -> (usize, bool) {
 }
 
 /// Scores every trial: each candidate's similarity to the query.
-pub fn evaluate(scorer: &mut dyn Scorer, store: &ImageStore, trials: &[Trial]) -> Result<Vec<TrialResult>> {
+pub fn evaluate(
+    scorer: &mut dyn Scorer,
+    store: &ImageStore,
+    trials: &[Trial],
+) -> Result<Vec<TrialResult>> {
     let mut ids: Vec<ImageId> = trials
         .iter()
         .flat_map(|t| std::iter::once(t.query).chain(t.candidates.iter().copied()))

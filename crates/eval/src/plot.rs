@@ -52,8 +52,11 @@ where
     let img = image::RgbImage::from_raw(size.0, size.1, buf)
         .ok_or_else(|| EvalError::Plot("bitmap buffer has the wrong size".into()))?;
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(plot_err)?;
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(plot_err)?;
     write_bytes(path, &bytes)
 }
 
@@ -98,7 +101,9 @@ pub struct Chart<'a> {
 fn padded_range(values: impl Iterator<Item = f64>) -> Range<f64> {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
     if !lo.is_finite() {
         return 0.0..1.0;
     }
@@ -108,9 +113,19 @@ fn padded_range(values: impl Iterator<Item = f64>) -> Range<f64> {
 
 /// A line chart with optional error bars.
 pub fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart) -> Result<()> {
-    let xs = padded_range(chart.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
+    let xs = padded_range(
+        chart
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0)),
+    );
     let ys = chart.y_range.clone().unwrap_or_else(|| {
-        padded_range(chart.series.iter().flat_map(|s| s.points.iter().flat_map(|p| [p.2, p.3])))
+        padded_range(
+            chart
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter().flat_map(|p| [p.2, p.3])),
+        )
     });
     let mut ctx = ChartBuilder::on(area)
         .caption(chart.title, ("sans-serif", 22))
@@ -127,12 +142,22 @@ pub fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Cha
         .map_err(plot_err)?;
     for (i, s) in chart.series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
-        ctx.draw_series(LineSeries::new(s.points.iter().map(|p| (p.0, p.1)), color.stroke_width(2)))
-            .map_err(plot_err)?
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-        ctx.draw_series(s.points.iter().map(|p| Circle::new((p.0, p.1), 3, color.filled())))
+        ctx.draw_series(LineSeries::new(
+            s.points.iter().map(|p| (p.0, p.1)),
+            color.stroke_width(2),
+        ))
+        .map_err(plot_err)?
+        .label(s.name.clone())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        // Markers only where they stay readable.
+        if s.points.len() <= 60 {
+            ctx.draw_series(
+                s.points
+                    .iter()
+                    .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
+            )
             .map_err(plot_err)?;
+        }
         ctx.draw_series(
             s.points
                 .iter()
@@ -166,11 +191,7 @@ pub fn write_chart(chart: &Chart, png: Option<&Path>, svg: Option<&Path>) -> Res
 }
 
 /// Training curves: loss (left) and validation accuracy (right) against the step.
-pub fn write_training_curves(
-    path: &Path,
-    loss: &[Series],
-    accuracy: &[Series],
-) -> Result<()> {
+pub fn write_training_curves(path: &Path, loss: &[Series], accuracy: &[Series]) -> Result<()> {
     render_png(path, (1400, 520), |root| {
         let (left, right) = root.split_horizontally(700);
         draw_chart(
@@ -178,7 +199,7 @@ pub fn write_training_curves(
             &Chart {
                 title: "Training loss",
                 x_label: "step",
-                y_label: "BCE loss",
+                y_label: "loss (train: objective, validation: pair BCE)",
                 series: loss,
                 y_range: None,
             },
@@ -210,7 +231,12 @@ pub const TRUTH: RGBColor = RGBColor(44, 160, 44);
 pub const WRONG: RGBColor = RGBColor(214, 39, 40);
 
 /// The query on the left, the candidates in a grid, each captioned; ink drawn dark.
-pub fn write_classification(path: &Path, title: &str, query: &Tile, candidates: &[Tile]) -> Result<()> {
+pub fn write_classification(
+    path: &Path,
+    title: &str,
+    query: &Tile,
+    candidates: &[Tile],
+) -> Result<()> {
     let cell = 130u32;
     let cols = (candidates.len() as u32).clamp(1, 5);
     let rows = (candidates.len() as u32).div_ceil(cols).max(1);
@@ -222,13 +248,23 @@ pub fn write_classification(path: &Path, title: &str, query: &Tile, candidates: 
         draw_tile(root, query, (10, 50), 105)?;
         for (i, t) in candidates.iter().enumerate() {
             let (c, r) = (i as u32 % cols, i as u32 / cols);
-            draw_tile(root, t, ((cell * (c + 1) + 40) as i32, (50 + cell * r) as i32), 105)?;
+            draw_tile(
+                root,
+                t,
+                ((cell * (c + 1) + 40) as i32, (50 + cell * r) as i32),
+                105,
+            )?;
         }
         Ok(())
     })
 }
 
-fn draw_tile<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, t: &Tile, at: (i32, i32), size: u32) -> Result<()> {
+fn draw_tile<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    t: &Tile,
+    at: (i32, i32),
+    size: u32,
+) -> Result<()> {
     let scale = size as f32 / t.side as f32;
     for y in 0..size {
         for x in 0..size {
@@ -243,11 +279,18 @@ fn draw_tile<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, t: &Tile, at: (i
     let frame = t.border.unwrap_or(RGBColor(200, 200, 200));
     let width = if t.border.is_some() { 3 } else { 1 };
     root.draw(&Rectangle::new(
-        [(at.0 - 2, at.1 - 2), (at.0 + size as i32 + 2, at.1 + size as i32 + 2)],
+        [
+            (at.0 - 2, at.1 - 2),
+            (at.0 + size as i32 + 2, at.1 + size as i32 + 2),
+        ],
         frame.stroke_width(width),
     ))
     .map_err(plot_err)?;
-    root.draw(&Text::new(t.caption.clone(), (at.0, at.1 + size as i32 + 5), ("sans-serif", 13)))
-        .map_err(plot_err)?;
+    root.draw(&Text::new(
+        t.caption.clone(),
+        (at.0, at.1 + size as i32 + 5),
+        ("sans-serif", 13),
+    ))
+    .map_err(plot_err)?;
     Ok(())
 }

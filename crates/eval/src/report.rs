@@ -34,7 +34,11 @@ impl Accuracy {
         Accuracy {
             correct,
             total,
-            accuracy: if total > 0 { correct as f64 / total as f64 } else { 0.0 },
+            accuracy: if total > 0 {
+                correct as f64 / total as f64
+            } else {
+                0.0
+            },
             ci_low,
             ci_high,
             ties,
@@ -129,7 +133,10 @@ impl Report {
             self.overall.total,
             self.overall.display(),
             if self.overall.ties > 0 {
-                format!(", {} ties broken towards the first candidate", self.overall.ties)
+                format!(
+                    ", {} ties broken towards the first candidate",
+                    self.overall.ties
+                )
             } else {
                 String::new()
             }
@@ -138,7 +145,10 @@ impl Report {
             if groups.is_empty() {
                 continue;
             }
-            let _ = writeln!(s, "\n| {title} | accuracy | 95% CI | error | trials |\n|---|---|---|---|---|");
+            let _ = writeln!(
+                s,
+                "\n| {title} | accuracy | 95% CI | error | trials |\n|---|---|---|---|---|"
+            );
             for g in groups {
                 let a = &g.accuracy;
                 let _ = writeln!(
@@ -158,7 +168,9 @@ impl Report {
 
     /// One CSV row per group, the first row being the overall figure.
     pub fn to_csv(&self) -> String {
-        let mut s = String::from("scorer,protocol,ways,split,group,correct,total,accuracy,ci_low,ci_high,ties\n");
+        let mut s = String::from(
+            "scorer,protocol,ways,split,group,correct,total,accuracy,ci_low,ci_high,ties\n",
+        );
         let mut row = |group: &str, a: &Accuracy| {
             let _ = writeln!(
                 s,

@@ -23,16 +23,29 @@ pub fn runs_store(runs: &[LakeRun], side: usize) -> Result<(ImageStore, Vec<Vec<
         let mut candidate_ids = Vec::new();
         let mut characters = Vec::new();
         for path in &run.candidates {
-            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let c = b.character(alphabet, &name);
-            b.push(c, 1, &to_side(&read_omniglot_png(path)?, side), Some(path.clone()));
+            b.push(
+                c,
+                1,
+                &to_side(&read_omniglot_png(path)?, side),
+                Some(path.clone()),
+            );
             characters.push(c);
             candidate_ids.push(next_id);
             next_id += 1;
         }
         let mut trials = Vec::new();
         for (query, answer) in &run.items {
-            b.push(characters[*answer], 2, &to_side(&read_omniglot_png(query)?, side), Some(query.clone()));
+            b.push(
+                characters[*answer],
+                2,
+                &to_side(&read_omniglot_png(query)?, side),
+                Some(query.clone()),
+            );
             trials.push(Trial {
                 query: next_id,
                 candidates: candidate_ids.clone(),
@@ -46,7 +59,11 @@ pub fn runs_store(runs: &[LakeRun], side: usize) -> Result<(ImageStore, Vec<Vec<
 }
 
 /// Evaluates `scorer` on the runs under `root`, reporting the per-run error.
-pub fn evaluate_runs(scorer: &mut dyn Scorer, root: &Path, side: usize) -> Result<(Report, Vec<TrialResult>)> {
+pub fn evaluate_runs(
+    scorer: &mut dyn Scorer,
+    root: &Path,
+    side: usize,
+) -> Result<(Report, Vec<TrialResult>)> {
     let runs = read_runs(root)?;
     let (store, trials) = runs_store(&runs, side)?;
     let flat: Vec<Trial> = trials.iter().flatten().cloned().collect();
@@ -60,7 +77,11 @@ pub fn evaluate_runs(scorer: &mut dyn Scorer, root: &Path, side: usize) -> Resul
         });
         offset += t.len();
     }
-    let ways = trials.first().and_then(|t| t.first()).map(|t| t.candidates.len()).unwrap_or(0);
+    let ways = trials
+        .first()
+        .and_then(|t| t.first())
+        .map(|t| t.candidates.len())
+        .unwrap_or(0);
     let mut report = Report::new(
         &scorer.name(),
         "runs",

@@ -78,7 +78,12 @@ pub struct Session {
 
 impl Session {
     /// Loads the scorer and the split (`dataset/images_*`) at the scorer's image size.
-    pub fn open(choice: &ScorerChoice, dataset: &Path, split: SplitKind, device: &Device) -> Result<Self> {
+    pub fn open(
+        choice: &ScorerChoice,
+        dataset: &Path,
+        split: SplitKind,
+        device: &Device,
+    ) -> Result<Self> {
         let kind = match choice {
             ScorerChoice::Checkpoint(p) => Kind::Model(load_model(p, device)?),
             ScorerChoice::Baseline(b) => Kind::Baseline(*b),
@@ -106,7 +111,12 @@ impl Session {
                 store.side()
             )));
         }
-        Ok(Session { scorer: kind.scorer()?, kind, store, split })
+        Ok(Session {
+            scorer: kind.scorer()?,
+            kind,
+            store,
+            split,
+        })
     }
 
     pub fn scorer_name(&self) -> String {
@@ -126,9 +136,22 @@ impl Session {
     }
 
     /// Scores `trials` drawn from the split.
-    pub fn sampled(&mut self, protocol: Protocol, ways: usize, trials: usize, seed: u64) -> Result<(Report, Vec<TrialResult>)> {
+    pub fn sampled(
+        &mut self,
+        protocol: Protocol,
+        ways: usize,
+        trials: usize,
+        seed: u64,
+    ) -> Result<(Report, Vec<TrialResult>)> {
         let t = Instant::now();
-        let drawn = sample_trials(&self.store, &Subset::all(&self.store), protocol, ways, trials, seed)?;
+        let drawn = sample_trials(
+            &self.store,
+            &Subset::all(&self.store),
+            protocol,
+            ways,
+            trials,
+            seed,
+        )?;
         let results = evaluate(self.scorer.as_mut(), &self.store, &drawn)?;
         let mut report = Report::new(
             &self.scorer.name(),
@@ -147,7 +170,8 @@ impl Session {
     pub fn runs(&mut self, dir: &Path) -> Result<(Report, Vec<TrialResult>)> {
         let t = Instant::now();
         let mut scorer = self.kind.scorer()?;
-        let (mut report, results) = crate::runs::evaluate_runs(scorer.as_mut(), dir, self.kind.side())?;
+        let (mut report, results) =
+            crate::runs::evaluate_runs(scorer.as_mut(), dir, self.kind.side())?;
         report.seconds = t.elapsed().as_secs_f64();
         Ok((report, results))
     }

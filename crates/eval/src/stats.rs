@@ -26,7 +26,10 @@ mod tests {
     fn wilson_matches_published_values() {
         // Newcombe (1998), example: 81/263 -> 0.2553 to 0.3662.
         let (lo, hi) = wilson(81, 263, Z95);
-        assert!((lo - 0.2553).abs() < 5e-4 && (hi - 0.3662).abs() < 5e-4, "{lo} {hi}");
+        assert!(
+            (lo - 0.2553).abs() < 5e-4 && (hi - 0.3662).abs() < 5e-4,
+            "{lo} {hi}"
+        );
         // 0/10 -> [0, 0.2775]; 10/10 -> [0.7225, 1]
         let (lo, hi) = wilson(0, 10, Z95);
         assert!(lo == 0.0 && (hi - 0.2775).abs() < 5e-4);

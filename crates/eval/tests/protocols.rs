@@ -39,7 +39,8 @@ impl Scorer for Coin {
         Ok(())
     }
     fn similarity(&self, a: ImageId, b: ImageId) -> f32 {
-        let h = (a as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (b as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        let h = (a as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (b as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
         (h.wrapping_mul(0x1656_67B1_9E37_79F9) >> 40) as f32
     }
 }
@@ -62,7 +63,10 @@ fn oracle_is_perfect_and_coin_is_at_chance() {
 fn baselines_beat_chance_on_synthetic_glyphs() {
     let s = store(SyntheticSpec::new(4, 10, 20), 105);
     let trials = sample_trials(&s, &Subset::all(&s), Protocol::Random, 10, 200, 2).unwrap();
-    for mut scorer in [Box::new(MhdScorer::default()) as Box<dyn Scorer>, Box::new(PixelScorer::default())] {
+    for mut scorer in [
+        Box::new(MhdScorer::default()) as Box<dyn Scorer>,
+        Box::new(PixelScorer::default()),
+    ] {
         let r = evaluate(scorer.as_mut(), &s, &trials).unwrap();
         let acc = r.iter().filter(|r| r.correct).count() as f64 / r.len() as f64;
         assert!(acc > 0.3, "{}: {acc}", scorer.name());
@@ -74,16 +78,32 @@ fn report_groups_by_alphabet_and_serialises() {
     let s = store(SyntheticSpec::new(3, 6, 20), 8);
     let trials = sample_trials(&s, &Subset::all(&s), Protocol::WithinAlphabet, 4, 300, 5).unwrap();
     let results = evaluate(&mut Coin, &s, &trials).unwrap();
-    let report = Report::new("coin", "within-alphabet", 4, "synthetic", Some(5), &s, &results);
+    let report = Report::new(
+        "coin",
+        "within-alphabet",
+        4,
+        "synthetic",
+        Some(5),
+        &s,
+        &results,
+    );
     assert_eq!(report.overall.total, 300);
     assert_eq!(report.per_alphabet.len(), 3);
     let sum: usize = report.per_alphabet.iter().map(|g| g.accuracy.total).sum();
     assert_eq!(sum, 300);
     let csv = report.to_csv();
     assert_eq!(csv.lines().count(), 1 + 1 + 3);
-    assert!(csv.lines().nth(1).unwrap().starts_with("coin,within-alphabet,4,synthetic,overall,"));
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("coin,within-alphabet,4,synthetic,overall,")
+    );
     let md = report.to_markdown();
-    assert!(md.contains("| Synthetic_01 |") && md.contains("n=300"), "{md}");
+    assert!(
+        md.contains("| Synthetic_01 |") && md.contains("n=300"),
+        "{md}"
+    );
     let back: Report = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(back.overall.correct, report.overall.correct);
     assert!((back.overall.ci_low - report.overall.ci_low).abs() < 1e-12);
@@ -97,14 +117,16 @@ fn lake_runs_are_evaluated_per_run() {
     let index = data::SplitIndex::scan(&split).unwrap();
     let runs = tmp.path().join("runs");
     data::runs::write_runs(&index, &runs, 3, 6, 0).unwrap();
-    let (report, results) = eval::runs::evaluate_runs(&mut MhdScorer::default(), &runs, 105).unwrap();
+    let (report, results) =
+        eval::runs::evaluate_runs(&mut MhdScorer::default(), &runs, 105).unwrap();
     assert_eq!(results.len(), 18);
     assert_eq!(report.per_run.len(), 3);
     assert_eq!(report.per_run[0].name, "run01");
     assert_eq!(report.ways, 6);
     assert!(results.iter().all(|r| r.scores.len() == 6));
     // Oracle through the runs store: the query's character is its answer's.
-    let (store, trials) = eval::runs::runs_store(&data::runs::read_runs(&runs).unwrap(), 28).unwrap();
+    let (store, trials) =
+        eval::runs::runs_store(&data::runs::read_runs(&runs).unwrap(), 28).unwrap();
     let flat: Vec<_> = trials.into_iter().flatten().collect();
     let oracle = evaluate(&mut Oracle::default(), &store, &flat).unwrap();
     assert!(oracle.iter().all(|r| r.correct));

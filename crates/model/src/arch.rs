@@ -57,7 +57,12 @@ impl Arch {
         Arch {
             name: "koch".into(),
             input_side: 105,
-            blocks: vec![c(64, 10, true), c(128, 7, true), c(128, 4, true), c(256, 4, false)],
+            blocks: vec![
+                c(64, 10, true),
+                c(128, 7, true),
+                c(128, 4, true),
+                c(256, 4, false),
+            ],
             embedding: 4096,
             embedding_activation: Activation::Sigmoid,
         }
@@ -86,10 +91,22 @@ impl Arch {
 
     /// `blocks` blocks of 3x3 conv (padding 1), ReLU and 2x2 max-pool, `channels` wide.
     pub fn convnet(blocks: usize, side: usize, channels: usize) -> Arch {
-        let suffix = if channels == 64 { String::new() } else { format!("x{channels}") };
+        let suffix = if channels == 64 {
+            String::new()
+        } else {
+            format!("x{channels}")
+        };
         Arch {
             name: format!("conv{blocks}-{side}{suffix}"),
-            blocks: vec![ConvSpec { channels, kernel: 3, padding: 1, pool: true }; blocks],
+            blocks: vec![
+                ConvSpec {
+                    channels,
+                    kernel: 3,
+                    padding: 1,
+                    pool: true
+                };
+                blocks
+            ],
             ..Arch::conv4(side, channels)
         }
     }
@@ -130,7 +147,9 @@ impl Arch {
         let mut out = Vec::new();
         for (i, b) in self.blocks.iter().enumerate() {
             if b.channels == 0 || b.kernel == 0 {
-                return Err(ModelError::Arch(format!("block {i}: zero channels or kernel")));
+                return Err(ModelError::Arch(format!(
+                    "block {i}: zero channels or kernel"
+                )));
             }
             let padded = side + 2 * b.padding;
             if padded < b.kernel {
@@ -160,7 +179,9 @@ impl Arch {
 
     pub fn validate(&self) -> Result<()> {
         if self.input_side == 0 || self.blocks.is_empty() {
-            return Err(ModelError::Arch("needs an input side and at least one block".into()));
+            return Err(ModelError::Arch(
+                "needs an input side and at least one block".into(),
+            ));
         }
         self.block_shapes().map(|_| ())
     }
@@ -210,7 +231,9 @@ mod tests {
         let a = Arch::koch();
         let s = a.block_shapes().unwrap();
         assert_eq!(
-            s.iter().map(|b| (b.conv_side, b.out_side)).collect::<Vec<_>>(),
+            s.iter()
+                .map(|b| (b.conv_side, b.out_side))
+                .collect::<Vec<_>>(),
             vec![(96, 48), (42, 21), (18, 9), (6, 6)]
         );
         assert_eq!(a.features().unwrap(), 256 * 6 * 6);
@@ -222,7 +245,12 @@ mod tests {
     #[test]
     fn conv4_28_shapes() {
         let a = Arch::conv4(28, 64);
-        let sides: Vec<usize> = a.block_shapes().unwrap().iter().map(|b| b.out_side).collect();
+        let sides: Vec<usize> = a
+            .block_shapes()
+            .unwrap()
+            .iter()
+            .map(|b| b.out_side)
+            .collect();
         assert_eq!(sides, vec![14, 7, 3, 1]);
         assert_eq!(a.embedding_dim().unwrap(), 64);
         assert_eq!(
@@ -238,7 +266,10 @@ mod tests {
         assert!(Arch::preset("resnet").is_err());
         assert_eq!(Arch::preset("conv4-56").unwrap().input_side, 56);
         let a = Arch::preset("conv5-56x96").unwrap();
-        assert_eq!((a.blocks.len(), a.input_side, a.blocks[0].channels), (5, 56, 96));
+        assert_eq!(
+            (a.blocks.len(), a.input_side, a.blocks[0].channels),
+            (5, 56, 96)
+        );
         assert_eq!(a.name, "conv5-56x96");
         assert_eq!(Arch::preset("conv4-28").unwrap(), Arch::conv4(28, 64));
         assert!(Arch::preset("conv0-28").is_err());

@@ -29,7 +29,8 @@ pub fn parse_device(name: &str) -> Result<Device> {
                     "Metal support was not compiled in: rebuild with `--features metal`".into(),
                 ));
             }
-            Device::new_metal(0).map_err(|e| ModelError::Device(format!("cannot open Metal device: {e}")))
+            Device::new_metal(0)
+                .map_err(|e| ModelError::Device(format!("cannot open Metal device: {e}")))
         }
         _ => {
             let Some(rest) = name.strip_prefix("cuda") else {
@@ -39,9 +40,9 @@ pub fn parse_device(name: &str) -> Result<Device> {
             };
             let ordinal = match rest.strip_prefix(':') {
                 None if rest.is_empty() => 0,
-                Some(n) => n
-                    .parse()
-                    .map_err(|_| ModelError::Device(format!("bad CUDA device number in `{name}`")))?,
+                Some(n) => n.parse().map_err(|_| {
+                    ModelError::Device(format!("bad CUDA device number in `{name}`"))
+                })?,
                 None => {
                     return Err(ModelError::Device(format!(
                         "unknown device `{name}` (expected auto, cpu, cuda, cuda:N or metal)"
@@ -77,14 +78,24 @@ mod tests {
     #[test]
     fn names() {
         assert!(parse_device("cpu").unwrap().is_cpu());
-        assert!(parse_device("tpu").unwrap_err().to_string().contains("unknown device"));
+        assert!(
+            parse_device("tpu")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown device")
+        );
         assert!(parse_device("cuda:x").is_err());
         if !cfg!(feature = "cuda") {
             let msg = parse_device("cuda:1").unwrap_err().to_string();
             assert!(msg.contains("--features cuda"), "{msg}");
         }
         if !cfg!(feature = "metal") {
-            assert!(parse_device("metal").unwrap_err().to_string().contains("--features metal"));
+            assert!(
+                parse_device("metal")
+                    .unwrap_err()
+                    .to_string()
+                    .contains("--features metal")
+            );
         }
         if !cfg!(any(feature = "cuda", feature = "metal")) {
             assert!(parse_device("auto").unwrap().is_cpu());

@@ -24,7 +24,9 @@ impl std::str::FromStr for Init {
             "koch" => Ok(Init::Koch),
             "default" | "pytorch" => Ok(Init::Default),
             "kaiming" | "he" => Ok(Init::Kaiming),
-            _ => Err(format!("unknown init `{s}` (expected koch, default or kaiming)")),
+            _ => Err(format!(
+                "unknown init `{s}` (expected koch, default or kaiming)"
+            )),
         }
     }
 }
@@ -55,15 +57,29 @@ impl Initializer {
     }
 
     fn uniform(&mut self, n: usize, bound: f32) -> Vec<f32> {
-        (0..n).map(|_| self.rng.random_range(-bound..=bound)).collect()
+        (0..n)
+            .map(|_| self.rng.random_range(-bound..=bound))
+            .collect()
     }
 
     /// Weights (`fan_in` inputs per output) and biases (`outputs`) of one layer.
-    pub fn layer(&mut self, kind: LayerKind, weights: usize, outputs: usize, fan_in: usize) -> (Vec<f32>, Vec<f32>) {
+    pub fn layer(
+        &mut self,
+        kind: LayerKind,
+        weights: usize,
+        outputs: usize,
+        fan_in: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
         let bound = 1.0 / (fan_in as f32).sqrt();
         match (self.init, kind) {
-            (Init::Koch, LayerKind::Conv) => (self.normal(weights, 0.0, 0.01), self.normal(outputs, 0.5, 0.01)),
-            (Init::Koch, LayerKind::Dense) => (self.normal(weights, 0.0, 0.2), self.normal(outputs, 0.5, 0.01)),
+            (Init::Koch, LayerKind::Conv) => (
+                self.normal(weights, 0.0, 0.01),
+                self.normal(outputs, 0.5, 0.01),
+            ),
+            (Init::Koch, LayerKind::Dense) => (
+                self.normal(weights, 0.0, 0.2),
+                self.normal(outputs, 0.5, 0.01),
+            ),
             (Init::Default, _) => (self.uniform(weights, bound), self.uniform(outputs, bound)),
             (Init::Kaiming, _) => (
                 self.normal(weights, 0.0, (2.0 / fan_in as f32).sqrt()),

@@ -25,8 +25,14 @@ pub struct Extras {
 /// renamed over the target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -75,7 +81,11 @@ pub fn load(path: &Path, device: &Device) -> Result<(SiameseNet, Extras)> {
 }
 
 /// As [`load`], and errors unless the file holds `expected`.
-pub fn load_expecting(path: &Path, expected: &Arch, device: &Device) -> Result<(SiameseNet, Extras)> {
+pub fn load_expecting(
+    path: &Path,
+    expected: &Arch,
+    device: &Device,
+) -> Result<(SiameseNet, Extras)> {
     let (net, extras) = load(path, device)?;
     if net.arch() != expected {
         return Err(ModelError::file(
@@ -100,19 +110,25 @@ pub fn load_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<(Siamese
         .map_err(|e| not_ours(format!("not a valid safetensors file ({e})")))?;
     let mut metadata = header.metadata().clone().unwrap_or_default();
     if metadata.get("format").map(String::as_str) != Some(FORMAT) {
-        return Err(not_ours(format!("safetensors file without `format = {FORMAT}` metadata")));
+        return Err(not_ours(format!(
+            "safetensors file without `format = {FORMAT}` metadata"
+        )));
     }
     let version = metadata.get("format_version").cloned().unwrap_or_default();
     if version != FORMAT_VERSION {
         return Err(ModelError::file(
             path,
-            format!("format version `{version}` is not supported (this build reads {FORMAT_VERSION})"),
+            format!(
+                "format version `{version}` is not supported (this build reads {FORMAT_VERSION})"
+            ),
         ));
     }
     let arch: Arch = metadata
         .get("arch")
         .ok_or_else(|| not_ours("no architecture in the metadata".into()))
-        .and_then(|a| serde_json::from_str(a).map_err(|e| not_ours(format!("bad architecture metadata: {e}"))))?;
+        .and_then(|a| {
+            serde_json::from_str(a).map_err(|e| not_ours(format!("bad architecture metadata: {e}")))
+        })?;
     let st = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| not_ours(format!("truncated or corrupt safetensors data ({e})")))?;
     let mut tensors = HashMap::new();

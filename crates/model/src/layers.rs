@@ -62,9 +62,7 @@ pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
     let x = x.narrow(2, 0, 2 * ho)?.narrow(3, 0, 2 * wo)?;
     let windows = x.reshape((n, c, ho, 2, wo, 2))?;
     let max = windows.max_keepdim(5)?.max_keepdim(3)?;
-    let mask = windows
-        .broadcast_eq(&max)?
-        .to_dtype(x.dtype())?;
+    let mask = windows.broadcast_eq(&max)?.to_dtype(x.dtype())?;
     let count = mask.sum_keepdim(5)?.sum_keepdim(3)?;
     let weights = mask.broadcast_div(&count)?.detach();
     // sum(x * w) over the window equals the max, and its gradient is w.
@@ -84,4 +82,3 @@ pub fn activate(x: &Tensor, act: crate::Activation) -> Result<Tensor> {
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(x.matmul(&w.t()?)?.broadcast_add(b)?)
 }
-

@@ -17,7 +17,11 @@ pub fn bce_with_logits(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
 }
 
 /// Weighted sum (not mean) of per-element BCE: `sum(weight * bce(logits, labels))`.
-pub fn bce_with_logits_weighted(logits: &Tensor, labels: &Tensor, weight: &Tensor) -> Result<Tensor> {
+pub fn bce_with_logits_weighted(
+    logits: &Tensor,
+    labels: &Tensor,
+    weight: &Tensor,
+) -> Result<Tensor> {
     Ok((bce_elements(logits, labels)? * weight)?.sum_all()?)
 }
 

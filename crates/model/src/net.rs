@@ -62,8 +62,16 @@ impl SiameseNet {
             };
             let fan_in: usize = wshape[1..].iter().product();
             let (w, b) = rng.layer(kind, wshape.iter().product(), bshape[0], fan_in);
-            vars.push(Var::from_tensor(&Tensor::from_vec(w, wshape.as_slice(), device)?)?);
-            vars.push(Var::from_tensor(&Tensor::from_vec(b, bshape.as_slice(), device)?)?);
+            vars.push(Var::from_tensor(&Tensor::from_vec(
+                w,
+                wshape.as_slice(),
+                device,
+            )?)?);
+            vars.push(Var::from_tensor(&Tensor::from_vec(
+                b,
+                bshape.as_slice(),
+                device,
+            )?)?);
         }
         Ok(SiameseNet {
             arch: arch.clone(),
@@ -163,7 +171,12 @@ impl SiameseNet {
     pub fn head_logits(&self, e1: &Tensor, e2: &Tensor) -> Result<Tensor> {
         let n = self.vars.len();
         let d = (e1 - e2)?.abs()?;
-        Ok(linear(&d, self.vars[n - 2].as_tensor(), self.vars[n - 1].as_tensor())?.squeeze(1)?)
+        Ok(linear(
+            &d,
+            self.vars[n - 2].as_tensor(),
+            self.vars[n - 1].as_tensor(),
+        )?
+        .squeeze(1)?)
     }
 
     /// Logits `[Q, N]` of every query embedding (`[Q, D]`) against every candidate embedding
@@ -172,7 +185,10 @@ impl SiameseNet {
         let n = self.vars.len();
         let (q, d) = queries.dims2()?;
         let (c, _) = candidates.dims2()?;
-        let diff = queries.unsqueeze(1)?.broadcast_sub(&candidates.unsqueeze(0)?)?.abs()?;
+        let diff = queries
+            .unsqueeze(1)?
+            .broadcast_sub(&candidates.unsqueeze(0)?)?
+            .abs()?;
         let w = self.vars[n - 2].as_tensor();
         let logits = diff.reshape((q * c, d))?.matmul(&w.t()?)?.reshape((q, c))?;
         Ok(logits.broadcast_add(self.vars[n - 1].as_tensor())?)
@@ -192,7 +208,7 @@ impl SiameseNet {
     pub fn embed_images(&self, images: &[f32], batch: usize) -> Result<Vec<f32>> {
         let side = self.arch.input_side;
         let per = side * side;
-        if images.len() % per != 0 {
+        if !images.len().is_multiple_of(per) {
             return Err(ModelError::ImageSize {
                 got: images.len(),
                 side,
@@ -211,8 +227,14 @@ impl SiameseNet {
     /// `logit = bias + sum_i w_i |a_i - b_i|`.
     pub fn head_host(&self) -> Result<(Vec<f32>, f32)> {
         let n = self.vars.len();
-        let w = self.vars[n - 2].as_tensor().flatten_all()?.to_vec1::<f32>()?;
-        let b = self.vars[n - 1].as_tensor().flatten_all()?.to_vec1::<f32>()?[0];
+        let w = self.vars[n - 2]
+            .as_tensor()
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let b = self.vars[n - 1]
+            .as_tensor()
+            .flatten_all()?
+            .to_vec1::<f32>()?[0];
         Ok((w, b))
     }
 }

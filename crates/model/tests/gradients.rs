@@ -17,17 +17,20 @@ fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
     let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-    a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+    a.iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale
 }
 
 /// (N, Cin, side, Cout, kernel, padding, pool)
 const SHAPES: &[(usize, usize, usize, usize, usize, usize, bool)] = &[
-    (3, 2, 9, 4, 3, 1, true),   // 9 -> 9 -> 4 (odd map)
-    (2, 3, 7, 5, 3, 1, true),   // 7 -> 3 after pool
-    (2, 2, 5, 3, 3, 1, true),   // 5 -> 5 -> 2
-    (2, 4, 3, 3, 3, 1, true),   // 3 -> 3 -> 1
-    (3, 3, 8, 6, 4, 0, false),  // no pool
-    (1, 2, 6, 3, 1, 0, true),   // 1x1 kernel
+    (3, 2, 9, 4, 3, 1, true),  // 9 -> 9 -> 4 (odd map)
+    (2, 3, 7, 5, 3, 1, true),  // 7 -> 3 after pool
+    (2, 2, 5, 3, 3, 1, true),  // 5 -> 5 -> 2
+    (2, 4, 3, 3, 3, 1, true),  // 3 -> 3 -> 1
+    (3, 3, 8, 6, 4, 0, false), // no pool
+    (1, 2, 6, 3, 1, 0, true),  // 1x1 kernel
     (4, 1, 12, 8, 5, 2, true),
 ];
 
@@ -44,11 +47,20 @@ fn cpu_kernel_matches_candle_forward_and_gradients() {
         assert!(max_rel_diff(&ours, &reference) < 1e-5, "forward {i}");
         let r = random(ours.dims(), seed + 3, -1.0, 1.0);
         let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (reference * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         for (name, v) in [("x", &x), ("w", &w), ("b", &b)] {
             let a = g1.get(v).unwrap();
             let e = g2.get(v).unwrap();
-            assert!(max_rel_diff(a, e) < 1e-4, "grad {name} of shape {i}: {}", max_rel_diff(a, e));
+            assert!(
+                max_rel_diff(a, e) < 1e-4,
+                "grad {name} of shape {i}: {}",
+                max_rel_diff(a, e)
+            );
         }
     }
 }
@@ -78,10 +90,18 @@ fn koch_layer_shapes_agree_with_candle() {
         let b = Var::from_tensor(&random(&[cout], seed + 2, -0.1, 0.1)).unwrap();
         let ours = conv_block(&x, &w, &b, 0, pool, true, true).unwrap();
         let reference = reference_conv_block(&x, &w, &b, 0, pool).unwrap();
-        assert!(max_rel_diff(&ours, &reference) < 1e-4, "forward {cin}->{cout} k{k}");
+        assert!(
+            max_rel_diff(&ours, &reference) < 1e-4,
+            "forward {cin}->{cout} k{k}"
+        );
         let r = random(ours.dims(), seed + 3, -1.0, 1.0);
         let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (reference * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         for v in [&x, &w, &b] {
             let d = max_rel_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
             assert!(d < 1e-4, "grad {cin}->{cout} k{k}: {d}");
@@ -92,8 +112,19 @@ fn koch_layer_shapes_agree_with_candle() {
 /// Central differences of `f` with respect to a few elements of `v`, against autograd.
 fn check_fd(f: &dyn Fn() -> Tensor, v: &Var, samples: usize, tol: f32) {
     let grads = f().backward().unwrap();
-    let g = grads.get(v).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let base = v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let g = grads
+        .get(v)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let base = v
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     let eps = 2e-3f32;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
     let mut checked = 0;
@@ -102,11 +133,16 @@ fn check_fd(f: &dyn Fn() -> Tensor, v: &Var, samples: usize, tol: f32) {
         let at = |delta: f32| {
             let mut p = base.clone();
             p[i] += delta;
-            v.set(&Tensor::from_vec(p, v.dims(), &Device::Cpu).unwrap()).unwrap();
-            f().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap() as f32
+            v.set(&Tensor::from_vec(p, v.dims(), &Device::Cpu).unwrap())
+                .unwrap();
+            f().to_dtype(DType::F64)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap() as f32
         };
         let (up, mid, down) = (at(eps), at(0.0), at(-eps));
-        v.set(&Tensor::from_vec(base.clone(), v.dims(), &Device::Cpu).unwrap()).unwrap();
+        v.set(&Tensor::from_vec(base.clone(), v.dims(), &Device::Cpu).unwrap())
+            .unwrap();
         let (forward, backward) = ((up - mid) / eps, (mid - down) / eps);
         if (forward - backward).abs() > tol * (1.0 + forward.abs()) {
             // A ReLU or max kink lies within +-eps: the function is not differentiable here.
@@ -115,9 +151,16 @@ fn check_fd(f: &dyn Fn() -> Tensor, v: &Var, samples: usize, tol: f32) {
         checked += 1;
         let numeric = (up - down) / (2.0 * eps);
         let err = (numeric - g[i]).abs();
-        assert!(err <= tol * (1.0 + numeric.abs()), "element {i}: numeric {numeric}, autograd {}", g[i]);
+        assert!(
+            err <= tol * (1.0 + numeric.abs()),
+            "element {i}: numeric {numeric}, autograd {}",
+            g[i]
+        );
     }
-    assert!(checked * 2 >= samples, "only {checked} of {samples} samples were smooth");
+    assert!(
+        checked * 2 >= samples,
+        "only {checked} of {samples} samples were smooth"
+    );
 }
 
 #[test]
@@ -130,34 +173,84 @@ fn pooling_gradient_matches_finite_differences_on_odd_sizes() {
         for i in (1..n).rev() {
             vals.swap(i, rng.random_range(0..=i));
         }
-        let x = Var::from_tensor(&Tensor::from_vec(vals, (2, 3, side, side), &Device::Cpu).unwrap()).unwrap();
+        let x =
+            Var::from_tensor(&Tensor::from_vec(vals, (2, 3, side, side), &Device::Cpu).unwrap())
+                .unwrap();
         let r = random(&[2, 3, side / 2, side / 2], seed + 7, -1.0, 1.0);
         let f = || (max_pool2(&x).unwrap() * &r).unwrap().sum_all().unwrap();
         check_fd(&f, &x, 40, 1e-3);
         // With a gradient of ones, every window passes exactly 1 (PyTorch: 9 for 7x7 -> 3x3).
-        let g = max_pool2(&x).unwrap().sum_all().unwrap().backward().unwrap();
-        let total = g.get(&x).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-        assert_eq!(total, (2 * 3 * (side / 2) * (side / 2)) as f32, "side {side}");
+        let g = max_pool2(&x)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let total = g
+            .get(&x)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(
+            total,
+            (2 * 3 * (side / 2) * (side / 2)) as f32,
+            "side {side}"
+        );
     }
 }
 
 #[test]
 fn tied_maxima_pass_the_window_gradient_once() {
     // A constant image: all four values of every window tie.
-    let x = Var::from_tensor(&Tensor::ones((1, 1, 4, 4), DType::F32, &Device::Cpu).unwrap()).unwrap();
-    let g = max_pool2(&x).unwrap().sum_all().unwrap().backward().unwrap();
-    let gx = g.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let x =
+        Var::from_tensor(&Tensor::ones((1, 1, 4, 4), DType::F32, &Device::Cpu).unwrap()).unwrap();
+    let g = max_pool2(&x)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let gx = g
+        .get(&x)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert_eq!(gx, vec![0.25; 16]);
     // The CPU kernel gives each window's gradient to the first maximum, like PyTorch.
-    let w = Var::from_tensor(&Tensor::ones((1, 1, 1, 1), DType::F32, &Device::Cpu).unwrap()).unwrap();
+    let w =
+        Var::from_tensor(&Tensor::ones((1, 1, 1, 1), DType::F32, &Device::Cpu).unwrap()).unwrap();
     let b = Var::from_tensor(&Tensor::zeros(1, DType::F32, &Device::Cpu).unwrap()).unwrap();
     let y = conv_block(&x, &w, &b, 0, true, true, true).unwrap();
     let g = y.sum_all().unwrap().backward().unwrap();
-    let gx = g.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let expected: Vec<f32> = (0..16).map(|i| if (i / 4) % 2 == 0 && i % 2 == 0 { 1.0 } else { 0.0 }).collect();
+    let gx = g
+        .get(&x)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let expected: Vec<f32> = (0..16)
+        .map(|i| {
+            if (i / 4) % 2 == 0 && i % 2 == 0 {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
     assert_eq!(gx, expected);
     // dW sums the input under each window's chosen maximum: 4 windows of 1.0.
-    let dw = g.get(&w).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let dw = g
+        .get(&w)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert_eq!(dw, vec![4.0]);
 }
 
@@ -168,7 +261,11 @@ fn conv_block_gradients_match_finite_differences() {
         let x = Var::from_tensor(&random(&[n, cin, side, side], seed, -1.0, 1.0)).unwrap();
         let w = Var::from_tensor(&random(&[cout, cin, k, k], seed + 1, -0.5, 0.5)).unwrap();
         let b = Var::from_tensor(&random(&[cout], seed + 2, 0.05, 0.2)).unwrap();
-        let o = if pool { (side + 2 * pad + 1 - k) / 2 } else { side + 2 * pad + 1 - k };
+        let o = if pool {
+            (side + 2 * pad + 1 - k) / 2
+        } else {
+            side + 2 * pad + 1 - k
+        };
         let r = random(&[n, cout, o, o], seed + 3, -1.0, 1.0);
         let f = || {
             (conv_block(&x, &w, &b, pad, pool, true, true).unwrap() * &r)

@@ -23,15 +23,23 @@ fn reference_tower_shapes_and_head_range() {
     // Feature map before the dense layer: 256x6x6.
     let mut h = x.clone();
     for (i, b) in arch.blocks.iter().enumerate() {
-        let (w, bias) = (net.vars()[2 * i].as_tensor(), net.vars()[2 * i + 1].as_tensor());
+        let (w, bias) = (
+            net.vars()[2 * i].as_tensor(),
+            net.vars()[2 * i + 1].as_tensor(),
+        );
         h = model::layers::conv_block(&h, w, bias, b.padding, b.pool, i > 0, false).unwrap();
     }
     assert_eq!(h.dims(), &[2, 256, 6, 6]);
     let e = net.embed_inference(&x).unwrap();
     assert_eq!(e.dims(), &[2, 4096]);
-    let logits = net.forward_pairs(&images(2, 105, 1), &images(2, 105, 2)).unwrap();
+    let logits = net
+        .forward_pairs(&images(2, 105, 1), &images(2, 105, 2))
+        .unwrap();
     assert_eq!(logits.dims(), &[2]);
-    let p = candle_nn::ops::sigmoid(&logits).unwrap().to_vec1::<f32>().unwrap();
+    let p = candle_nn::ops::sigmoid(&logits)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert!(p.iter().all(|v| (0.0..=1.0).contains(v)), "{p:?}");
 }
 
@@ -74,7 +82,11 @@ fn pairwise_logits_match_the_pair_head() {
     let net = SiameseNet::new(&Arch::conv4(28, 8), Init::Default, 2, &Device::Cpu).unwrap();
     let q = net.embed_inference(&images(3, 28, 1)).unwrap();
     let c = net.embed_inference(&images(4, 28, 2)).unwrap();
-    let all = net.pairwise_logits(&q, &c).unwrap().to_vec2::<f32>().unwrap();
+    let all = net
+        .pairwise_logits(&q, &c)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
     let (qv, cv) = (q.to_vec2::<f32>().unwrap(), c.to_vec2::<f32>().unwrap());
     let head = net.head_host().unwrap();
     for i in 0..3 {
@@ -90,7 +102,14 @@ fn same_seed_same_weights() {
     let a = SiameseNet::new(&arch, Init::Koch, 9, &Device::Cpu).unwrap();
     let b = SiameseNet::new(&arch, Init::Koch, 9, &Device::Cpu).unwrap();
     let c = SiameseNet::new(&arch, Init::Koch, 10, &Device::Cpu).unwrap();
-    let flat = |n: &SiameseNet| n.vars()[0].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let flat = |n: &SiameseNet| {
+        n.vars()[0]
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
     assert_eq!(flat(&a), flat(&b));
     assert_ne!(flat(&a), flat(&c));
     // Koch's biases are N(0.5, 0.01).
@@ -126,19 +145,33 @@ fn save_load_round_trip_keeps_arch_weights_and_extras() {
     let net = SiameseNet::new(&arch, Init::Default, 1, &Device::Cpu).unwrap();
     let mut extras = Extras::default();
     extras.metadata.insert("step".into(), "42".into());
-    extras
-        .tensors
-        .insert("opt.m.0".into(), Tensor::new(&[1f32, 2.0], &Device::Cpu).unwrap());
+    extras.tensors.insert(
+        "opt.m.0".into(),
+        Tensor::new(&[1f32, 2.0], &Device::Cpu).unwrap(),
+    );
     save(&net, &path, &extras).unwrap();
     let (back, rest) = load(&path, &Device::Cpu).unwrap();
     assert_eq!(back.arch(), &arch);
     for (a, b) in net.vars().iter().zip(back.vars()) {
-        let a = a.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let b = b.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let a = a
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = b
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(a, b);
     }
     assert_eq!(rest.metadata.get("step").map(String::as_str), Some("42"));
-    assert_eq!(rest.tensors["opt.m.0"].to_vec1::<f32>().unwrap(), vec![1.0, 2.0]);
+    assert_eq!(
+        rest.tensors["opt.m.0"].to_vec1::<f32>().unwrap(),
+        vec![1.0, 2.0]
+    );
     assert!(!rest.tensors.contains_key("conv1.weight"));
     // No temporary files left behind.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -151,23 +184,38 @@ fn bad_files_are_clear_errors() {
     let net = SiameseNet::new(&Arch::conv4(28, 8), Init::Default, 1, &Device::Cpu).unwrap();
     save(&net, &path, &Extras::default()).unwrap();
 
-    let msg = load_expecting(&path, &Arch::koch(), &Device::Cpu).err().unwrap().to_string();
-    assert!(msg.contains("m.safetensors") && msg.contains("conv4-28") && msg.contains("koch"), "{msg}");
+    let msg = load_expecting(&path, &Arch::koch(), &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("m.safetensors") && msg.contains("conv4-28") && msg.contains("koch"),
+        "{msg}"
+    );
 
     let bytes = std::fs::read(&path).unwrap();
     let truncated = dir.path().join("truncated.safetensors");
     std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
     let msg = load(&truncated, &Device::Cpu).err().unwrap().to_string();
-    assert!(msg.contains("truncated.safetensors") && msg.contains("not a model file"), "{msg}");
+    assert!(
+        msg.contains("truncated.safetensors") && msg.contains("not a model file"),
+        "{msg}"
+    );
 
     let junk = dir.path().join("junk.bin");
     std::fs::write(&junk, b"hello world, not tensors").unwrap();
     let msg = load(&junk, &Device::Cpu).err().unwrap().to_string();
-    assert!(msg.contains("junk.bin") && msg.contains("not a valid safetensors file"), "{msg}");
+    assert!(
+        msg.contains("junk.bin") && msg.contains("not a valid safetensors file"),
+        "{msg}"
+    );
 
     let foreign = dir.path().join("foreign.safetensors");
     candle_core::safetensors::save(
-        &std::collections::HashMap::from([("w".to_string(), Tensor::new(&[1f32], &Device::Cpu).unwrap())]),
+        &std::collections::HashMap::from([(
+            "w".to_string(),
+            Tensor::new(&[1f32], &Device::Cpu).unwrap(),
+        )]),
         &foreign,
     )
     .unwrap();
@@ -176,13 +224,20 @@ fn bad_files_are_clear_errors() {
 
     let missing = dir.path().join("nope.safetensors");
     let msg = load(&missing, &Device::Cpu).err().unwrap().to_string();
-    assert!(msg.contains("nope.safetensors") && msg.contains("cli -- train"), "{msg}");
+    assert!(
+        msg.contains("nope.safetensors") && msg.contains("cli -- train"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn wrong_image_size_is_an_error() {
     let net = SiameseNet::new(&Arch::conv4(28, 8), Init::Default, 1, &Device::Cpu).unwrap();
-    let msg = net.embed_inference(&images(1, 32, 0)).err().unwrap().to_string();
+    let msg = net
+        .embed_inference(&images(1, 32, 0))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("[N, 1, 28, 28]"), "{msg}");
     assert!(net.embed_images(&[0.0; 100], 4).is_err());
 }

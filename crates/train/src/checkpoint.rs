@@ -35,7 +35,10 @@ pub fn save_checkpoint(
     if let Some(opt) = optimizer {
         extras.tensors.extend(opt.state_tensors()?);
     }
-    extras.metadata.insert("train_state".into(), serde_json::to_string(state).expect("state serializes"));
+    extras.metadata.insert(
+        "train_state".into(),
+        serde_json::to_string(state).expect("state serializes"),
+    );
     extras.metadata.insert("config".into(), config.to_toml());
     save(net, path, &extras)?;
     Ok(())
@@ -54,11 +57,22 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<Loaded> {
         .metadata
         .get("train_state")
         .ok_or_else(|| TrainError::file(path, "not a training checkpoint (no train_state)"))
-        .and_then(|s| serde_json::from_str(s).map_err(|e| TrainError::file(path, format!("bad train_state: {e}"))))?;
+        .and_then(|s| {
+            serde_json::from_str(s)
+                .map_err(|e| TrainError::file(path, format!("bad train_state: {e}")))
+        })?;
     let config = extras
         .metadata
         .get("config")
         .ok_or_else(|| TrainError::file(path, "not a training checkpoint (no config)"))
-        .and_then(|s| TrainConfig::from_toml(s).map_err(|e| TrainError::file(path, format!("bad config: {e}"))))?;
-    Ok(Loaded { net, extras, state, config })
+        .and_then(|s| {
+            TrainConfig::from_toml(s)
+                .map_err(|e| TrainError::file(path, format!("bad config: {e}")))
+        })?;
+    Ok(Loaded {
+        net,
+        extras,
+        state,
+        config,
+    })
 }

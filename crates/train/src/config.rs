@@ -132,8 +132,15 @@ impl Default for TrainConfig {
 impl TrainConfig {
     pub fn steps_per_epoch(&self) -> u64 {
         match &self.objective {
-            Objective::Pairs => self.pairs_per_epoch.div_ceil(self.batch.max(1) as u64).max(1),
-            Objective::Episodes { per_step, per_epoch, .. } => per_epoch.div_ceil((*per_step).max(1) as u64).max(1),
+            Objective::Pairs => self
+                .pairs_per_epoch
+                .div_ceil(self.batch.max(1) as u64)
+                .max(1),
+            Objective::Episodes {
+                per_step,
+                per_epoch,
+                ..
+            } => per_epoch.div_ceil((*per_step).max(1) as u64).max(1),
         }
     }
 
@@ -147,8 +154,15 @@ impl TrainConfig {
 
     /// Every check that can fail before any work starts.
     pub fn validate(&self) -> Result<(), String> {
-        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name == "." || self.name == ".." {
-            return Err(format!("run name `{}` must be a plain folder name", self.name));
+        if self.name.is_empty()
+            || self.name.contains(['/', '\\'])
+            || self.name == "."
+            || self.name == ".."
+        {
+            return Err(format!(
+                "run name `{}` must be a plain folder name",
+                self.name
+            ));
         }
         if self.batch == 0 {
             return Err("batch size must be at least 1".into());
@@ -171,11 +185,23 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.pairs.same_alphabet_negatives) {
             return Err("same-alphabet negative fraction must be in [0, 1]".into());
         }
-        if let Objective::Episodes { ways, queries, within_alphabet, pair_weight, per_step, per_epoch, .. } = &self.objective {
+        if let Objective::Episodes {
+            ways,
+            queries,
+            within_alphabet,
+            pair_weight,
+            per_step,
+            per_epoch,
+            ..
+        } = &self.objective
+        {
             if *ways < 2 || *queries == 0 || *per_step == 0 || *per_epoch == 0 {
-                return Err("episodes need ways >= 2, queries >= 1, per_step >= 1 and per_epoch >= 1".into());
+                return Err(
+                    "episodes need ways >= 2, queries >= 1, per_step >= 1 and per_epoch >= 1"
+                        .into(),
+                );
             }
-            if !(0.0..=1.0).contains(within_alphabet) || !(*pair_weight >= 0.0) {
+            if !(0.0..=1.0).contains(within_alphabet) || !crate::optim::non_negative(*pair_weight) {
                 return Err("within_alphabet must be in [0, 1] and pair_weight >= 0".into());
             }
         }
@@ -206,10 +232,17 @@ mod tests {
         for name in crate::presets::NAMES {
             let cfg = crate::presets::preset(name).unwrap();
             cfg.validate().unwrap();
-            assert_eq!(TrainConfig::from_toml(&cfg.to_toml()).unwrap(), cfg, "{name}");
+            assert_eq!(
+                TrainConfig::from_toml(&cfg.to_toml()).unwrap(),
+                cfg,
+                "{name}"
+            );
         }
         let off = TrainConfig {
-            pairs: data::PairConfig { augment: None, ..TrainConfig::default().pairs },
+            pairs: data::PairConfig {
+                augment: None,
+                ..TrainConfig::default().pairs
+            },
             ..TrainConfig::default()
         };
         assert_eq!(TrainConfig::from_toml(&off.to_toml()).unwrap(), off);

@@ -53,13 +53,17 @@ impl Metrics {
             && let Ok(text) = std::fs::read_to_string(path)
         {
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let r: Record = serde_json::from_str(line).map_err(|e| TrainError::file(path, format!("bad metrics line: {e}")))?;
+                let r: Record = serde_json::from_str(line)
+                    .map_err(|e| TrainError::file(path, format!("bad metrics line: {e}")))?;
                 if r.step() <= until {
                     records.push(r);
                 }
             }
         }
-        let m = Metrics { path: path.to_path_buf(), records };
+        let m = Metrics {
+            path: path.to_path_buf(),
+            records,
+        };
         m.rewrite()?;
         Ok(m)
     }
@@ -70,7 +74,8 @@ impl Metrics {
             text.push_str(&serde_json::to_string(r).expect("records serialize"));
             text.push('\n');
         }
-        model::io::write_atomic(&self.path, text.as_bytes()).map_err(|e| TrainError::file(&self.path, e))
+        model::io::write_atomic(&self.path, text.as_bytes())
+            .map_err(|e| TrainError::file(&self.path, e))
     }
 
     pub fn push(&mut self, r: Record) -> Result<()> {
@@ -79,7 +84,12 @@ impl Metrics {
             .create(true)
             .open(&self.path)
             .map_err(|e| TrainError::file(&self.path, e))?;
-        writeln!(f, "{}", serde_json::to_string(&r).expect("records serialize")).map_err(|e| TrainError::file(&self.path, e))?;
+        writeln!(
+            f,
+            "{}",
+            serde_json::to_string(&r).expect("records serialize")
+        )
+        .map_err(|e| TrainError::file(&self.path, e))?;
         self.records.push(r);
         Ok(())
     }
@@ -111,16 +121,33 @@ impl Metrics {
             .collect();
         let (mut val_loss, mut val_acc) = (Vec::new(), Vec::new());
         for r in &self.records {
-            if let Record::Val { step, loss, accuracy, ci_low, ci_high, .. } = r {
+            if let Record::Val {
+                step,
+                loss,
+                accuracy,
+                ci_low,
+                ci_high,
+                ..
+            } = r
+            {
                 val_loss.push((*step as f64, *loss, *loss, *loss));
                 val_acc.push((*step as f64, *accuracy, *ci_low, *ci_high));
             }
         }
         let loss = vec![
-            Series { name: "train".into(), points: train },
-            Series { name: "validation".into(), points: val_loss },
+            Series {
+                name: "train".into(),
+                points: train,
+            },
+            Series {
+                name: "validation".into(),
+                points: val_loss,
+            },
         ];
-        let acc = vec![Series { name: "validation (95% CI)".into(), points: val_acc }];
+        let acc = vec![Series {
+            name: "validation (95% CI)".into(),
+            points: val_acc,
+        }];
         eval::plot::write_training_curves(path, &loss, &acc)?;
         Ok(())
     }

@@ -78,32 +78,55 @@ impl OptimizerConfig {
 
     pub fn validate(&self) -> Result<(), String> {
         let lr = self.lr();
-        if !(lr > 0.0 && lr.is_finite()) {
+        if !positive(lr) {
             return Err(format!("learning rate must be a positive number, got {lr}"));
         }
         match self {
-            OptimizerConfig::Adamw { beta1, beta2, eps, weight_decay, .. } => {
+            OptimizerConfig::Adamw {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => {
                 if !(0.0..1.0).contains(beta1) || !(0.0..1.0).contains(beta2) {
                     return Err("AdamW betas must be in [0, 1)".into());
                 }
-                if !(*eps > 0.0) || !(*weight_decay >= 0.0) {
+                if !positive(*eps) || !non_negative(*weight_decay) {
                     return Err("AdamW needs eps > 0 and weight decay >= 0".into());
                 }
             }
-            OptimizerConfig::Sgd { momentum, momentum_start, l2, layer_lr, layer_l2, .. } => {
+            OptimizerConfig::Sgd {
+                momentum,
+                momentum_start,
+                l2,
+                layer_lr,
+                layer_l2,
+                ..
+            } => {
                 if !(0.0..1.0).contains(momentum) || !(0.0..1.0).contains(momentum_start) {
                     return Err("SGD momentum must be in [0, 1)".into());
                 }
-                if !(*l2 >= 0.0) || layer_l2.iter().any(|v| !(*v >= 0.0)) {
+                if !non_negative(*l2) || !layer_l2.iter().all(|v| non_negative(*v)) {
                     return Err("L2 penalties must be >= 0".into());
                 }
-                if layer_lr.iter().any(|v| !(*v > 0.0)) {
+                if !layer_lr.iter().all(|v| positive(*v)) {
                     return Err("per-layer learning-rate factors must be > 0".into());
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Finite and > 0 (false for NaN).
+pub(crate) fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
+/// Finite and >= 0 (false for NaN).
+pub(crate) fn non_negative(x: f64) -> bool {
+    x.is_finite() && x >= 0.0
 }
 
 /// Per-parameter moment buffers, on the host for CPU parameters, as tensors elsewhere.
@@ -115,10 +138,14 @@ enum Buffers {
 impl Buffers {
     fn zeros(vars: &[Var]) -> Result<Self> {
         if vars.iter().all(|v| v.device().is_cpu()) {
-            Ok(Buffers::Host(vars.iter().map(|v| vec![0.0; v.elem_count()]).collect()))
+            Ok(Buffers::Host(
+                vars.iter().map(|v| vec![0.0; v.elem_count()]).collect(),
+            ))
         } else {
             Ok(Buffers::Device(
-                vars.iter().map(|v| v.zeros_like()).collect::<candle_core::Result<_>>()?,
+                vars.iter()
+                    .map(|v| v.zeros_like())
+                    .collect::<candle_core::Result<_>>()?,
             ))
         }
     }
@@ -128,7 +155,13 @@ impl Buffers {
             Buffers::Host(b) => b
                 .iter()
                 .zip(vars)
-                .map(|(v, var)| Ok(Tensor::from_slice(v, var.dims(), &candle_core::Device::Cpu)?))
+                .map(|(v, var)| {
+                    Ok(Tensor::from_slice(
+                        v,
+                        var.dims(),
+                        &candle_core::Device::Cpu,
+                    )?)
+                })
                 .collect(),
             Buffers::Device(t) => Ok(t.clone()),
         }
@@ -156,8 +189,20 @@ pub struct Optimizer {
 /// The scalars of one update of one parameter.
 #[derive(Clone, Copy)]
 enum Update {
-    Adamw { lr: f32, b1: f32, b2: f32, eps: f32, wd: f32, bc1: f32, bc2: f32 },
-    Sgd { lr: f32, momentum: f32, l2: f32 },
+    Adamw {
+        lr: f32,
+        b1: f32,
+        b2: f32,
+        eps: f32,
+        wd: f32,
+        bc1: f32,
+        bc2: f32,
+    },
+    Sgd {
+        lr: f32,
+        momentum: f32,
+        l2: f32,
+    },
 }
 
 impl Update {
@@ -165,7 +210,15 @@ impl Update {
     #[inline]
     fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
         match *self {
-            Update::Adamw { lr, b1, b2, eps, wd, bc1, bc2 } => {
+            Update::Adamw {
+                lr,
+                b1,
+                b2,
+                eps,
+                wd,
+                bc1,
+                bc2,
+            } => {
                 let decay = 1.0 - lr * wd;
                 for i in 0..p.len() {
                     let gi = g[i];
@@ -199,8 +252,16 @@ impl candle_core::InplaceOp2 for FusedStep<'_> {
         "fused-optimizer-step"
     }
 
-    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout, gs: &CpuStorage, gl: &Layout) -> candle_core::Result<()> {
-        let (Some((p0, p1)), Some((g0, g1))) = (dst_l.contiguous_offsets(), gl.contiguous_offsets()) else {
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<()> {
+        let (Some((p0, p1)), Some((g0, g1))) =
+            (dst_l.contiguous_offsets(), gl.contiguous_offsets())
+        else {
             candle_core::bail!("optimizer: parameters and gradients must be contiguous");
         };
         let CpuStorage::F32(p) = dst else {
@@ -220,7 +281,11 @@ impl candle_core::InplaceOp2 for FusedStep<'_> {
         } else {
             p.par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))
-                .zip(first.par_chunks_mut(CHUNK).zip(second.par_chunks_mut(CHUNK)))
+                .zip(
+                    first
+                        .par_chunks_mut(CHUNK)
+                        .zip(second.par_chunks_mut(CHUNK)),
+                )
                 .for_each(|((p, g), (m, v))| update.apply(p, g, m, v));
         }
         Ok(())
@@ -236,7 +301,14 @@ impl Optimizer {
             OptimizerConfig::Adamw { .. } => Some(Buffers::zeros(&vars)?),
             OptimizerConfig::Sgd { .. } => None,
         };
-        Ok(Optimizer { config, vars, layers, first, second, steps: 0 })
+        Ok(Optimizer {
+            config,
+            vars,
+            layers,
+            first,
+            second,
+            steps: 0,
+        })
     }
 
     /// Keeps the buffers as tensors and updates with tensor ops, as on GPUs (for checking the
@@ -256,7 +328,13 @@ impl Optimizer {
     fn update_for(&self, i: usize, lr_factor: f64, epoch: f64) -> Update {
         let layer = self.layers[i];
         match &self.config {
-            OptimizerConfig::Adamw { lr, beta1, beta2, eps, weight_decay } => {
+            OptimizerConfig::Adamw {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
                 let t = (self.steps + 1) as i32;
                 Update::Adamw {
                     lr: (lr * lr_factor) as f32,
@@ -268,8 +346,20 @@ impl Optimizer {
                     bc2: (1.0 - beta2.powi(t)) as f32,
                 }
             }
-            OptimizerConfig::Sgd { lr, momentum, momentum_start, momentum_epochs, l2, layer_lr, layer_l2 } => {
-                let ramp = if *momentum_epochs > 0.0 { (epoch / momentum_epochs).min(1.0) } else { 1.0 };
+            OptimizerConfig::Sgd {
+                lr,
+                momentum,
+                momentum_start,
+                momentum_epochs,
+                l2,
+                layer_lr,
+                layer_l2,
+            } => {
+                let ramp = if *momentum_epochs > 0.0 {
+                    (epoch / momentum_epochs).min(1.0)
+                } else {
+                    1.0
+                };
                 Update::Sgd {
                     lr: (lr * lr_factor * layer_lr.get(layer).copied().unwrap_or(1.0)) as f32,
                     momentum: (momentum_start + (momentum - momentum_start) * ramp) as f32,
@@ -283,7 +373,9 @@ impl Optimizer {
     /// schedule; `epoch` (fractional) drives the momentum ramp.
     pub fn step(&mut self, grads: &GradStore, lr_factor: f64, epoch: f64) -> Result<()> {
         for i in 0..self.vars.len() {
-            let Some(g) = grads.get(self.vars[i].as_tensor()) else { continue };
+            let Some(g) = grads.get(self.vars[i].as_tensor()) else {
+                continue;
+            };
             let update = self.update_for(i, lr_factor, epoch);
             let var = self.vars[i].clone();
             match (&mut self.first, &mut self.second) {
@@ -304,11 +396,22 @@ impl Optimizer {
                 (Buffers::Device(first), second) => {
                     let p = var.as_tensor();
                     let new = match update {
-                        Update::Adamw { lr, b1, b2, eps, wd, bc1, bc2 } => {
-                            let Some(Buffers::Device(second)) = second else { unreachable!("AdamW has second moments") };
+                        Update::Adamw {
+                            lr,
+                            b1,
+                            b2,
+                            eps,
+                            wd,
+                            bc1,
+                            bc2,
+                        } => {
+                            let Some(Buffers::Device(second)) = second else {
+                                unreachable!("AdamW has second moments")
+                            };
                             let m = ((&first[i] * b1 as f64)? + (g * (1.0 - b1) as f64)?)?;
                             let v = ((&second[i] * b2 as f64)? + (g.sqr()? * (1.0 - b2) as f64)?)?;
-                            let step = ((&m / bc1 as f64)? / ((&v / bc2 as f64)?.sqrt()? + eps as f64)?)?;
+                            let step =
+                                ((&m / bc1 as f64)? / ((&v / bc2 as f64)?.sqrt()? + eps as f64)?)?;
                             let new = ((p * (1.0 - lr * wd) as f64)? - (step * lr as f64)?)?;
                             first[i] = m;
                             second[i] = v;
@@ -349,11 +452,13 @@ impl Optimizer {
         for i in 0..self.vars.len() {
             let want = self.vars[i].dims().to_vec();
             let fetch = |name: String| -> Result<Tensor> {
-                let t = tensors
-                    .get(&name)
-                    .ok_or_else(|| TrainError::Config(format!("checkpoint has no optimizer state `{name}`")))?;
+                let t = tensors.get(&name).ok_or_else(|| {
+                    TrainError::Config(format!("checkpoint has no optimizer state `{name}`"))
+                })?;
                 if t.dims() != want.as_slice() {
-                    return Err(TrainError::Config(format!("optimizer state `{name}` has the wrong shape")));
+                    return Err(TrainError::Config(format!(
+                        "optimizer state `{name}` has the wrong shape"
+                    )));
                 }
                 Ok(t.clone())
             };

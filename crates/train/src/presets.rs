@@ -13,7 +13,10 @@ pub const NAMES: &[&str] = &["reference", "koch", "conv4"];
 pub fn preset(name: &str) -> Option<TrainConfig> {
     let base = TrainConfig::default();
     let with_arch = |arch: Arch, cfg: TrainConfig| TrainConfig {
-        pairs: PairConfig { side: arch.input_side, ..cfg.pairs.clone() },
+        pairs: PairConfig {
+            side: arch.input_side,
+            ..cfg.pairs.clone()
+        },
         arch,
         ..cfg
     };
@@ -24,7 +27,10 @@ pub fn preset(name: &str) -> Option<TrainConfig> {
             init: Init::Koch,
             optimizer: OptimizerConfig::koch_sgd(),
             schedule: Schedule::EpochDecay { decay: 0.01 },
-            pairs: PairConfig { augment: Some(AffineConfig::koch()), ..base.pairs.clone() },
+            pairs: PairConfig {
+                augment: Some(AffineConfig::koch()),
+                ..base.pairs.clone()
+            },
             ..base
         }),
         "conv4" => Some(with_arch(
@@ -33,9 +39,22 @@ pub fn preset(name: &str) -> Option<TrainConfig> {
                 name: "conv4".into(),
                 epochs: 10,
                 pairs_per_epoch: 32_000,
-                schedule: Schedule::Cosine { warmup: 100, min_factor: 0.05 },
-                optimizer: OptimizerConfig::Adamw { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 },
-                pairs: PairConfig { augment: Some(AffineConfig::koch()), same_alphabet_negatives: 0.5, ..base.pairs.clone() },
+                schedule: Schedule::Cosine {
+                    warmup: 100,
+                    min_factor: 0.05,
+                },
+                optimizer: OptimizerConfig::Adamw {
+                    lr: 1e-3,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.01,
+                },
+                pairs: PairConfig {
+                    augment: Some(AffineConfig::koch()),
+                    same_alphabet_negatives: 0.5,
+                    ..base.pairs.clone()
+                },
                 ..base
             },
         )),

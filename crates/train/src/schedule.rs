@@ -8,11 +8,19 @@ use serde::{Deserialize, Serialize};
 pub enum Schedule {
     Constant,
     /// PyTorch's StepLR: multiply by `gamma` every `every` steps.
-    Step { every: u64, gamma: f64 },
+    Step {
+        every: u64,
+        gamma: f64,
+    },
     /// Linear warm-up for `warmup` steps, then cosine decay to `min_factor` at the last step.
-    Cosine { warmup: u64, min_factor: f64 },
+    Cosine {
+        warmup: u64,
+        min_factor: f64,
+    },
     /// Koch et al.: the rate shrinks by `decay` (1%) each epoch.
-    EpochDecay { decay: f64 },
+    EpochDecay {
+        decay: f64,
+    },
 }
 
 impl Default for Schedule {
@@ -36,7 +44,8 @@ impl Schedule {
                 }
                 let span = total.saturating_sub(warmup).max(1) as f64;
                 let progress = ((step - warmup) as f64 / span).min(1.0);
-                min_factor + (1.0 - min_factor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+                min_factor
+                    + (1.0 - min_factor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
             }
             Schedule::EpochDecay { decay } => (1.0 - decay).powi((step / per_epoch.max(1)) as i32),
         }
@@ -44,7 +53,9 @@ impl Schedule {
 
     pub fn validate(&self) -> Result<(), String> {
         match *self {
-            Schedule::Step { every, gamma } if every == 0 || !(gamma > 0.0 && gamma.is_finite()) => {
+            Schedule::Step { every, gamma }
+                if every == 0 || !(gamma > 0.0 && gamma.is_finite()) =>
+            {
                 Err("step schedule needs every > 0 and gamma > 0".into())
             }
             Schedule::Cosine { min_factor, .. } if !(0.0..=1.0).contains(&min_factor) => {
@@ -73,7 +84,10 @@ mod tests {
 
     #[test]
     fn cosine_warms_up_and_ends_at_min() {
-        let s = Schedule::Cosine { warmup: 10, min_factor: 0.1 };
+        let s = Schedule::Cosine {
+            warmup: 10,
+            min_factor: 0.1,
+        };
         assert!((s.factor(0, 110, 10) - 0.1).abs() < 1e-12);
         assert!((s.factor(9, 110, 10) - 1.0).abs() < 1e-12);
         assert!((s.factor(10, 110, 10) - 1.0).abs() < 1e-12);

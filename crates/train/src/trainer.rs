@@ -7,8 +7,8 @@ use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use data::trials::{check_ways, sample_trials};
 use data::episodes::{EpisodeBatch, EpisodeConfig, EpisodeSampler};
+use data::trials::{check_ways, sample_trials};
 use data::{ImageStore, PairBatch, PairConfig, PairSampler, SplitIndex, SplitKind, Subset, Trial};
 use indicatif::{ProgressBar, ProgressStyle};
 use model::loss::{bce_with_logits, bce_with_logits_host};
@@ -71,7 +71,11 @@ pub fn load_background(config: &TrainConfig) -> Result<ImageStore> {
     let index = SplitIndex::scan_split(&config.dataset, SplitKind::Background)?;
     let t = Instant::now();
     let store = ImageStore::load(&index, config.arch.input_side)?;
-    tracing::info!(images = store.len(), seconds = t.elapsed().as_secs_f64(), "loaded images_background");
+    tracing::info!(
+        images = store.len(),
+        seconds = t.elapsed().as_secs_f64(),
+        "loaded images_background"
+    );
     Ok(store)
 }
 
@@ -103,7 +107,9 @@ impl Trainer {
                 run_dir.display()
             )));
         }
-        std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::file(&run_dir, format!("cannot create the run folder: {e}")))?;
+        std::fs::create_dir_all(&run_dir).map_err(|e| {
+            TrainError::file(&run_dir, format!("cannot create the run folder: {e}"))
+        })?;
         let config_path = run_dir.join("config.toml");
         model::io::write_atomic(&config_path, config.to_toml().as_bytes())
             .map_err(|e| TrainError::file(&config_path, format!("cannot write: {e}")))?;
@@ -118,10 +124,25 @@ impl Trainer {
         let validation = match &partition.val {
             Some(val) => {
                 check_ways(&store, val, config.val.protocol, config.val.ways)?;
-                let trials = sample_trials(&store, val, config.val.protocol, config.val.ways, config.val.trials, config.val.seed)?;
-                let cfg = PairConfig { augment: None, ..config.pairs.clone() };
-                let pairs = PairSampler::new(&store, val, cfg, config.val.seed)?.batch(0, config.val.pairs.max(2));
-                Some(Validation { subset: val.clone(), trials, pairs })
+                let trials = sample_trials(
+                    &store,
+                    val,
+                    config.val.protocol,
+                    config.val.ways,
+                    config.val.trials,
+                    config.val.seed,
+                )?;
+                let cfg = PairConfig {
+                    augment: None,
+                    ..config.pairs.clone()
+                };
+                let pairs = PairSampler::new(&store, val, cfg, config.val.seed)?
+                    .batch(0, config.val.pairs.max(2));
+                Some(Validation {
+                    subset: val.clone(),
+                    trials,
+                    pairs,
+                })
             }
             None => None,
         };
@@ -131,17 +152,40 @@ impl Trainer {
                 let loaded = load_checkpoint(path, &device)?;
                 (loaded.net, loaded.state, Some(loaded.extras))
             }
-            None => (SiameseNet::new(&config.arch, config.init, config.seed, &device)?, TrainState::default(), None),
+            None => (
+                SiameseNet::new(&config.arch, config.init, config.seed, &device)?,
+                TrainState::default(),
+                None,
+            ),
         };
         let net = Arc::new(net);
-        let mut optimizer = Optimizer::new(config.optimizer.clone(), net.vars().to_vec(), layer_of_params(&net))?;
+        let mut optimizer = Optimizer::new(
+            config.optimizer.clone(),
+            net.vars().to_vec(),
+            layer_of_params(&net),
+        )?;
         if let Some(extras) = &extras {
             optimizer.load_state(&extras.tensors, state.step)?;
         }
-        let mut metrics = Metrics::open(&run_dir.join("metrics.jsonl"), resume.as_ref().map(|_| state.step))?;
+        let mut metrics = Metrics::open(
+            &run_dir.join("metrics.jsonl"),
+            resume.as_ref().map(|_| state.step),
+        )?;
         let sampler = match &config.objective {
-            Objective::Pairs => Sampler::Pairs(PairSampler::new(&store, &partition.train, config.pairs.clone(), config.seed)?),
-            Objective::Episodes { ways, queries, within_alphabet, rotations, per_step, .. } => {
+            Objective::Pairs => Sampler::Pairs(PairSampler::new(
+                &store,
+                &partition.train,
+                config.pairs.clone(),
+                config.seed,
+            )?),
+            Objective::Episodes {
+                ways,
+                queries,
+                within_alphabet,
+                rotations,
+                per_step,
+                ..
+            } => {
                 let cfg = EpisodeConfig {
                     ways: *ways,
                     queries: *queries,
@@ -150,7 +194,10 @@ impl Trainer {
                     augment: config.pairs.augment.clone(),
                     side: config.pairs.side,
                 };
-                Sampler::Episodes(EpisodeSampler::new(&store, &partition.train, cfg, config.seed)?, *per_step)
+                Sampler::Episodes(
+                    EpisodeSampler::new(&store, &partition.train, cfg, config.seed)?,
+                    *per_step,
+                )
             }
         };
         let mut loop_ = Loop {
@@ -182,9 +229,11 @@ impl Sampler<'_> {
     fn batch(&self, step: u64, batch: usize) -> Batch {
         match self {
             Sampler::Pairs(s) => Batch::Pairs(s.batch(step, batch)),
-            Sampler::Episodes(s, per) => {
-                Batch::Episodes((0..*per as u64).map(|i| s.episode(step * *per as u64 + i)).collect())
-            }
+            Sampler::Episodes(s, per) => Batch::Episodes(
+                (0..*per as u64)
+                    .map(|i| s.episode(step * *per as u64 + i))
+                    .collect(),
+            ),
         }
     }
 }
@@ -223,10 +272,16 @@ impl Loop<'_> {
                 let left = Tensor::from_slice(&b.left, (n, 1, side, side), self.device)?;
                 let right = Tensor::from_slice(&b.right, (n, 1, side, side), self.device)?;
                 let labels = Tensor::from_slice(&b.labels, n, self.device)?;
-                Ok(bce_with_logits(&self.net.forward_pairs(&left, &right)?, &labels)?)
+                Ok(bce_with_logits(
+                    &self.net.forward_pairs(&left, &right)?,
+                    &labels,
+                )?)
             }
             Batch::Episodes(episodes) => {
-                let images: Vec<f32> = episodes.iter().flat_map(|e| e.images.iter().copied()).collect();
+                let images: Vec<f32> = episodes
+                    .iter()
+                    .flat_map(|e| e.images.iter().copied())
+                    .collect();
                 let total = images.len() / (side * side);
                 let x = Tensor::from_vec(images, (total, 1, side, side), self.device)?;
                 let e = self.net.embed(&x)?;
@@ -259,7 +314,8 @@ impl Loop<'_> {
                         None => l,
                     });
                 }
-                let loss = loss.ok_or_else(|| TrainError::Config("an empty batch of episodes".into()))?;
+                let loss =
+                    loss.ok_or_else(|| TrainError::Config("an empty batch of episodes".into()))?;
                 Ok((loss / episodes.len() as f64)?)
             }
         }
@@ -273,7 +329,9 @@ impl Loop<'_> {
         let head = self.net.head_host()?;
         let d = left.len() / n;
         let logits: Vec<f32> = (0..n)
-            .map(|i| model::net::head_logit(&head, &left[i * d..(i + 1) * d], &right[i * d..(i + 1) * d]))
+            .map(|i| {
+                model::net::head_logit(&head, &left[i * d..(i + 1) * d], &right[i * d..(i + 1) * d])
+            })
             .collect();
         let loss = bce_with_logits_host(&logits, &val.pairs.labels) as f64;
         debug_assert_eq!(val.pairs.side, side);
@@ -305,8 +363,10 @@ impl Loop<'_> {
         let bar = if opts.progress {
             let bar = ProgressBar::new(total);
             bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
+                )
+                .expect("valid template"),
             );
             bar.set_position(start);
             bar
@@ -315,7 +375,8 @@ impl Loop<'_> {
         };
         let mut outcome = Outcome::Finished;
         let mut last_val = String::from("val -");
-        let (mut window_loss, mut window_steps, mut window_wait, mut window_time) = (0.0f64, 0u64, 0.0f64, 0.0f64);
+        let (mut window_loss, mut window_steps, mut window_wait, mut window_time) =
+            (0.0f64, 0u64, 0.0f64, 0.0f64);
         let mut window_items = 0usize;
         let unit = match &cfg.objective {
             Objective::Pairs => "pairs",
@@ -341,7 +402,9 @@ impl Loop<'_> {
                     break;
                 }
                 let t0 = Instant::now();
-                let (got, batch) = rx.recv().map_err(|_| TrainError::Config("the data thread stopped".into()))?;
+                let (got, batch) = rx
+                    .recv()
+                    .map_err(|_| TrainError::Config("the data thread stopped".into()))?;
                 debug_assert_eq!(got, step);
                 let waited = t0.elapsed().as_secs_f64();
                 let n_items = items(&batch);
@@ -353,7 +416,11 @@ impl Loop<'_> {
                     return Err(TrainError::Diverged {
                         step,
                         value,
-                        checkpoint: if last.exists() { last.display().to_string() } else { "none (no step completed a checkpoint)".into() },
+                        checkpoint: if last.exists() {
+                            last.display().to_string()
+                        } else {
+                            "none (no step completed a checkpoint)".into()
+                        },
                     });
                 }
                 let grads = loss.backward()?;
@@ -375,7 +442,7 @@ impl Loop<'_> {
                 all_time += dt;
                 bar.inc(1);
 
-                if state.step % cfg.log_every == 0 || state.step == total {
+                if state.step.is_multiple_of(cfg.log_every) || state.step == total {
                     let pairs_per_s = window_items as f64 / window_time.max(1e-9);
                     let rec = Record::Train {
                         step: state.step,
@@ -394,12 +461,18 @@ impl Loop<'_> {
                     ));
                     tracing::debug!(?rec, "train");
                     metrics.push(rec)?;
-                    (window_loss, window_steps, window_wait, window_time, window_items) = (0.0, 0, 0.0, 0.0, 0);
+                    (
+                        window_loss,
+                        window_steps,
+                        window_wait,
+                        window_time,
+                        window_items,
+                    ) = (0.0, 0, 0.0, 0.0, 0);
                 }
 
                 let validate_now = match cfg.val.every {
-                    0 => state.step % per_epoch == 0,
-                    every => state.step % every == 0,
+                    0 => state.step.is_multiple_of(per_epoch),
+                    every => state.step.is_multiple_of(every),
                 } || state.step == total;
                 if validate_now && let Some(val) = self.validation {
                     let (vloss, acc) = self.validate(val)?;
@@ -423,20 +496,30 @@ impl Loop<'_> {
                         state.best_accuracy = Some(acc.accuracy);
                         state.best_step = Some(state.step);
                         state.stale_validations = 0;
-                        save_checkpoint(&self.run_dir.join("best.safetensors"), self.net, None, state, cfg)?;
+                        save_checkpoint(
+                            &self.run_dir.join("best.safetensors"),
+                            self.net,
+                            None,
+                            state,
+                            cfg,
+                        )?;
                     } else {
                         state.stale_validations += 1;
                     }
                     metrics.plot(&self.run_dir.join("curves.png"))?;
                     if cfg.patience > 0 && state.stale_validations >= cfg.patience {
-                        tracing::info!(step = state.step, "early stopping: no better validation accuracy in {} validations", cfg.patience);
+                        tracing::info!(
+                            step = state.step,
+                            "early stopping: no better validation accuracy in {} validations",
+                            cfg.patience
+                        );
                         outcome = Outcome::EarlyStopped;
                         self.checkpoint(optimizer, state)?;
                         stale_checkpoint = false;
                         break;
                     }
                 }
-                if state.step % cfg.checkpoint_every == 0 {
+                if state.step.is_multiple_of(cfg.checkpoint_every) {
                     self.checkpoint(optimizer, state)?;
                     stale_checkpoint = false;
                 }
@@ -450,7 +533,13 @@ impl Loop<'_> {
         }
         if self.validation.is_none() && outcome != Outcome::Interrupted {
             // Without a validation split the final weights are the ones to use.
-            save_checkpoint(&self.run_dir.join("best.safetensors"), self.net, None, state, cfg)?;
+            save_checkpoint(
+                &self.run_dir.join("best.safetensors"),
+                self.net,
+                None,
+                state,
+                cfg,
+            )?;
         }
         metrics.plot(&self.run_dir.join("curves.png"))?;
         Ok(Summary {

@@ -3,14 +3,23 @@
 use candle_core::{Device, Tensor, Var};
 use train::optim::{Optimizer, OptimizerConfig};
 
-fn step_once(config: OptimizerConfig, p: &[f32], g: &[f32], steps: usize, tensor_ops: bool) -> Vec<f32> {
+fn step_once(
+    config: OptimizerConfig,
+    p: &[f32],
+    g: &[f32],
+    steps: usize,
+    tensor_ops: bool,
+) -> Vec<f32> {
     let var = Var::from_tensor(&Tensor::new(p, &Device::Cpu).unwrap()).unwrap();
     let mut opt = Optimizer::new(config, vec![var.clone()], vec![0]).unwrap();
     if tensor_ops {
         opt = opt.with_tensor_ops().unwrap();
     }
     for _ in 0..steps {
-        let loss = (var.as_tensor() * &Tensor::new(g, &Device::Cpu).unwrap()).unwrap().sum_all().unwrap();
+        let loss = (var.as_tensor() * &Tensor::new(g, &Device::Cpu).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap();
         let grads = loss.backward().unwrap();
         opt.step(&grads, 1.0, 0.0).unwrap();
     }
@@ -19,7 +28,13 @@ fn step_once(config: OptimizerConfig, p: &[f32], g: &[f32], steps: usize, tensor
 
 #[test]
 fn adamw_first_step_by_hand() {
-    let cfg = OptimizerConfig::Adamw { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
+    let cfg = OptimizerConfig::Adamw {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+    };
     // m = 0.05, v = 0.00025, mhat = 0.5, vhat = 0.25: step = lr * 0.5 / 0.5 = lr (the sign of g).
     // p = 1 * (1 - 0.1 * 0.01) - 0.1 = 0.899;  p = -2 * 0.999 + 0.1 = -1.898
     for tensor_ops in [false, true] {
@@ -31,7 +46,13 @@ fn adamw_first_step_by_hand() {
 
 #[test]
 fn adamw_second_step_by_hand() {
-    let cfg = OptimizerConfig::Adamw { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
+    let cfg = OptimizerConfig::Adamw {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
     // Constant gradient g: mhat = g and vhat = g^2 at every step, so each step moves by lr.
     let p = step_once(cfg, &[1.0], &[0.5], 2, false);
     assert!((p[0] - 0.8).abs() < 1e-5, "{p:?}");
@@ -76,7 +97,10 @@ fn momentum_ramps_and_layers_scale() {
     };
     let mut grads = grad(&var_a);
     let gb = grad(&var_b);
-    grads.insert(var_b.as_tensor(), gb.get(var_b.as_tensor()).unwrap().clone());
+    grads.insert(
+        var_b.as_tensor(),
+        gb.get(var_b.as_tensor()).unwrap().clone(),
+    );
     opt.step(&grads, 1.0, 0.0).unwrap(); // buf = 1; a -= 0.1, b -= 0.2
     opt.step(&grads, 1.0, 2.0).unwrap(); // momentum 0.7: buf = 1.7; a -= 0.17, b -= 0.34
     let a = var_a.as_tensor().to_vec1::<f32>().unwrap()[0];
@@ -89,7 +113,9 @@ fn momentum_ramps_and_layers_scale() {
 fn fused_and_tensor_paths_agree_on_big_parameters() {
     let n = 100_003;
     let p: Vec<f32> = (0..n).map(|i| ((i * 7) % 13) as f32 / 13.0 - 0.5).collect();
-    let g: Vec<f32> = (0..n).map(|i| ((i * 11) % 17) as f32 / 17.0 - 0.5).collect();
+    let g: Vec<f32> = (0..n)
+        .map(|i| ((i * 11) % 17) as f32 / 17.0 - 0.5)
+        .collect();
     let cfg = OptimizerConfig::default();
     let a = step_once(cfg.clone(), &p, &g, 3, false);
     let b = step_once(cfg, &p, &g, 3, true);

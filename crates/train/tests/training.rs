@@ -18,7 +18,12 @@ use train::{TrainConfig, Trainer};
 
 fn dataset() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    write_split(dir.path(), "images_background", SyntheticSpec::new(4, 6, 20)).unwrap();
+    write_split(
+        dir.path(),
+        "images_background",
+        SyntheticSpec::new(4, 6, 20),
+    )
+    .unwrap();
     dir
 }
 
@@ -29,7 +34,11 @@ fn tiny(data: &Path, out: &Path, name: &str) -> TrainConfig {
         out_dir: out.to_path_buf(),
         dataset: data.to_path_buf(),
         device: "cpu".into(),
-        pairs: PairConfig { side: 16, augment: None, same_alphabet_negatives: 0.0 },
+        pairs: PairConfig {
+            side: 16,
+            augment: None,
+            same_alphabet_negatives: 0.0,
+        },
         arch,
         init: Init::Default,
         seed: 3,
@@ -37,10 +46,26 @@ fn tiny(data: &Path, out: &Path, name: &str) -> TrainConfig {
         epochs: 4,
         pairs_per_epoch: 16 * 50,
         objective: train::config::Objective::Pairs,
-        optimizer: OptimizerConfig::Adamw { lr: 3e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
+        optimizer: OptimizerConfig::Adamw {
+            lr: 3e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        },
         schedule: Schedule::Constant,
-        validation: ValidationConfig { alphabets: 1, ..Default::default() },
-        val: ValConfig { every: 0, ways: 5, trials: 60, protocol: Protocol::WithinAlphabet, pairs: 32, seed: 1 },
+        validation: ValidationConfig {
+            alphabets: 1,
+            ..Default::default()
+        },
+        val: ValConfig {
+            every: 0,
+            ways: 5,
+            trials: 60,
+            protocol: Protocol::WithinAlphabet,
+            pairs: 32,
+            seed: 1,
+        },
         patience: 0,
         checkpoint_every: 40,
         log_every: 5,
@@ -49,7 +74,16 @@ fn tiny(data: &Path, out: &Path, name: &str) -> TrainConfig {
 
 fn weights(path: &Path) -> Vec<Vec<f32>> {
     let (net, _) = load(path, &candle_core::Device::Cpu).unwrap();
-    net.vars().iter().map(|v| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+    net.vars()
+        .iter()
+        .map(|v| {
+            v.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        })
+        .collect()
 }
 
 fn records(dir: &Path) -> Vec<Record> {
@@ -69,12 +103,30 @@ fn a_tiny_model_learns_and_writes_a_complete_run() {
     assert_eq!(summary.outcome, Outcome::Finished);
     assert_eq!(summary.steps, 200);
     let dir = out.path().join("learn");
-    for f in ["config.toml", "metrics.jsonl", "curves.png", "last.safetensors", "best.safetensors"] {
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "curves.png",
+        "last.safetensors",
+        "best.safetensors",
+    ] {
         assert!(dir.join(f).is_file(), "{f}");
     }
     let recs = records(&dir);
-    let losses: Vec<f64> = recs.iter().filter_map(|r| match r { Record::Train { loss, .. } => Some(*loss), _ => None }).collect();
-    let accs: Vec<f64> = recs.iter().filter_map(|r| match r { Record::Val { accuracy, .. } => Some(*accuracy), _ => None }).collect();
+    let losses: Vec<f64> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Train { loss, .. } => Some(*loss),
+            _ => None,
+        })
+        .collect();
+    let accs: Vec<f64> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Val { accuracy, .. } => Some(*accuracy),
+            _ => None,
+        })
+        .collect();
     assert_eq!(losses.len(), 40);
     assert_eq!(accs.len(), 4, "one validation per epoch");
     let first: f64 = losses[..3].iter().sum::<f64>() / 3.0;
@@ -83,13 +135,19 @@ fn a_tiny_model_learns_and_writes_a_complete_run() {
     // Above chance (1/5) on held-out alphabets.
     assert!(accs.iter().cloned().fold(0.0, f64::max) > 0.3, "{accs:?}");
     // The saved config reproduces the run.
-    let saved = TrainConfig::from_toml(&std::fs::read_to_string(dir.join("config.toml")).unwrap()).unwrap();
+    let saved =
+        TrainConfig::from_toml(&std::fs::read_to_string(dir.join("config.toml")).unwrap()).unwrap();
     assert_eq!(saved, tiny(data.path(), out.path(), "learn"));
     // best.safetensors is a model file with the architecture inside.
     let (net, _) = load(&dir.join("best.safetensors"), &candle_core::Device::Cpu).unwrap();
     assert_eq!(net.arch(), &Arch::conv4(16, 8));
     // A second run with the same name refuses to overwrite it.
-    let msg = Trainer::run(tiny(data.path(), out.path(), "learn"), &RunOptions::default()).unwrap_err().to_string();
+    let msg = Trainer::run(
+        tiny(data.path(), out.path(), "learn"),
+        &RunOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(msg.contains("--resume"), "{msg}");
 }
 
@@ -110,8 +168,20 @@ fn episodes_objective_learns() {
     let s = Trainer::run(cfg, &RunOptions::default()).unwrap();
     assert_eq!(s.steps, 200);
     let recs = records(&out.path().join("episodes"));
-    let losses: Vec<f64> = recs.iter().filter_map(|r| match r { Record::Train { loss, .. } => Some(*loss), _ => None }).collect();
-    let accs: Vec<f64> = recs.iter().filter_map(|r| match r { Record::Val { accuracy, .. } => Some(*accuracy), _ => None }).collect();
+    let losses: Vec<f64> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Train { loss, .. } => Some(*loss),
+            _ => None,
+        })
+        .collect();
+    let accs: Vec<f64> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Val { accuracy, .. } => Some(*accuracy),
+            _ => None,
+        })
+        .collect();
     // 5-way cross-entropy starts near ln 5 (+ the pair term) and must fall.
     let first: f64 = losses[..3].iter().sum::<f64>() / 3.0;
     let last: f64 = losses[losses.len() - 3..].iter().sum::<f64>() / 3.0;
@@ -127,10 +197,20 @@ fn resume_continues_exactly() {
     Trainer::run(straight, &RunOptions::default()).unwrap();
 
     let split = tiny(data.path(), out.path(), "split");
-    let first = Trainer::run(split, &RunOptions { stop_after: Some(100), ..Default::default() }).unwrap();
+    let first = Trainer::run(
+        split,
+        &RunOptions {
+            stop_after: Some(100),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(first.outcome, Outcome::Interrupted);
     assert_eq!(first.steps, 100);
-    let resumed = RunOptions { resume: Some(out.path().join("split")), ..Default::default() };
+    let resumed = RunOptions {
+        resume: Some(out.path().join("split")),
+        ..Default::default()
+    };
     // The saved config wins over what is passed in.
     let second = Trainer::run(TrainConfig::default(), &resumed).unwrap();
     assert_eq!(second.outcome, Outcome::Finished);
@@ -143,7 +223,10 @@ fn resume_continues_exactly() {
     // The metrics file holds each step once.
     let steps: Vec<u64> = records(&out.path().join("split"))
         .iter()
-        .filter_map(|r| match r { Record::Train { step, .. } => Some(*step), _ => None })
+        .filter_map(|r| match r {
+            Record::Train { step, .. } => Some(*step),
+            _ => None,
+        })
         .collect();
     assert_eq!(steps, (1..=40).map(|i| i * 5).collect::<Vec<u64>>());
 }
@@ -153,7 +236,14 @@ fn stop_flag_saves_a_checkpoint() {
     let data = dataset();
     let out = tempfile::tempdir().unwrap();
     let stop = Arc::new(AtomicBool::new(true));
-    let s = Trainer::run(tiny(data.path(), out.path(), "stopped"), &RunOptions { stop, ..Default::default() }).unwrap();
+    let s = Trainer::run(
+        tiny(data.path(), out.path(), "stopped"),
+        &RunOptions {
+            stop,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(s.outcome, Outcome::Interrupted);
     assert!(out.path().join("stopped/last.safetensors").is_file());
 }
@@ -173,9 +263,20 @@ fn divergence_stops_with_an_error_and_keeps_the_checkpoint() {
         layer_l2: vec![],
     };
     cfg.checkpoint_every = 1;
-    let msg = Trainer::run(cfg, &RunOptions::default()).unwrap_err().to_string();
-    assert!(msg.contains("the loss became") && msg.contains("last.safetensors"), "{msg}");
-    assert!(load(&out.path().join("diverge/last.safetensors"), &candle_core::Device::Cpu).is_ok());
+    let msg = Trainer::run(cfg, &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("the loss became") && msg.contains("last.safetensors"),
+        "{msg}"
+    );
+    assert!(
+        load(
+            &out.path().join("diverge/last.safetensors"),
+            &candle_core::Device::Cpu
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -184,27 +285,40 @@ fn bad_configurations_fail_before_any_work() {
     let out = tempfile::tempdir().unwrap();
     let mut cfg = tiny(data.path(), out.path(), "bad");
     cfg.batch = 0;
-    let msg = Trainer::run(cfg, &RunOptions::default()).unwrap_err().to_string();
+    let msg = Trainer::run(cfg, &RunOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("batch size"), "{msg}");
     assert!(!out.path().join("bad").exists());
 
     let mut cfg = tiny(data.path(), out.path(), "bad");
     cfg.optimizer.set_lr(-0.1);
-    assert!(Trainer::run(cfg, &RunOptions::default()).unwrap_err().to_string().contains("learning rate"));
+    assert!(
+        Trainer::run(cfg, &RunOptions::default())
+            .unwrap_err()
+            .to_string()
+            .contains("learning rate")
+    );
 
     let cfg = tiny(Path::new("/no/such/dataset"), out.path(), "bad");
-    let msg = Trainer::run(cfg, &RunOptions::default()).unwrap_err().to_string();
+    let msg = Trainer::run(cfg, &RunOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("cargo xtask download"), "{msg}");
     assert!(!out.path().join("bad").exists());
 
     let mut cfg = tiny(data.path(), out.path(), "bad");
     cfg.val.ways = 50;
-    let msg = Trainer::run(cfg, &RunOptions::default()).unwrap_err().to_string();
+    let msg = Trainer::run(cfg, &RunOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("50-way"), "{msg}");
 
     let file = out.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
     let cfg = tiny(data.path(), &file, "bad");
-    let msg = Trainer::run(cfg, &RunOptions::default()).unwrap_err().to_string();
+    let msg = Trainer::run(cfg, &RunOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("cannot create the run folder"), "{msg}");
 }

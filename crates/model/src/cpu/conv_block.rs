@@ -45,7 +45,11 @@ impl ConvGeometry {
     }
 
     pub fn out_side(&self) -> usize {
-        if self.pool { self.conv_side() / 2 } else { self.conv_side() }
+        if self.pool {
+            self.conv_side() / 2
+        } else {
+            self.conv_side()
+        }
     }
 
     fn in_len(&self) -> usize {
@@ -74,7 +78,12 @@ pub struct ConvBlockOp {
 
 impl ConvBlockOp {
     pub fn new(geometry: ConvGeometry, input_grad: bool, train: bool) -> Self {
-        ConvBlockOp { geometry, input_grad, train, argmax: Mutex::new(Vec::new()) }
+        ConvBlockOp {
+            geometry,
+            input_grad,
+            train,
+            argmax: Mutex::new(Vec::new()),
+        }
     }
 }
 
@@ -117,7 +126,10 @@ fn cpu_slice<'a>(s: &'a Storage, l: &Layout) -> candle_core::Result<&'a [f32]> {
 /// Splits `0..n` into at most `parts` contiguous ranges of near-equal size.
 fn ranges(n: usize, parts: usize) -> Vec<Range<usize>> {
     let parts = parts.clamp(1, n.max(1));
-    (0..parts).map(|i| (i * n / parts)..((i + 1) * n / parts)).filter(|r| !r.is_empty()).collect()
+    (0..parts)
+        .map(|i| (i * n / parts)..((i + 1) * n / parts))
+        .filter(|r| !r.is_empty())
+        .collect()
 }
 
 /// Splits `data` into consecutive pieces of `lens[i] * unit` elements.
@@ -135,7 +147,15 @@ fn split_by<'a, T>(mut data: &'a mut [T], parts: &[Range<usize>], unit: usize) -
 /// ReLU + 2x2 pool of one image's conv map (channel `c` at `z[c * ld + offset..]`, `side` x
 /// `side`) into `out`, recording the argmax (0..4 within the window; the first maximum wins,
 /// as in PyTorch).
-fn pool_relu(z: &[f32], ld: usize, offset: usize, channels: usize, side: usize, out: &mut [f32], argmax: &mut [u8]) {
+fn pool_relu(
+    z: &[f32],
+    ld: usize,
+    offset: usize,
+    channels: usize,
+    side: usize,
+    out: &mut [f32],
+    argmax: &mut [u8],
+) {
     let o = side / 2;
     for c in 0..channels {
         let plane = &z[c * ld + offset..c * ld + offset + side * side];
@@ -144,7 +164,12 @@ fn pool_relu(z: &[f32], ld: usize, offset: usize, channels: usize, side: usize, 
             let bottom = &plane[(2 * py + 1) * side..];
             let at = c * o * o + py * o;
             for px in 0..o {
-                let cand = [top[2 * px], top[2 * px + 1], bottom[2 * px], bottom[2 * px + 1]];
+                let cand = [
+                    top[2 * px],
+                    top[2 * px + 1],
+                    bottom[2 * px],
+                    bottom[2 * px + 1],
+                ];
                 let mut best = 0;
                 for j in 1..4 {
                     if cand[j] > cand[best] {
@@ -173,7 +198,11 @@ impl CustomOp3 for ConvBlockOp {
         bl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.geometry;
-        let (x, w, b) = (contiguous(xs, xl)?, contiguous(ws, wl)?, contiguous(bs, bl)?);
+        let (x, w, b) = (
+            contiguous(xs, xl)?,
+            contiguous(ws, wl)?,
+            contiguous(bs, bl)?,
+        );
         let n = xl.dims()[0];
         let ig = g.im2col();
         let (k_rows, p_cols) = (ig.rows(), ig.cols());
@@ -188,45 +217,73 @@ impl CustomOp3 for ConvBlockOp {
         let group = g.group();
         let out_parts = split_by(&mut out, &chunks, out_len);
         let arg_parts = split_by(&mut argmax, &chunks, out_len);
-        chunks.par_iter().zip(out_parts.into_par_iter().zip(arg_parts.into_par_iter())).for_each(|(r, (out, argmax))| {
-            let mut scratch_arg = vec![0u8; if g.pool && !keep_argmax { out_len } else { 0 }];
-            let per_group = group.min(r.len());
-            with_scratch(k_rows * per_group * p_cols, g.out_channels * per_group * p_cols, |col, z| {
-                for start in (0..r.len()).step_by(per_group) {
-                    let m = per_group.min(r.len() - start);
-                    let ld = m * p_cols;
-                    for j in 0..m {
-                        let img = r.start + start + j;
-                        im2col(ig, &x[img * in_len..(img + 1) * in_len], &mut col[j * p_cols..], ld);
-                    }
-                    let z = &mut z[..g.out_channels * ld];
-                    for (c, row) in z.chunks_mut(ld).enumerate() {
-                        row.fill(b[c]);
-                    }
-                    matmul(z, Mat::new(w, g.out_channels, k_rows), Mat::new(&col[..k_rows * ld], k_rows, ld), true, gemm_threads);
-                    for j in 0..m {
-                        let local = start + j;
-                        let o = &mut out[local * out_len..(local + 1) * out_len];
-                        if g.pool {
-                            let a = if keep_argmax { &mut argmax[local * out_len..(local + 1) * out_len] } else { &mut scratch_arg[..] };
-                            pool_relu(z, ld, j * p_cols, g.out_channels, conv_side, o, a);
-                        } else {
-                            for c in 0..g.out_channels {
-                                let src = &z[c * ld + j * p_cols..c * ld + (j + 1) * p_cols];
-                                for (d, v) in o[c * p_cols..(c + 1) * p_cols].iter_mut().zip(src) {
-                                    *d = v.max(0.0);
+        chunks
+            .par_iter()
+            .zip(out_parts.into_par_iter().zip(arg_parts.into_par_iter()))
+            .for_each(|(r, (out, argmax))| {
+                let mut scratch_arg = vec![0u8; if g.pool && !keep_argmax { out_len } else { 0 }];
+                let per_group = group.min(r.len());
+                with_scratch(
+                    k_rows * per_group * p_cols,
+                    g.out_channels * per_group * p_cols,
+                    |col, z| {
+                        for start in (0..r.len()).step_by(per_group) {
+                            let m = per_group.min(r.len() - start);
+                            let ld = m * p_cols;
+                            for j in 0..m {
+                                let img = r.start + start + j;
+                                im2col(
+                                    ig,
+                                    &x[img * in_len..(img + 1) * in_len],
+                                    &mut col[j * p_cols..],
+                                    ld,
+                                );
+                            }
+                            let z = &mut z[..g.out_channels * ld];
+                            for (c, row) in z.chunks_mut(ld).enumerate() {
+                                row.fill(b[c]);
+                            }
+                            matmul(
+                                z,
+                                Mat::new(w, g.out_channels, k_rows),
+                                Mat::new(&col[..k_rows * ld], k_rows, ld),
+                                true,
+                                gemm_threads,
+                            );
+                            for j in 0..m {
+                                let local = start + j;
+                                let o = &mut out[local * out_len..(local + 1) * out_len];
+                                if g.pool {
+                                    let a = if keep_argmax {
+                                        &mut argmax[local * out_len..(local + 1) * out_len]
+                                    } else {
+                                        &mut scratch_arg[..]
+                                    };
+                                    pool_relu(z, ld, j * p_cols, g.out_channels, conv_side, o, a);
+                                } else {
+                                    for c in 0..g.out_channels {
+                                        let src =
+                                            &z[c * ld + j * p_cols..c * ld + (j + 1) * p_cols];
+                                        for (d, v) in
+                                            o[c * p_cols..(c + 1) * p_cols].iter_mut().zip(src)
+                                        {
+                                            *d = v.max(0.0);
+                                        }
+                                    }
                                 }
                             }
                         }
-                    }
-                }
+                    },
+                );
             });
-        });
         if keep_argmax {
             *self.argmax.lock().expect("argmax lock") = argmax;
         }
         let o = g.out_side();
-        Ok((CpuStorage::F32(out), Shape::from_dims(&[n, g.out_channels, o, o])))
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from_dims(&[n, g.out_channels, o, o]),
+        ))
     }
 
     fn bwd(
@@ -243,7 +300,12 @@ impl CustomOp3 for ConvBlockOp {
         let g = self.geometry;
         let n = x.dims()[0];
         // Read the operands in place: copying the input of a big layer costs as much as a GEMM.
-        let (x, w, res, grad) = (x.contiguous()?, w.contiguous()?, res.contiguous()?, grad.contiguous()?);
+        let (x, w, res, grad) = (
+            x.contiguous()?,
+            w.contiguous()?,
+            res.contiguous()?,
+            grad.contiguous()?,
+        );
         let (xg, xl) = x.storage_and_layout();
         let (wg, wl) = w.storage_and_layout();
         let (rg, rl) = res.storage_and_layout();
@@ -269,58 +331,90 @@ impl CustomOp3 for ConvBlockOp {
                 let mut dw = vec![0f32; w_len];
                 let mut db = vec![0f32; g.out_channels];
                 let per_group = group.min(r.len());
-                with_scratch(k_rows * per_group * p_cols, g.out_channels * per_group * p_cols, |col, dz| {
-                    for start in (0..r.len()).step_by(per_group) {
-                        let m = per_group.min(r.len() - start);
-                        let ld = m * p_cols;
-                        let dz = &mut dz[..g.out_channels * ld];
-                        // The gradient at the conv output: through the pool's argmax and the ReLU.
-                        for j in 0..m {
-                            let img = r.start + start + j;
-                            let gout = &grad[img * out_len..(img + 1) * out_len];
-                            let out = &res[img * out_len..(img + 1) * out_len];
-                            for c in 0..g.out_channels {
-                                let plane = &mut dz[c * ld + j * p_cols..c * ld + (j + 1) * p_cols];
-                                if g.pool {
-                                    plane.fill(0.0);
-                                    let arg = &argmax[img * out_len..(img + 1) * out_len];
-                                    for py in 0..os {
-                                        for px in 0..os {
-                                            let at = c * os * os + py * os + px;
-                                            if out[at] > 0.0 {
-                                                let a = arg[at] as usize;
-                                                plane[(2 * py + a / 2) * cs + 2 * px + a % 2] = gout[at];
+                with_scratch(
+                    k_rows * per_group * p_cols,
+                    g.out_channels * per_group * p_cols,
+                    |col, dz| {
+                        for start in (0..r.len()).step_by(per_group) {
+                            let m = per_group.min(r.len() - start);
+                            let ld = m * p_cols;
+                            let dz = &mut dz[..g.out_channels * ld];
+                            // The gradient at the conv output: through the pool's argmax and the ReLU.
+                            for j in 0..m {
+                                let img = r.start + start + j;
+                                let gout = &grad[img * out_len..(img + 1) * out_len];
+                                let out = &res[img * out_len..(img + 1) * out_len];
+                                for c in 0..g.out_channels {
+                                    let plane =
+                                        &mut dz[c * ld + j * p_cols..c * ld + (j + 1) * p_cols];
+                                    if g.pool {
+                                        plane.fill(0.0);
+                                        let arg = &argmax[img * out_len..(img + 1) * out_len];
+                                        for py in 0..os {
+                                            for px in 0..os {
+                                                let at = c * os * os + py * os + px;
+                                                if out[at] > 0.0 {
+                                                    let a = arg[at] as usize;
+                                                    plane[(2 * py + a / 2) * cs + 2 * px + a % 2] =
+                                                        gout[at];
+                                                }
                                             }
                                         }
-                                    }
-                                } else {
-                                    let range = c * p_cols..(c + 1) * p_cols;
-                                    for ((d, &gv), &o) in plane.iter_mut().zip(&gout[range.clone()]).zip(&out[range]) {
-                                        *d = if o > 0.0 { gv } else { 0.0 };
+                                    } else {
+                                        let range = c * p_cols..(c + 1) * p_cols;
+                                        for ((d, &gv), &o) in plane
+                                            .iter_mut()
+                                            .zip(&gout[range.clone()])
+                                            .zip(&out[range])
+                                        {
+                                            *d = if o > 0.0 { gv } else { 0.0 };
+                                        }
                                     }
                                 }
                             }
-                        }
-                        for (c, row) in dz.chunks(ld).enumerate() {
-                            db[c] += row.iter().sum::<f32>();
-                        }
-                        for j in 0..m {
-                            let img = r.start + start + j;
-                            im2col(ig, &x[img * in_len..(img + 1) * in_len], &mut col[j * p_cols..], ld);
-                        }
-                        let col = &mut col[..k_rows * ld];
-                        // dW += dz (Cout x m*P) @ col^T (m*P x K)
-                        matmul(&mut dw, Mat::new(dz, g.out_channels, ld), Mat::new(col, k_rows, ld).t(), true, gemm_threads);
-                        if !dx.is_empty() {
-                            // dcol = W^T (K x Cout) @ dz (Cout x m*P), then scattered back per image.
-                            matmul(col, Mat::new(w, g.out_channels, k_rows).t(), Mat::new(dz, g.out_channels, ld), false, gemm_threads);
+                            for (c, row) in dz.chunks(ld).enumerate() {
+                                db[c] += row.iter().sum::<f32>();
+                            }
                             for j in 0..m {
-                                let local = start + j;
-                                col2im_add(ig, &col[j * p_cols..], ld, &mut dx[local * in_len..(local + 1) * in_len]);
+                                let img = r.start + start + j;
+                                im2col(
+                                    ig,
+                                    &x[img * in_len..(img + 1) * in_len],
+                                    &mut col[j * p_cols..],
+                                    ld,
+                                );
+                            }
+                            let col = &mut col[..k_rows * ld];
+                            // dW += dz (Cout x m*P) @ col^T (m*P x K)
+                            matmul(
+                                &mut dw,
+                                Mat::new(dz, g.out_channels, ld),
+                                Mat::new(col, k_rows, ld).t(),
+                                true,
+                                gemm_threads,
+                            );
+                            if !dx.is_empty() {
+                                // dcol = W^T (K x Cout) @ dz (Cout x m*P), then scattered back per image.
+                                matmul(
+                                    col,
+                                    Mat::new(w, g.out_channels, k_rows).t(),
+                                    Mat::new(dz, g.out_channels, ld),
+                                    false,
+                                    gemm_threads,
+                                );
+                                for j in 0..m {
+                                    let local = start + j;
+                                    col2im_add(
+                                        ig,
+                                        &col[j * p_cols..],
+                                        ld,
+                                        &mut dx[local * in_len..(local + 1) * in_len],
+                                    );
+                                }
                             }
                         }
-                    }
-                });
+                    },
+                );
                 (dw, db)
             })
             .collect();
@@ -331,9 +425,21 @@ impl CustomOp3 for ConvBlockOp {
             db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
         }
         let dev = candle_core::Device::Cpu;
-        let dw = Tensor::from_vec(dw, (g.out_channels, g.in_channels, g.kernel, g.kernel), &dev)?;
+        let dw = Tensor::from_vec(
+            dw,
+            (g.out_channels, g.in_channels, g.kernel, g.kernel),
+            &dev,
+        )?;
         let db = Tensor::from_vec(db, g.out_channels, &dev)?;
-        let dx = if self.input_grad { Some(Tensor::from_vec(dx, (n, g.in_channels, g.side, g.side), &dev)?) } else { None };
+        let dx = if self.input_grad {
+            Some(Tensor::from_vec(
+                dx,
+                (n, g.in_channels, g.side, g.side),
+                &dev,
+            )?)
+        } else {
+            None
+        };
         Ok((dx, Some(dw), Some(db)))
     }
 }

@@ -118,7 +118,13 @@ mod tests {
         // a^T stored as k x m, viewed transposed.
         let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
         let mut c2 = vec![1.0; m * n];
-        matmul(&mut c2, Mat::new(&at, k, m).t(), Mat::new(&b, k, n), true, 2);
+        matmul(
+            &mut c2,
+            Mat::new(&at, k, m).t(),
+            Mat::new(&b, k, n),
+            true,
+            2,
+        );
         for (x, y) in c2.iter().zip(&want) {
             assert!((x - (y + 1.0)).abs() < 1e-5);
         }

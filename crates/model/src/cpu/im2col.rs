@@ -122,26 +122,47 @@ mod tests {
 
     #[test]
     fn im2col_matches_the_definition_and_col2im_is_its_adjoint() {
-        for (channels, side, kernel, padding) in [(2, 5, 3, 1), (1, 7, 4, 0), (3, 4, 3, 2), (1, 3, 3, 0)] {
-            let g = Geometry { channels, side, kernel, padding };
-            let image: Vec<f32> = (0..channels * side * side).map(|i| i as f32 + 1.0).collect();
+        for (channels, side, kernel, padding) in
+            [(2, 5, 3, 1), (1, 7, 4, 0), (3, 4, 3, 2), (1, 3, 3, 0)]
+        {
+            let g = Geometry {
+                channels,
+                side,
+                kernel,
+                padding,
+            };
+            let image: Vec<f32> = (0..channels * side * side)
+                .map(|i| i as f32 + 1.0)
+                .collect();
             let mut col = vec![f32::NAN; g.rows() * g.cols()];
             im2col(g, &image, &mut col, g.cols());
             assert_eq!(col, reference(g, &image), "{g:?}");
             // <im2col(x), y> == <x, col2im(y)>
-            let y: Vec<f32> = (0..col.len()).map(|i| ((i * 13) % 7) as f32 - 3.0).collect();
+            let y: Vec<f32> = (0..col.len())
+                .map(|i| ((i * 13) % 7) as f32 - 3.0)
+                .collect();
             let mut back = vec![0.0; image.len()];
             col2im_add(g, &y, g.cols(), &mut back);
             let lhs: f32 = col.iter().zip(&y).map(|(a, b)| a * b).sum();
             let rhs: f32 = image.iter().zip(&back).map(|(a, b)| a * b).sum();
-            assert!((lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0), "{g:?}: {lhs} vs {rhs}");
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0),
+                "{g:?}: {lhs} vs {rhs}"
+            );
             // Side by side with a wider stride, the image's block is the same.
             let ld = g.cols() + 5;
             let mut wide = vec![7.0; g.rows() * ld];
             im2col(g, &image, &mut wide, ld);
             for r in 0..g.rows() {
-                assert_eq!(&wide[r * ld..r * ld + g.cols()], &col[r * g.cols()..(r + 1) * g.cols()]);
-                assert!(wide[r * ld + g.cols()..(r + 1) * ld].iter().all(|&v| v == 7.0));
+                assert_eq!(
+                    &wide[r * ld..r * ld + g.cols()],
+                    &col[r * g.cols()..(r + 1) * g.cols()]
+                );
+                assert!(
+                    wide[r * ld + g.cols()..(r + 1) * ld]
+                        .iter()
+                        .all(|&v| v == 7.0)
+                );
             }
         }
     }
