@@ -58,7 +58,7 @@ pub fn measure(name: &str, batch: usize, warmup: usize, reps: usize) -> Result<R
     let mut opt = Optimizer::new(
         OptimizerConfig::default(),
         net.vars().to_vec(),
-        (0..net.vars().len()).map(|i| i / 2).collect(),
+        net.parameter_layers(),
     )?;
     let side = arch.input_side;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);

@@ -13,13 +13,16 @@ pub enum Activation {
     Relu,
 }
 
-/// One block: conv (stride 1), bias, ReLU, then an optional 2x2 max-pool (floor).
+/// One block: conv (stride 1), bias, optional batch normalisation, ReLU, then an optional 2x2
+/// max-pool (floor).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvSpec {
     pub channels: usize,
     pub kernel: usize,
     pub padding: usize,
     pub pool: bool,
+    #[serde(default)]
+    pub batch_norm: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,12 +51,7 @@ impl Arch {
     /// Koch et al.'s network as the PyTorch reference builds it: 1x105x105 -> conv 64@10,
     /// pool -> conv 128@7, pool -> conv 128@4, pool -> conv 256@4 (256x6x6) -> 4096, sigmoid.
     pub fn koch() -> Arch {
-        let c = |channels, kernel, pool| ConvSpec {
-            channels,
-            kernel,
-            padding: 0,
-            pool,
-        };
+        let c = |channels, kernel, pool| ConvSpec { channels, kernel, padding: 0, pool, batch_norm: false };
         Arch {
             name: "koch".into(),
             input_side: 105,
@@ -76,12 +74,7 @@ impl Arch {
             name: format!("conv4-{side}"),
             input_side: side,
             blocks: vec![
-                ConvSpec {
-                    channels,
-                    kernel: 3,
-                    padding: 1,
-                    pool: true,
-                };
+                ConvSpec { channels, kernel: 3, padding: 1, pool: true, batch_norm: false };
                 4
             ],
             embedding: 0,
@@ -89,36 +82,31 @@ impl Arch {
         }
     }
 
-    /// `blocks` blocks of 3x3 conv (padding 1), ReLU and 2x2 max-pool, `channels` wide.
-    pub fn convnet(blocks: usize, side: usize, channels: usize) -> Arch {
-        let suffix = if channels == 64 {
-            String::new()
-        } else {
-            format!("x{channels}")
-        };
+    /// `blocks` blocks of 3x3 conv (padding 1), [batch norm,] ReLU and 2x2 max-pool,
+    /// `channels` wide.
+    pub fn convnet(blocks: usize, side: usize, channels: usize, batch_norm: bool) -> Arch {
+        let width = if channels == 64 { String::new() } else { format!("x{channels}") };
+        let bn = if batch_norm { "-bn" } else { "" };
         Arch {
-            name: format!("conv{blocks}-{side}{suffix}"),
-            blocks: vec![
-                ConvSpec {
-                    channels,
-                    kernel: 3,
-                    padding: 1,
-                    pool: true
-                };
-                blocks
-            ],
+            name: format!("conv{blocks}-{side}{width}{bn}"),
+            blocks: vec![ConvSpec { channels, kernel: 3, padding: 1, pool: true, batch_norm }; blocks],
             ..Arch::conv4(side, channels)
         }
     }
 
     /// Looks up a named architecture: `koch`, `conv4` (28x28, 64 channels), or
-    /// `convB-S[xC]`: B blocks on SxS input, C channels (default 64), e.g. `conv4-56x96`.
+    /// `convB-S[xC][-bn]`: B blocks on SxS input, C channels (default 64), with batch
+    /// normalisation when `-bn` ends the name, e.g. `conv4-56x96-bn`.
     pub fn preset(name: &str) -> Result<Arch> {
         match name {
             "koch" | "reference" => Ok(Arch::koch()),
             "conv4" => Ok(Arch::conv4(28, 64)),
             _ => {
-                let parsed = name.strip_prefix("conv").and_then(|rest| {
+                let (base, bn) = match name.strip_suffix("-bn") {
+                    Some(b) => (b, true),
+                    None => (name, false),
+                };
+                let parsed = base.strip_prefix("conv").and_then(|rest| {
                     let (blocks, rest) = rest.split_once('-')?;
                     let (side, channels) = match rest.split_once('x') {
                         Some((s, c)) => (s, c.parse().ok()?),
@@ -128,7 +116,7 @@ impl Arch {
                 });
                 match parsed {
                     Some((blocks, side, channels)) if blocks > 0 => {
-                        let arch = Arch::convnet(blocks, side, channels);
+                        let arch = Arch::convnet(blocks, side, channels, bn);
                         arch.validate()?;
                         Ok(arch)
                     }
@@ -210,7 +198,10 @@ impl Arch {
             .blocks
             .iter()
             .zip(&shapes)
-            .map(|(b, s)| b.channels * s.in_channels * b.kernel * b.kernel + b.channels)
+            .map(|(b, s)| {
+                let bn = if b.batch_norm { 2 * b.channels } else { 0 };
+                b.channels * s.in_channels * b.kernel * b.kernel + b.channels + bn
+            })
             .sum();
         let features = self.features()?;
         let dense = if self.embedding > 0 {
@@ -274,5 +265,12 @@ mod tests {
         assert_eq!(Arch::preset("conv4-28").unwrap(), Arch::conv4(28, 64));
         assert!(Arch::preset("conv0-28").is_err());
         assert!(Arch::preset("conv4-28xq").is_err());
+        let bn = Arch::preset("conv4-56x32-bn").unwrap();
+        assert!(bn.blocks.iter().all(|b| b.batch_norm));
+        assert_eq!(bn.name, "conv4-56x32-bn");
+        assert_eq!(
+            bn.parameter_count().unwrap(),
+            Arch::preset("conv4-56x32").unwrap().parameter_count().unwrap() + 4 * 2 * 32
+        );
     }
 }

@@ -49,7 +49,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Saves the network (and `extras`) to `path` atomically.
 pub fn save(net: &SiameseNet, path: &Path, extras: &Extras) -> Result<()> {
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
-    for (name, var) in net.named_vars() {
+    for (name, var) in net.named_vars().into_iter().chain(net.named_buffers()) {
         tensors.push((name, var.as_tensor().to_device(&Device::Cpu)?.contiguous()?));
     }
     for (name, t) in &extras.tensors {
@@ -140,6 +140,9 @@ pub fn load_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<(Siamese
     let net = SiameseNet::from_tensors(&arch, &tensors, device)
         .map_err(|e| ModelError::file(path, e.to_string()))?;
     for name in crate::net::parameter_names(&arch) {
+        tensors.remove(&name);
+    }
+    for (name, _, _) in crate::net::buffer_names(&arch) {
         tensors.remove(&name);
     }
     for key in ["format", "format_version", "arch"] {

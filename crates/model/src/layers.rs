@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use candle_core::Tensor;
 
+use crate::cpu::batch_norm::BnReluPoolOp;
 use crate::cpu::{ConvBlockOp, ConvGeometry};
 use crate::error::Result;
 
@@ -30,6 +31,7 @@ pub fn conv_block(
             kernel,
             padding,
             pool,
+            relu: true,
         };
         let op = ConvBlockOp::new(geometry, input_grad, train);
         let x = x.contiguous()?;
@@ -67,6 +69,83 @@ pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
     let weights = mask.broadcast_div(&count)?.detach();
     // sum(x * w) over the window equals the max, and its gradient is w.
     Ok((windows * weights)?.sum(5)?.sum(3)?)
+}
+
+/// Batch-norm parameters and running statistics of one block.
+pub struct BatchNorm<'a> {
+    pub gamma: &'a Tensor,
+    pub beta: &'a Tensor,
+    pub running_mean: &'a Tensor,
+    pub running_var: &'a Tensor,
+}
+
+/// conv + bias, batch norm, ReLU (+ 2x2 max-pool). In training the batch's statistics
+/// normalise and are returned (mean, unbiased variance) for the running averages; otherwise
+/// the running statistics are used.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_bn_block(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    padding: usize,
+    pool: bool,
+    input_grad: bool,
+    train: bool,
+    bn: &BatchNorm,
+) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
+    let (_, in_channels, side, _) = x.dims4()?;
+    let (out_channels, _, kernel, _) = w.dims4()?;
+    if x.device().is_cpu() {
+        let geometry = ConvGeometry { in_channels, out_channels, side, kernel, padding, pool: false, relu: false };
+        let conv = ConvBlockOp::new(geometry, input_grad, train);
+        let z = x.contiguous()?.apply_op3_arc(&w.contiguous()?, &b.contiguous()?, Arc::new(Box::new(conv)))?;
+        let running = if train {
+            None
+        } else {
+            Some((bn.running_mean.to_vec1::<f32>()?, bn.running_var.to_vec1::<f32>()?))
+        };
+        let op = BnReluPoolOp::new(out_channels, geometry.conv_side(), pool, running);
+        let stats = op.stats.clone();
+        let y = z.apply_op3_arc(&bn.gamma.contiguous()?, &bn.beta.contiguous()?, Arc::new(Box::new(op)))?;
+        let stats = match stats.lock().expect("stats lock").take() {
+            Some((m, v)) => Some((Tensor::from_vec(m, out_channels, x.device())?, Tensor::from_vec(v, out_channels, x.device())?)),
+            None => None,
+        };
+        return Ok((y, stats));
+    }
+    reference_conv_bn_block(x, w, b, padding, pool, train, bn)
+}
+
+/// The same from candle's generic ops; used on GPUs and as the reference in tests.
+pub fn reference_conv_bn_block(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    padding: usize,
+    pool: bool,
+    train: bool,
+    bn: &BatchNorm,
+) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
+    let z = x.conv2d(w, padding, 1, 1, 1)?.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+    let c = z.dim(1)?;
+    let (mean, var, stats) = if train {
+        let mean = z.mean_keepdim((0, 2, 3))?;
+        let centred = z.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
+        let count = (z.elem_count() / c) as f64;
+        let unbiased = (var.detach() * (count / (count - 1.0).max(1.0)))?.flatten_all()?;
+        let stats = Some((mean.detach().flatten_all()?, unbiased));
+        (mean, var, stats)
+    } else {
+        (bn.running_mean.reshape((1, c, 1, 1))?, bn.running_var.reshape((1, c, 1, 1))?, None)
+    };
+    let xhat = z.broadcast_sub(&mean)?.broadcast_div(&(var + crate::cpu::batch_norm::EPS as f64)?.sqrt()?)?;
+    let y = xhat
+        .broadcast_mul(&bn.gamma.reshape((1, c, 1, 1))?)?
+        .broadcast_add(&bn.beta.reshape((1, c, 1, 1))?)?
+        .relu()?;
+    let y = if pool { max_pool2(&y)? } else { y };
+    Ok((y, stats))
 }
 
 /// Applies an embedding activation.

@@ -5,45 +5,79 @@ use candle_core::{Device, Tensor, Var};
 use crate::arch::Arch;
 use crate::error::{ModelError, Result};
 use crate::init::{Init, Initializer, LayerKind};
-use crate::layers::{activate, conv_block, linear};
+use crate::layers::{BatchNorm, activate, conv_block, conv_bn_block, linear};
+
+/// What a parameter is, for initialisation and per-layer optimiser settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    ConvWeight,
+    DenseWeight,
+    Bias,
+    BnScale,
+    BnShift,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamInfo {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// Layer index: conv blocks first, then the dense layer (if any), then the head.
+    pub layer: usize,
+    pub kind: ParamKind,
+}
+
+/// Every trainable parameter, in the order `vars()` returns them.
+pub fn parameters(arch: &Arch) -> Result<Vec<ParamInfo>> {
+    let shapes = arch.block_shapes()?;
+    let mut out = Vec::new();
+    let mut push = |name: String, shape: Vec<usize>, layer: usize, kind: ParamKind| {
+        out.push(ParamInfo { name, shape, layer, kind })
+    };
+    for (i, (b, s)) in arch.blocks.iter().zip(&shapes).enumerate() {
+        push(format!("conv{}.weight", i + 1), vec![b.channels, s.in_channels, b.kernel, b.kernel], i, ParamKind::ConvWeight);
+        push(format!("conv{}.bias", i + 1), vec![b.channels], i, ParamKind::Bias);
+        if b.batch_norm {
+            push(format!("conv{}.bn_weight", i + 1), vec![b.channels], i, ParamKind::BnScale);
+            push(format!("conv{}.bn_bias", i + 1), vec![b.channels], i, ParamKind::BnShift);
+        }
+    }
+    let mut layer = arch.blocks.len();
+    if arch.embedding > 0 {
+        push("fc.weight".into(), vec![arch.embedding, arch.features()?], layer, ParamKind::DenseWeight);
+        push("fc.bias".into(), vec![arch.embedding], layer, ParamKind::Bias);
+        layer += 1;
+    }
+    push("head.weight".into(), vec![1, arch.embedding_dim()?], layer, ParamKind::DenseWeight);
+    push("head.bias".into(), vec![1], layer, ParamKind::Bias);
+    Ok(out)
+}
 
 /// Names of the parameters, in the order `vars()` returns them.
 pub fn parameter_names(arch: &Arch) -> Vec<String> {
-    let mut names = Vec::new();
-    for i in 0..arch.blocks.len() {
-        names.push(format!("conv{}.weight", i + 1));
-        names.push(format!("conv{}.bias", i + 1));
-    }
-    if arch.embedding > 0 {
-        names.push("fc.weight".into());
-        names.push("fc.bias".into());
-    }
-    names.push("head.weight".into());
-    names.push("head.bias".into());
-    names
+    parameters(arch).map(|p| p.into_iter().map(|p| p.name).collect()).unwrap_or_default()
 }
 
-/// Expected shape of every parameter, in `parameter_names` order.
-pub fn parameter_shapes(arch: &Arch) -> Result<Vec<Vec<usize>>> {
-    let shapes = arch.block_shapes()?;
+/// Running statistics of the batch-norm blocks (not trained; saved with the weights):
+/// `(name, block index, channels)`.
+pub fn buffer_names(arch: &Arch) -> Vec<(String, usize, usize)> {
     let mut out = Vec::new();
-    for (b, s) in arch.blocks.iter().zip(&shapes) {
-        out.push(vec![b.channels, s.in_channels, b.kernel, b.kernel]);
-        out.push(vec![b.channels]);
+    for (i, b) in arch.blocks.iter().enumerate().filter(|(_, b)| b.batch_norm) {
+        out.push((format!("conv{}.running_mean", i + 1), i, b.channels));
+        out.push((format!("conv{}.running_var", i + 1), i, b.channels));
     }
-    if arch.embedding > 0 {
-        out.push(vec![arch.embedding, arch.features()?]);
-        out.push(vec![arch.embedding]);
-    }
-    out.push(vec![1, arch.embedding_dim()?]);
-    out.push(vec![1]);
-    Ok(out)
+    out
 }
+
+/// Momentum of the running batch-norm statistics (PyTorch's default).
+const BN_MOMENTUM: f64 = 0.1;
 
 pub struct SiameseNet {
     arch: Arch,
     device: Device,
+    params: Vec<ParamInfo>,
     vars: Vec<Var>,
+    /// Running mean and variance of each batch-norm block, in `buffer_names` order.
+    buffers: Vec<Var>,
 }
 
 impl SiameseNet {
@@ -51,33 +85,36 @@ impl SiameseNet {
     pub fn new(arch: &Arch, init: Init, seed: u64, device: &Device) -> Result<Self> {
         arch.validate()?;
         let mut rng = Initializer::new(init, seed);
-        let shapes = parameter_shapes(arch)?;
-        let mut vars = Vec::new();
-        for pair in shapes.chunks(2) {
-            let (wshape, bshape) = (&pair[0], &pair[1]);
-            let kind = if wshape.len() == 4 {
-                LayerKind::Conv
-            } else {
-                LayerKind::Dense
-            };
-            let fan_in: usize = wshape[1..].iter().product();
-            let (w, b) = rng.layer(kind, wshape.iter().product(), bshape[0], fan_in);
-            vars.push(Var::from_tensor(&Tensor::from_vec(
-                w,
-                wshape.as_slice(),
-                device,
-            )?)?);
-            vars.push(Var::from_tensor(&Tensor::from_vec(
-                b,
-                bshape.as_slice(),
-                device,
-            )?)?);
+        let params = parameters(arch)?;
+        let mut values: Vec<Vec<f32>> = Vec::new();
+        for (i, p) in params.iter().enumerate() {
+            match p.kind {
+                ParamKind::ConvWeight | ParamKind::DenseWeight => {
+                    let kind = if p.kind == ParamKind::ConvWeight { LayerKind::Conv } else { LayerKind::Dense };
+                    let fan_in: usize = p.shape[1..].iter().product();
+                    let bias_len = params[i + 1].shape[0];
+                    let (w, b) = rng.layer(kind, p.shape.iter().product(), bias_len, fan_in);
+                    values.push(w);
+                    values.push(b);
+                }
+                ParamKind::Bias => {}
+                ParamKind::BnScale => values.push(vec![1.0; p.shape[0]]),
+                ParamKind::BnShift => values.push(vec![0.0; p.shape[0]]),
+            }
         }
-        Ok(SiameseNet {
-            arch: arch.clone(),
-            device: device.clone(),
-            vars,
-        })
+        let vars = params
+            .iter()
+            .zip(values)
+            .map(|(p, v)| Ok(Var::from_tensor(&Tensor::from_vec(v, p.shape.as_slice(), device)?)?))
+            .collect::<Result<Vec<_>>>()?;
+        let buffers = buffer_names(arch)
+            .iter()
+            .map(|(name, _, c)| {
+                let fill: f32 = if name.ends_with("running_var") { 1.0 } else { 0.0 };
+                Ok(Var::from_tensor(&Tensor::full(fill, *c, device)?)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SiameseNet { arch: arch.clone(), device: device.clone(), params, vars, buffers })
     }
 
     /// Builds a network from named tensors (as saved), checking every name and shape.
@@ -87,25 +124,22 @@ impl SiameseNet {
         device: &Device,
     ) -> Result<Self> {
         arch.validate()?;
-        let mut vars = Vec::new();
-        for (name, shape) in parameter_names(arch).iter().zip(parameter_shapes(arch)?) {
+        let fetch = |name: &str, shape: &[usize]| -> Result<Var> {
             let t = tensors
                 .get(name)
                 .ok_or_else(|| ModelError::Arch(format!("missing parameter `{name}`")))?;
-            if t.dims() != shape.as_slice() {
+            if t.dims() != shape {
                 return Err(ModelError::Arch(format!(
                     "parameter `{name}` has shape {:?}, the architecture needs {shape:?}",
                     t.dims()
                 )));
             }
-            let t = t.to_dtype(candle_core::DType::F32)?.to_device(device)?;
-            vars.push(Var::from_tensor(&t)?);
-        }
-        Ok(SiameseNet {
-            arch: arch.clone(),
-            device: device.clone(),
-            vars,
-        })
+            Ok(Var::from_tensor(&t.to_dtype(candle_core::DType::F32)?.to_device(device)?)?)
+        };
+        let params = parameters(arch)?;
+        let vars = params.iter().map(|p| fetch(&p.name, &p.shape)).collect::<Result<Vec<_>>>()?;
+        let buffers = buffer_names(arch).iter().map(|(n, _, c)| fetch(n, &[*c])).collect::<Result<Vec<_>>>()?;
+        Ok(SiameseNet { arch: arch.clone(), device: device.clone(), params, vars, buffers })
     }
 
     pub fn arch(&self) -> &Arch {
@@ -122,10 +156,17 @@ impl SiameseNet {
     }
 
     pub fn named_vars(&self) -> Vec<(String, Var)> {
-        parameter_names(&self.arch)
-            .into_iter()
-            .zip(self.vars.iter().cloned())
-            .collect()
+        self.params.iter().map(|p| p.name.clone()).zip(self.vars.iter().cloned()).collect()
+    }
+
+    /// Running batch-norm statistics by name (saved with the weights, not trained).
+    pub fn named_buffers(&self) -> Vec<(String, Var)> {
+        buffer_names(&self.arch).into_iter().map(|(n, _, _)| n).zip(self.buffers.iter().cloned()).collect()
+    }
+
+    /// Layer index of each parameter, for per-layer optimiser settings.
+    pub fn parameter_layers(&self) -> Vec<usize> {
+        self.params.iter().map(|p| p.layer).collect()
     }
 
     fn param(&self, i: usize, train: bool) -> Tensor {
@@ -142,12 +183,30 @@ impl SiameseNet {
             )));
         }
         let mut x = images.clone();
+        let mut next = 0;
+        let mut buffer = 0;
         for (i, b) in self.arch.blocks.iter().enumerate() {
-            let (w, bias) = (self.param(2 * i, train), self.param(2 * i + 1, train));
-            x = conv_block(&x, &w, &bias, b.padding, b.pool, i > 0, train)?;
+            let (w, bias) = (self.param(next, train), self.param(next + 1, train));
+            next += 2;
+            if b.batch_norm {
+                let (gamma, beta) = (self.param(next, train), self.param(next + 1, train));
+                next += 2;
+                let running = (&self.buffers[buffer], &self.buffers[buffer + 1]);
+                buffer += 2;
+                let norm = BatchNorm { gamma: &gamma, beta: &beta, running_mean: running.0.as_tensor(), running_var: running.1.as_tensor() };
+                let (y, stats) = conv_bn_block(&x, &w, &bias, b.padding, b.pool, i > 0, train, &norm)?;
+                if let Some((mean, var)) = stats {
+                    // Running statistics follow the batches seen in training, as in PyTorch.
+                    let m = BN_MOMENTUM;
+                    running.0.set(&((running.0.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
+                    running.1.set(&((running.1.as_tensor() * (1.0 - m))? + (var * m)?)?)?;
+                }
+                x = y;
+            } else {
+                x = conv_block(&x, &w, &bias, b.padding, b.pool, i > 0, train)?;
+            }
         }
         let mut x = x.flatten_from(1)?;
-        let mut next = 2 * self.arch.blocks.len();
         if self.arch.embedding > 0 {
             x = linear(&x, &self.param(next, train), &self.param(next + 1, train))?;
             next += 2;

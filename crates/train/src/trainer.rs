@@ -62,10 +62,6 @@ struct Validation {
     pairs: PairBatch,
 }
 
-fn layer_of_params(net: &SiameseNet) -> Vec<usize> {
-    (0..net.vars().len()).map(|i| i / 2).collect()
-}
-
 /// Loads the split folder, with the command that fetches it when missing.
 pub fn load_background(config: &TrainConfig) -> Result<ImageStore> {
     let index = SplitIndex::scan_split(&config.dataset, SplitKind::Background)?;
@@ -162,7 +158,7 @@ impl Trainer {
         let mut optimizer = Optimizer::new(
             config.optimizer.clone(),
             net.vars().to_vec(),
-            layer_of_params(&net),
+            net.parameter_layers(),
         )?;
         if let Some(extras) = &extras {
             optimizer.load_state(&extras.tensors, state.step)?;

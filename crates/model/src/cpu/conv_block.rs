@@ -28,6 +28,9 @@ pub struct ConvGeometry {
     pub kernel: usize,
     pub padding: usize,
     pub pool: bool,
+    /// ReLU (and pool) after the convolution; without it the op returns the raw conv + bias
+    /// map, for a batch norm to follow.
+    pub relu: bool,
 }
 
 impl ConvGeometry {
@@ -45,11 +48,15 @@ impl ConvGeometry {
     }
 
     pub fn out_side(&self) -> usize {
-        if self.pool {
+        if self.pooled() {
             self.conv_side() / 2
         } else {
             self.conv_side()
         }
+    }
+
+    fn pooled(&self) -> bool {
+        self.pool && self.relu
     }
 
     fn in_len(&self) -> usize {
@@ -144,10 +151,10 @@ fn split_by<'a, T>(mut data: &'a mut [T], parts: &[Range<usize>], unit: usize) -
     out
 }
 
-/// ReLU + 2x2 pool of one image's conv map (channel `c` at `z[c * ld + offset..]`, `side` x
+/// ReLU + 2x2 pool of one image's map (channel `c` at `z[c * ld + offset..]`, `side` x
 /// `side`) into `out`, recording the argmax (0..4 within the window; the first maximum wins,
 /// as in PyTorch).
-fn pool_relu(
+pub(crate) fn pool_relu(
     z: &[f32],
     ld: usize,
     offset: usize,
@@ -209,7 +216,7 @@ impl CustomOp3 for ConvBlockOp {
         let conv_side = g.conv_side();
         let (in_len, out_len) = (g.in_len(), g.out_len());
         let mut out = vec![0f32; n * out_len];
-        let keep_argmax = g.pool && self.train;
+        let keep_argmax = g.pooled() && self.train;
         let mut argmax = vec![0u8; if keep_argmax { n * out_len } else { 0 }];
         let threads = rayon::current_num_threads();
         let gemm_threads = if n >= threads { 1 } else { threads };
@@ -221,7 +228,7 @@ impl CustomOp3 for ConvBlockOp {
             .par_iter()
             .zip(out_parts.into_par_iter().zip(arg_parts.into_par_iter()))
             .for_each(|(r, (out, argmax))| {
-                let mut scratch_arg = vec![0u8; if g.pool && !keep_argmax { out_len } else { 0 }];
+                let mut scratch_arg = vec![0u8; if g.pooled() && !keep_argmax { out_len } else { 0 }];
                 let per_group = group.min(r.len());
                 with_scratch(
                     k_rows * per_group * p_cols,
@@ -253,7 +260,7 @@ impl CustomOp3 for ConvBlockOp {
                             for j in 0..m {
                                 let local = start + j;
                                 let o = &mut out[local * out_len..(local + 1) * out_len];
-                                if g.pool {
+                                if g.pooled() {
                                     let a = if keep_argmax {
                                         &mut argmax[local * out_len..(local + 1) * out_len]
                                     } else {
@@ -264,10 +271,13 @@ impl CustomOp3 for ConvBlockOp {
                                     for c in 0..g.out_channels {
                                         let src =
                                             &z[c * ld + j * p_cols..c * ld + (j + 1) * p_cols];
-                                        for (d, v) in
-                                            o[c * p_cols..(c + 1) * p_cols].iter_mut().zip(src)
-                                        {
-                                            *d = v.max(0.0);
+                                        let dst = &mut o[c * p_cols..(c + 1) * p_cols];
+                                        if g.relu {
+                                            for (d, v) in dst.iter_mut().zip(src) {
+                                                *d = v.max(0.0);
+                                            }
+                                        } else {
+                                            dst.copy_from_slice(src);
                                         }
                                     }
                                 }
@@ -347,7 +357,7 @@ impl CustomOp3 for ConvBlockOp {
                                 for c in 0..g.out_channels {
                                     let plane =
                                         &mut dz[c * ld + j * p_cols..c * ld + (j + 1) * p_cols];
-                                    if g.pool {
+                                    if g.pooled() {
                                         plane.fill(0.0);
                                         let arg = &argmax[img * out_len..(img + 1) * out_len];
                                         for py in 0..os {
@@ -360,6 +370,8 @@ impl CustomOp3 for ConvBlockOp {
                                                 }
                                             }
                                         }
+                                    } else if !g.relu {
+                                        plane.copy_from_slice(&gout[c * p_cols..(c + 1) * p_cols]);
                                     } else {
                                         let range = c * p_cols..(c + 1) * p_cols;
                                         for ((d, &gv), &o) in plane

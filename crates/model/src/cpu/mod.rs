@@ -1,6 +1,7 @@
 //! CPU kernels that replace candle's slow paths: convolution blocks through im2col and a
 //! tuned GEMM, with bias, ReLU and max-pool fused, parallel over the images of a batch.
 
+pub mod batch_norm;
 pub mod conv_block;
 pub mod gemm;
 pub mod im2col;
