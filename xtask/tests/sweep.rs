@@ -9,13 +9,27 @@ use model::{Arch, Init, SiameseNet};
 #[test]
 fn sweep_writes_every_output() {
     let tmp = tempfile::tempdir().unwrap();
-    write_split(tmp.path(), "images_evaluation", SyntheticSpec::new(2, 6, 20)).unwrap();
+    write_split(
+        tmp.path(),
+        "images_evaluation",
+        SyntheticSpec::new(2, 6, 20),
+    )
+    .unwrap();
     let model = tmp.path().join("m.safetensors");
-    let net = SiameseNet::new(&Arch::conv4(16, 4), Init::Default, 0, &candle_core::Device::Cpu).unwrap();
+    let net = SiameseNet::new(
+        &Arch::conv4(16, 4),
+        Init::Default,
+        0,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
     model::io::save(&net, &model, &Default::default()).unwrap();
     let out = tmp.path().join("sweep");
     let opts = xtask::sweep::SweepOptions {
-        scorers: vec![ScorerChoice::Checkpoint(model), ScorerChoice::Baseline(Baseline::Pixel)],
+        scorers: vec![
+            ScorerChoice::Checkpoint(model),
+            ScorerChoice::Baseline(Baseline::Pixel),
+        ],
         ways: vec![2, 5],
         protocols: vec![Protocol::Random, Protocol::WithinAlphabet],
         trials: 30,
@@ -33,7 +47,8 @@ fn sweep_writes_every_output() {
     assert!(md.contains("| pixel NN | within-alphabet | 5 |"), "{md}");
     let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 8);
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 8);
     assert!(out.join("sweep.png").is_file() && out.join("sweep.svg").is_file());
 }

@@ -13,14 +13,22 @@ fn bin() -> Command {
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("the binary runs");
     if !out.status.success() {
-        panic!("command failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        panic!(
+            "command failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     out
 }
 
 fn fails(cmd: &mut Command) -> String {
     let out = cmd.output().expect("the binary runs");
-    assert!(!out.status.success(), "expected a failure: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "expected a failure: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -36,16 +44,52 @@ fn fixture() -> Fixture {
     let root = dir.path().to_path_buf();
     let dataset = root.join("omniglot");
     write_split(&dataset, "images_background", SyntheticSpec::new(4, 6, 20)).unwrap();
-    write_split(&dataset, "images_evaluation", SyntheticSpec { seed: 7, ..SyntheticSpec::new(2, 6, 20) }).unwrap();
-    run(bin().args(["train", "--preset", "conv4", "--arch", "conv4-16x8", "--epochs", "1", "--pairs-per-epoch", "320", "--batch", "16"])
-        .args(["--val-alphabets", "1", "--val-ways", "5", "--val-trials", "20", "--no-progress", "--name", "tiny"])
+    write_split(
+        &dataset,
+        "images_evaluation",
+        SyntheticSpec {
+            seed: 7,
+            ..SyntheticSpec::new(2, 6, 20)
+        },
+    )
+    .unwrap();
+    run(bin()
+        .args([
+            "train",
+            "--preset",
+            "conv4",
+            "--arch",
+            "conv4-16x8",
+            "--epochs",
+            "1",
+            "--pairs-per-epoch",
+            "320",
+            "--batch",
+            "16",
+        ])
+        .args([
+            "--val-alphabets",
+            "1",
+            "--val-ways",
+            "5",
+            "--val-trials",
+            "20",
+            "--no-progress",
+            "--name",
+            "tiny",
+        ])
         .arg("--out-dir")
         .arg(root.join("runs"))
         .arg("--dataset")
         .arg(&dataset));
     let model = root.join("runs/tiny/best.safetensors");
     assert!(model.is_file());
-    Fixture { _dir: dir, root, dataset, model }
+    Fixture {
+        _dir: dir,
+        root,
+        dataset,
+        model,
+    }
 }
 
 fn png(path: &Path) -> (u32, u32) {
@@ -57,7 +101,17 @@ fn png(path: &Path) -> (u32, u32) {
 fn train_eval_classify_verify() {
     let f = fixture();
     let out = run(bin()
-        .args(["eval", "--protocol", "random", "--ways", "5", "--trials", "50", "--device", "cpu"])
+        .args([
+            "eval",
+            "--protocol",
+            "random",
+            "--ways",
+            "5",
+            "--trials",
+            "50",
+            "--device",
+            "cpu",
+        ])
         .arg("--checkpoint")
         .arg(&f.model)
         .arg("--dataset")
@@ -65,23 +119,40 @@ fn train_eval_classify_verify() {
         .arg("--out")
         .arg(f.root.join("report/eval")));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("5-way, random") && text.contains("n=50"), "{text}");
+    assert!(
+        text.contains("5-way, random") && text.contains("n=50"),
+        "{text}"
+    );
     for ext in ["json", "csv", "md"] {
         assert!(f.root.join(format!("report/eval.{ext}")).is_file());
     }
 
-    let out = run(bin().args(["eval", "--baseline", "mhd", "--ways", "5", "--trials", "20"]).arg("--dataset").arg(&f.dataset));
+    let out = run(bin()
+        .args(["eval", "--baseline", "mhd", "--ways", "5", "--trials", "20"])
+        .arg("--dataset")
+        .arg(&f.dataset));
     assert!(String::from_utf8_lossy(&out.stdout).contains("modified Hausdorff"));
 
     let sampled = f.root.join("classify.png");
-    run(bin().args(["classify", "--ways", "5", "--seed", "3"]).arg("--checkpoint").arg(&f.model).arg("--dataset").arg(&f.dataset).arg("--out").arg(&sampled));
+    run(bin()
+        .args(["classify", "--ways", "5", "--seed", "3"])
+        .arg("--checkpoint")
+        .arg(&f.model)
+        .arg("--dataset")
+        .arg(&f.dataset)
+        .arg("--out")
+        .arg(&sampled));
     let (w, h) = png(&sampled);
     assert!(w > 500 && h > 200, "{w}x{h}");
 
-    let files: Vec<PathBuf> = ["character01/0001_01.png", "character01/0001_02.png", "character02/0002_01.png"]
-        .iter()
-        .map(|p| f.dataset.join("images_evaluation/Synthetic_01").join(p))
-        .collect();
+    let files: Vec<PathBuf> = [
+        "character01/0001_01.png",
+        "character01/0001_02.png",
+        "character02/0002_01.png",
+    ]
+    .iter()
+    .map(|p| f.dataset.join("images_evaluation/Synthetic_01").join(p))
+    .collect();
     let chosen = f.root.join("files.png");
     let out = run(bin()
         .arg("classify")
@@ -93,10 +164,18 @@ fn train_eval_classify_verify() {
         .args(&files[1..])
         .args(["--truth", "0", "--out"])
         .arg(&chosen));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("true answer") || String::from_utf8_lossy(&out.stdout).contains("chosen, correct"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("true answer")
+            || String::from_utf8_lossy(&out.stdout).contains("chosen, correct")
+    );
     assert!(chosen.is_file());
 
-    let out = run(bin().arg("verify").arg("--checkpoint").arg(&f.model).arg(&files[0]).arg(&files[1]));
+    let out = run(bin()
+        .arg("verify")
+        .arg("--checkpoint")
+        .arg(&f.model)
+        .arg(&files[0])
+        .arg(&files[1]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("p(same character) = "), "{text}");
 
@@ -104,42 +183,107 @@ fn train_eval_classify_verify() {
     let runs = f.root.join("runs-lake");
     let index = data::SplitIndex::scan_split(&f.dataset, data::SplitKind::Evaluation).unwrap();
     data::runs::write_runs(&index, &runs, 2, 5, 0).unwrap();
-    let out = run(bin().args(["eval", "--protocol", "runs"]).arg("--runs-dir").arg(&runs).arg("--checkpoint").arg(&f.model));
+    let out = run(bin()
+        .args(["eval", "--protocol", "runs"])
+        .arg("--runs-dir")
+        .arg(&runs)
+        .arg("--checkpoint")
+        .arg(&f.model));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("| run01 |") && text.contains("| run02 |"), "{text}");
+    assert!(
+        text.contains("| run01 |") && text.contains("| run02 |"),
+        "{text}"
+    );
 }
 
 #[test]
 fn bad_input_gets_clear_errors() {
     let f = fixture();
-    let err = fails(bin().args(["eval", "--ways", "50"]).arg("--checkpoint").arg(&f.model).arg("--dataset").arg(&f.dataset));
+    let err = fails(
+        bin()
+            .args(["eval", "--ways", "50"])
+            .arg("--checkpoint")
+            .arg(&f.model)
+            .arg("--dataset")
+            .arg(&f.dataset),
+    );
     assert!(err.contains("50-way") && err.contains("only 6"), "{err}");
 
-    let err = fails(bin().args(["eval", "--checkpoint", "/no/such/model.safetensors"]).arg("--dataset").arg(&f.dataset));
+    let err = fails(
+        bin()
+            .args(["eval", "--checkpoint", "/no/such/model.safetensors"])
+            .arg("--dataset")
+            .arg(&f.dataset),
+    );
     assert!(err.contains("/no/such/model.safetensors"), "{err}");
 
     let junk = f.root.join("junk.safetensors");
     std::fs::write(&junk, b"not a model").unwrap();
-    let err = fails(bin().arg("eval").arg("--checkpoint").arg(&junk).arg("--dataset").arg(&f.dataset));
-    assert!(err.contains("junk.safetensors") && err.contains("not a model file"), "{err}");
+    let err = fails(
+        bin()
+            .arg("eval")
+            .arg("--checkpoint")
+            .arg(&junk)
+            .arg("--dataset")
+            .arg(&f.dataset),
+    );
+    assert!(
+        err.contains("junk.safetensors") && err.contains("not a model file"),
+        "{err}"
+    );
 
     let err = fails(bin().args(["eval", "--baseline", "mhd", "--dataset", "/no/dataset"]));
     assert!(err.contains("cargo xtask download"), "{err}");
 
-    let err = fails(bin().args(["train", "--batch", "0", "--no-progress"]).arg("--dataset").arg(&f.dataset));
+    let err = fails(
+        bin()
+            .args(["train", "--batch", "0", "--no-progress"])
+            .arg("--dataset")
+            .arg(&f.dataset),
+    );
     assert!(err.contains("batch size"), "{err}");
 
-    let err = fails(bin().args(["train", "--lr", "-1", "--no-progress"]).arg("--dataset").arg(&f.dataset));
+    let err = fails(
+        bin()
+            .args(["train", "--lr", "-1", "--no-progress"])
+            .arg("--dataset")
+            .arg(&f.dataset),
+    );
     assert!(err.contains("learning rate"), "{err}");
 
-    let err = fails(bin().args(["train", "--no-progress", "--dataset", "/no/dataset", "--out-dir"]).arg(f.root.join("r")));
+    let err = fails(
+        bin()
+            .args([
+                "train",
+                "--no-progress",
+                "--dataset",
+                "/no/dataset",
+                "--out-dir",
+            ])
+            .arg(f.root.join("r")),
+    );
     assert!(err.contains("cargo xtask download"), "{err}");
 
     let broken = f.root.join("broken.png");
     std::fs::write(&broken, b"\x89PNG garbage").unwrap();
-    let err = fails(bin().arg("verify").arg("--checkpoint").arg(&f.model).arg(&broken).arg(&broken));
+    let err = fails(
+        bin()
+            .arg("verify")
+            .arg("--checkpoint")
+            .arg(&f.model)
+            .arg(&broken)
+            .arg(&broken),
+    );
     assert!(err.contains("broken.png"), "{err}");
 
-    let err = fails(bin().args(["train", "--device", "cuda", "--no-progress"]).arg("--dataset").arg(&f.dataset));
-    assert!(err.contains("--features cuda") || err.contains("CUDA"), "{err}");
+    let err = fails(
+        bin()
+            .args(["train", "--device", "cuda", "--no-progress"])
+            .arg("--dataset")
+            .arg(&f.dataset),
+    );
+    assert!(
+        err.contains("--features cuda") || err.contains("CUDA"),
+        "{err}"
+    );
 }

@@ -51,7 +51,13 @@ impl Arch {
     /// Koch et al.'s network as the PyTorch reference builds it: 1x105x105 -> conv 64@10,
     /// pool -> conv 128@7, pool -> conv 128@4, pool -> conv 256@4 (256x6x6) -> 4096, sigmoid.
     pub fn koch() -> Arch {
-        let c = |channels, kernel, pool| ConvSpec { channels, kernel, padding: 0, pool, batch_norm: false };
+        let c = |channels, kernel, pool| ConvSpec {
+            channels,
+            kernel,
+            padding: 0,
+            pool,
+            batch_norm: false,
+        };
         Arch {
             name: "koch".into(),
             input_side: 105,
@@ -74,7 +80,13 @@ impl Arch {
             name: format!("conv4-{side}"),
             input_side: side,
             blocks: vec![
-                ConvSpec { channels, kernel: 3, padding: 1, pool: true, batch_norm: false };
+                ConvSpec {
+                    channels,
+                    kernel: 3,
+                    padding: 1,
+                    pool: true,
+                    batch_norm: false
+                };
                 4
             ],
             embedding: 0,
@@ -85,11 +97,24 @@ impl Arch {
     /// `blocks` blocks of 3x3 conv (padding 1), [batch norm,] ReLU and 2x2 max-pool,
     /// `channels` wide.
     pub fn convnet(blocks: usize, side: usize, channels: usize, batch_norm: bool) -> Arch {
-        let width = if channels == 64 { String::new() } else { format!("x{channels}") };
+        let width = if channels == 64 {
+            String::new()
+        } else {
+            format!("x{channels}")
+        };
         let bn = if batch_norm { "-bn" } else { "" };
         Arch {
             name: format!("conv{blocks}-{side}{width}{bn}"),
-            blocks: vec![ConvSpec { channels, kernel: 3, padding: 1, pool: true, batch_norm }; blocks],
+            blocks: vec![
+                ConvSpec {
+                    channels,
+                    kernel: 3,
+                    padding: 1,
+                    pool: true,
+                    batch_norm
+                };
+                blocks
+            ],
             ..Arch::conv4(side, channels)
         }
     }
@@ -270,7 +295,11 @@ mod tests {
         assert_eq!(bn.name, "conv4-56x32-bn");
         assert_eq!(
             bn.parameter_count().unwrap(),
-            Arch::preset("conv4-56x32").unwrap().parameter_count().unwrap() + 4 * 2 * 32
+            Arch::preset("conv4-56x32")
+                .unwrap()
+                .parameter_count()
+                .unwrap()
+                + 4 * 2 * 32
         );
     }
 }

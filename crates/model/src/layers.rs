@@ -96,19 +96,41 @@ pub fn conv_bn_block(
     let (_, in_channels, side, _) = x.dims4()?;
     let (out_channels, _, kernel, _) = w.dims4()?;
     if x.device().is_cpu() {
-        let geometry = ConvGeometry { in_channels, out_channels, side, kernel, padding, pool: false, relu: false };
+        let geometry = ConvGeometry {
+            in_channels,
+            out_channels,
+            side,
+            kernel,
+            padding,
+            pool: false,
+            relu: false,
+        };
         let conv = ConvBlockOp::new(geometry, input_grad, train);
-        let z = x.contiguous()?.apply_op3_arc(&w.contiguous()?, &b.contiguous()?, Arc::new(Box::new(conv)))?;
+        let z = x.contiguous()?.apply_op3_arc(
+            &w.contiguous()?,
+            &b.contiguous()?,
+            Arc::new(Box::new(conv)),
+        )?;
         let running = if train {
             None
         } else {
-            Some((bn.running_mean.to_vec1::<f32>()?, bn.running_var.to_vec1::<f32>()?))
+            Some((
+                bn.running_mean.to_vec1::<f32>()?,
+                bn.running_var.to_vec1::<f32>()?,
+            ))
         };
         let op = BnReluPoolOp::new(out_channels, geometry.conv_side(), pool, running);
         let stats = op.stats.clone();
-        let y = z.apply_op3_arc(&bn.gamma.contiguous()?, &bn.beta.contiguous()?, Arc::new(Box::new(op)))?;
+        let y = z.apply_op3_arc(
+            &bn.gamma.contiguous()?,
+            &bn.beta.contiguous()?,
+            Arc::new(Box::new(op)),
+        )?;
         let stats = match stats.lock().expect("stats lock").take() {
-            Some((m, v)) => Some((Tensor::from_vec(m, out_channels, x.device())?, Tensor::from_vec(v, out_channels, x.device())?)),
+            Some((m, v)) => Some((
+                Tensor::from_vec(m, out_channels, x.device())?,
+                Tensor::from_vec(v, out_channels, x.device())?,
+            )),
             None => None,
         };
         return Ok((y, stats));
@@ -126,7 +148,9 @@ pub fn reference_conv_bn_block(
     train: bool,
     bn: &BatchNorm,
 ) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
-    let z = x.conv2d(w, padding, 1, 1, 1)?.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+    let z = x
+        .conv2d(w, padding, 1, 1, 1)?
+        .broadcast_add(&b.reshape((1, (), 1, 1))?)?;
     let c = z.dim(1)?;
     let (mean, var, stats) = if train {
         let mean = z.mean_keepdim((0, 2, 3))?;
@@ -137,9 +161,15 @@ pub fn reference_conv_bn_block(
         let stats = Some((mean.detach().flatten_all()?, unbiased));
         (mean, var, stats)
     } else {
-        (bn.running_mean.reshape((1, c, 1, 1))?, bn.running_var.reshape((1, c, 1, 1))?, None)
+        (
+            bn.running_mean.reshape((1, c, 1, 1))?,
+            bn.running_var.reshape((1, c, 1, 1))?,
+            None,
+        )
     };
-    let xhat = z.broadcast_sub(&mean)?.broadcast_div(&(var + crate::cpu::batch_norm::EPS as f64)?.sqrt()?)?;
+    let xhat = z
+        .broadcast_sub(&mean)?
+        .broadcast_div(&(var + crate::cpu::batch_norm::EPS as f64)?.sqrt()?)?;
     let y = xhat
         .broadcast_mul(&bn.gamma.reshape((1, c, 1, 1))?)?
         .broadcast_add(&bn.beta.reshape((1, c, 1, 1))?)?

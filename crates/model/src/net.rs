@@ -31,30 +31,72 @@ pub fn parameters(arch: &Arch) -> Result<Vec<ParamInfo>> {
     let shapes = arch.block_shapes()?;
     let mut out = Vec::new();
     let mut push = |name: String, shape: Vec<usize>, layer: usize, kind: ParamKind| {
-        out.push(ParamInfo { name, shape, layer, kind })
+        out.push(ParamInfo {
+            name,
+            shape,
+            layer,
+            kind,
+        })
     };
     for (i, (b, s)) in arch.blocks.iter().zip(&shapes).enumerate() {
-        push(format!("conv{}.weight", i + 1), vec![b.channels, s.in_channels, b.kernel, b.kernel], i, ParamKind::ConvWeight);
-        push(format!("conv{}.bias", i + 1), vec![b.channels], i, ParamKind::Bias);
+        push(
+            format!("conv{}.weight", i + 1),
+            vec![b.channels, s.in_channels, b.kernel, b.kernel],
+            i,
+            ParamKind::ConvWeight,
+        );
+        push(
+            format!("conv{}.bias", i + 1),
+            vec![b.channels],
+            i,
+            ParamKind::Bias,
+        );
         if b.batch_norm {
-            push(format!("conv{}.bn_weight", i + 1), vec![b.channels], i, ParamKind::BnScale);
-            push(format!("conv{}.bn_bias", i + 1), vec![b.channels], i, ParamKind::BnShift);
+            push(
+                format!("conv{}.bn_weight", i + 1),
+                vec![b.channels],
+                i,
+                ParamKind::BnScale,
+            );
+            push(
+                format!("conv{}.bn_bias", i + 1),
+                vec![b.channels],
+                i,
+                ParamKind::BnShift,
+            );
         }
     }
     let mut layer = arch.blocks.len();
     if arch.embedding > 0 {
-        push("fc.weight".into(), vec![arch.embedding, arch.features()?], layer, ParamKind::DenseWeight);
-        push("fc.bias".into(), vec![arch.embedding], layer, ParamKind::Bias);
+        push(
+            "fc.weight".into(),
+            vec![arch.embedding, arch.features()?],
+            layer,
+            ParamKind::DenseWeight,
+        );
+        push(
+            "fc.bias".into(),
+            vec![arch.embedding],
+            layer,
+            ParamKind::Bias,
+        );
         layer += 1;
     }
-    push("head.weight".into(), vec![1, arch.embedding_dim()?], layer, ParamKind::DenseWeight);
+    push(
+        "head.weight".into(),
+        vec![1, arch.embedding_dim()?],
+        layer,
+        ParamKind::DenseWeight,
+    );
     push("head.bias".into(), vec![1], layer, ParamKind::Bias);
     Ok(out)
 }
 
 /// Names of the parameters, in the order `vars()` returns them.
 pub fn parameter_names(arch: &Arch) -> Vec<String> {
-    parameters(arch).map(|p| p.into_iter().map(|p| p.name).collect()).unwrap_or_default()
+    parameters(arch)
+        .map(|p| p.into_iter().map(|p| p.name).collect())
+        .unwrap_or_default()
 }
 
 /// Running statistics of the batch-norm blocks (not trained; saved with the weights):
@@ -90,7 +132,11 @@ impl SiameseNet {
         for (i, p) in params.iter().enumerate() {
             match p.kind {
                 ParamKind::ConvWeight | ParamKind::DenseWeight => {
-                    let kind = if p.kind == ParamKind::ConvWeight { LayerKind::Conv } else { LayerKind::Dense };
+                    let kind = if p.kind == ParamKind::ConvWeight {
+                        LayerKind::Conv
+                    } else {
+                        LayerKind::Dense
+                    };
                     let fan_in: usize = p.shape[1..].iter().product();
                     let bias_len = params[i + 1].shape[0];
                     let (w, b) = rng.layer(kind, p.shape.iter().product(), bias_len, fan_in);
@@ -105,16 +151,32 @@ impl SiameseNet {
         let vars = params
             .iter()
             .zip(values)
-            .map(|(p, v)| Ok(Var::from_tensor(&Tensor::from_vec(v, p.shape.as_slice(), device)?)?))
+            .map(|(p, v)| {
+                Ok(Var::from_tensor(&Tensor::from_vec(
+                    v,
+                    p.shape.as_slice(),
+                    device,
+                )?)?)
+            })
             .collect::<Result<Vec<_>>>()?;
         let buffers = buffer_names(arch)
             .iter()
             .map(|(name, _, c)| {
-                let fill: f32 = if name.ends_with("running_var") { 1.0 } else { 0.0 };
+                let fill: f32 = if name.ends_with("running_var") {
+                    1.0
+                } else {
+                    0.0
+                };
                 Ok(Var::from_tensor(&Tensor::full(fill, *c, device)?)?)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(SiameseNet { arch: arch.clone(), device: device.clone(), params, vars, buffers })
+        Ok(SiameseNet {
+            arch: arch.clone(),
+            device: device.clone(),
+            params,
+            vars,
+            buffers,
+        })
     }
 
     /// Builds a network from named tensors (as saved), checking every name and shape.
@@ -134,12 +196,26 @@ impl SiameseNet {
                     t.dims()
                 )));
             }
-            Ok(Var::from_tensor(&t.to_dtype(candle_core::DType::F32)?.to_device(device)?)?)
+            Ok(Var::from_tensor(
+                &t.to_dtype(candle_core::DType::F32)?.to_device(device)?,
+            )?)
         };
         let params = parameters(arch)?;
-        let vars = params.iter().map(|p| fetch(&p.name, &p.shape)).collect::<Result<Vec<_>>>()?;
-        let buffers = buffer_names(arch).iter().map(|(n, _, c)| fetch(n, &[*c])).collect::<Result<Vec<_>>>()?;
-        Ok(SiameseNet { arch: arch.clone(), device: device.clone(), params, vars, buffers })
+        let vars = params
+            .iter()
+            .map(|p| fetch(&p.name, &p.shape))
+            .collect::<Result<Vec<_>>>()?;
+        let buffers = buffer_names(arch)
+            .iter()
+            .map(|(n, _, c)| fetch(n, &[*c]))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SiameseNet {
+            arch: arch.clone(),
+            device: device.clone(),
+            params,
+            vars,
+            buffers,
+        })
     }
 
     pub fn arch(&self) -> &Arch {
@@ -156,12 +232,20 @@ impl SiameseNet {
     }
 
     pub fn named_vars(&self) -> Vec<(String, Var)> {
-        self.params.iter().map(|p| p.name.clone()).zip(self.vars.iter().cloned()).collect()
+        self.params
+            .iter()
+            .map(|p| p.name.clone())
+            .zip(self.vars.iter().cloned())
+            .collect()
     }
 
     /// Running batch-norm statistics by name (saved with the weights, not trained).
     pub fn named_buffers(&self) -> Vec<(String, Var)> {
-        buffer_names(&self.arch).into_iter().map(|(n, _, _)| n).zip(self.buffers.iter().cloned()).collect()
+        buffer_names(&self.arch)
+            .into_iter()
+            .map(|(n, _, _)| n)
+            .zip(self.buffers.iter().cloned())
+            .collect()
     }
 
     /// Layer index of each parameter, for per-layer optimiser settings.
@@ -193,13 +277,23 @@ impl SiameseNet {
                 next += 2;
                 let running = (&self.buffers[buffer], &self.buffers[buffer + 1]);
                 buffer += 2;
-                let norm = BatchNorm { gamma: &gamma, beta: &beta, running_mean: running.0.as_tensor(), running_var: running.1.as_tensor() };
-                let (y, stats) = conv_bn_block(&x, &w, &bias, b.padding, b.pool, i > 0, train, &norm)?;
+                let norm = BatchNorm {
+                    gamma: &gamma,
+                    beta: &beta,
+                    running_mean: running.0.as_tensor(),
+                    running_var: running.1.as_tensor(),
+                };
+                let (y, stats) =
+                    conv_bn_block(&x, &w, &bias, b.padding, b.pool, i > 0, train, &norm)?;
                 if let Some((mean, var)) = stats {
                     // Running statistics follow the batches seen in training, as in PyTorch.
                     let m = BN_MOMENTUM;
-                    running.0.set(&((running.0.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
-                    running.1.set(&((running.1.as_tensor() * (1.0 - m))? + (var * m)?)?)?;
+                    running
+                        .0
+                        .set(&((running.0.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
+                    running
+                        .1
+                        .set(&((running.1.as_tensor() * (1.0 - m))? + (var * m)?)?)?;
                 }
                 x = y;
             } else {

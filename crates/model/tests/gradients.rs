@@ -293,20 +293,38 @@ fn batch_norm_block_matches_candle_in_training_and_inference() {
         let beta = Var::from_tensor(&random(&[cout], seed + 4, -0.3, 0.3)).unwrap();
         let rm = random(&[cout], seed + 5, -0.1, 0.1);
         let rv = random(&[cout], seed + 6, 0.5, 1.5);
-        let bn = BatchNorm { gamma: &gamma, beta: &beta, running_mean: &rm, running_var: &rv };
+        let bn = BatchNorm {
+            gamma: &gamma,
+            beta: &beta,
+            running_mean: &rm,
+            running_var: &rv,
+        };
         for train in [true, false] {
             let (ours, s1) = conv_bn_block(&x, &w, &b, pad, pool, true, train, &bn).unwrap();
-            let (reference, s2) = reference_conv_bn_block(&x, &w, &b, pad, pool, train, &bn).unwrap();
+            let (reference, s2) =
+                reference_conv_bn_block(&x, &w, &b, pad, pool, train, &bn).unwrap();
             assert_eq!(ours.dims(), reference.dims());
-            assert!(max_rel_diff(&ours, &reference) < 1e-4, "forward {i} train={train}: {}", max_rel_diff(&ours, &reference));
+            assert!(
+                max_rel_diff(&ours, &reference) < 1e-4,
+                "forward {i} train={train}: {}",
+                max_rel_diff(&ours, &reference)
+            );
             assert_eq!(s1.is_some(), train);
             if let (Some((m1, v1)), Some((m2, v2))) = (s1, s2) {
-                assert!(max_rel_diff(&m1, &m2) < 1e-4 && max_rel_diff(&v1, &v2) < 1e-4, "stats {i}");
+                assert!(
+                    max_rel_diff(&m1, &m2) < 1e-4 && max_rel_diff(&v1, &v2) < 1e-4,
+                    "stats {i}"
+                );
             }
             if train {
                 let r = random(ours.dims(), seed + 7, -1.0, 1.0);
                 let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-                let g2 = (reference * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                let g2 = (reference * &r)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
                 for (name, v) in [("x", &x), ("w", &w), ("gamma", &gamma), ("beta", &beta)] {
                     let d = max_rel_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
                     assert!(d < 1e-3, "grad {name} of shape {i}: {d}");

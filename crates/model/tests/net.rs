@@ -246,23 +246,53 @@ fn wrong_image_size_is_an_error() {
 fn batch_norm_nets_track_running_statistics_and_round_trip() {
     let arch = Arch::preset("conv4-16x4-bn").unwrap();
     let net = SiameseNet::new(&arch, Init::Kaiming, 1, &Device::Cpu).unwrap();
-    let before = net.named_buffers()[0].1.as_tensor().to_vec1::<f32>().unwrap();
+    let before = net.named_buffers()[0]
+        .1
+        .as_tensor()
+        .to_vec1::<f32>()
+        .unwrap();
     assert_eq!(before, vec![0.0; 4]);
     // A training forward moves the running mean towards the batch mean.
     let _ = net.embed(&images(6, 16, 3)).unwrap();
-    let after = net.named_buffers()[0].1.as_tensor().to_vec1::<f32>().unwrap();
+    let after = net.named_buffers()[0]
+        .1
+        .as_tensor()
+        .to_vec1::<f32>()
+        .unwrap();
     assert_ne!(after, before);
     // Inference does not.
     let _ = net.embed_inference(&images(6, 16, 4)).unwrap();
-    assert_eq!(net.named_buffers()[0].1.as_tensor().to_vec1::<f32>().unwrap(), after);
+    assert_eq!(
+        net.named_buffers()[0]
+            .1
+            .as_tensor()
+            .to_vec1::<f32>()
+            .unwrap(),
+        after
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bn.safetensors");
     save(&net, &path, &Extras::default()).unwrap();
     let (back, rest) = load(&path, &Device::Cpu).unwrap();
     assert!(rest.tensors.is_empty(), "buffers are part of the model");
     let x = images(3, 16, 5);
-    let a = net.embed_inference(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = back.embed_inference(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let a = net
+        .embed_inference(&x)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let b = back
+        .embed_inference(&x)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert_eq!(a, b);
-    assert_eq!(net.parameter_layers(), vec![0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4]);
+    assert_eq!(
+        net.parameter_layers(),
+        vec![0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4]
+    );
 }

@@ -33,8 +33,20 @@ struct Saved {
 }
 
 impl BnReluPoolOp {
-    pub fn new(channels: usize, side: usize, pool: bool, running: Option<(Vec<f32>, Vec<f32>)>) -> Self {
-        BnReluPoolOp { channels, side, pool, running, stats: Arc::new(Mutex::new(None)), saved: Mutex::new(Saved::default()) }
+    pub fn new(
+        channels: usize,
+        side: usize,
+        pool: bool,
+        running: Option<(Vec<f32>, Vec<f32>)>,
+    ) -> Self {
+        BnReluPoolOp {
+            channels,
+            side,
+            pool,
+            running,
+            stats: Arc::new(Mutex::new(None)),
+            saved: Mutex::new(Saved::default()),
+        }
     }
 
     fn out_side(&self) -> usize {
@@ -61,14 +73,27 @@ impl CustomOp3 for BnReluPoolOp {
         "batch-norm-relu-pool"
     }
 
-    fn cpu_fwd(&self, zs: &CpuStorage, zl: &Layout, gs: &CpuStorage, gl: &Layout, bs: &CpuStorage, bl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        zs: &CpuStorage,
+        zl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (z, gamma, beta) = (slice(zs, zl)?, slice(gs, gl)?, slice(bs, bl)?);
         let (c_n, s) = (self.channels, self.side);
         let n = zl.dims()[0];
         let plane = s * s;
         let count = (n * plane) as f64;
         let (mean, inv_std) = match &self.running {
-            Some((m, v)) => (m.clone(), v.iter().map(|v| 1.0 / (v + EPS).sqrt()).collect::<Vec<f32>>()),
+            Some((m, v)) => (
+                m.clone(),
+                v.iter()
+                    .map(|v| 1.0 / (v + EPS).sqrt())
+                    .collect::<Vec<f32>>(),
+            ),
             None => {
                 let moments: Vec<(f64, f64)> = (0..c_n)
                     .into_par_iter()
@@ -76,7 +101,8 @@ impl CustomOp3 for BnReluPoolOp {
                         let (mut sum, mut sq) = (0f64, 0f64);
                         for i in 0..n {
                             let p = &z[(i * c_n + c) * plane..(i * c_n + c + 1) * plane];
-                            let (ps, pq) = p.iter().fold((0f32, 0f32), |(a, b), &v| (a + v, b + v * v));
+                            let (ps, pq) =
+                                p.iter().fold((0f32, 0f32), |(a, b), &v| (a + v, b + v * v));
                             sum += ps as f64;
                             sq += pq as f64;
                         }
@@ -89,43 +115,75 @@ impl CustomOp3 for BnReluPoolOp {
                     moments.iter().map(|m| m.0 as f32).collect(),
                     moments.iter().map(|m| (m.1 * unbiased) as f32).collect(),
                 ));
-                (moments.iter().map(|m| m.0 as f32).collect(), moments.iter().map(|m| 1.0 / (m.1 as f32 + EPS).sqrt()).collect())
+                (
+                    moments.iter().map(|m| m.0 as f32).collect(),
+                    moments
+                        .iter()
+                        .map(|m| 1.0 / (m.1 as f32 + EPS).sqrt())
+                        .collect(),
+                )
             }
         };
         let o = self.out_side();
         let out_len = c_n * o * o;
         let mut out = vec![0f32; n * out_len];
         let mut argmax = vec![0u8; if self.pool { n * out_len } else { 0 }];
-        let arg_chunks: Vec<&mut [u8]> = if self.pool { argmax.chunks_mut(out_len).collect() } else { (0..n).map(|_| &mut [][..]).collect() };
-        out.par_chunks_mut(out_len).zip(arg_chunks.into_par_iter()).enumerate().for_each(|(i, (out, arg))| {
-            let mut y = vec![0f32; c_n * plane];
-            for c in 0..c_n {
-                let (a, b) = (gamma[c] * inv_std[c], beta[c] - gamma[c] * inv_std[c] * mean[c]);
-                let src = &z[(i * c_n + c) * plane..(i * c_n + c + 1) * plane];
-                for (d, &v) in y[c * plane..(c + 1) * plane].iter_mut().zip(src) {
-                    *d = a * v + b;
+        let arg_chunks: Vec<&mut [u8]> = if self.pool {
+            argmax.chunks_mut(out_len).collect()
+        } else {
+            (0..n).map(|_| &mut [][..]).collect()
+        };
+        out.par_chunks_mut(out_len)
+            .zip(arg_chunks.into_par_iter())
+            .enumerate()
+            .for_each(|(i, (out, arg))| {
+                let mut y = vec![0f32; c_n * plane];
+                for c in 0..c_n {
+                    let (a, b) = (
+                        gamma[c] * inv_std[c],
+                        beta[c] - gamma[c] * inv_std[c] * mean[c],
+                    );
+                    let src = &z[(i * c_n + c) * plane..(i * c_n + c + 1) * plane];
+                    for (d, &v) in y[c * plane..(c + 1) * plane].iter_mut().zip(src) {
+                        *d = a * v + b;
+                    }
                 }
-            }
-            if self.pool {
-                pool_relu(&y, plane, 0, c_n, s, out, arg);
-            } else {
-                for (d, v) in out.iter_mut().zip(&y) {
-                    *d = v.max(0.0);
+                if self.pool {
+                    pool_relu(&y, plane, 0, c_n, s, out, arg);
+                } else {
+                    for (d, v) in out.iter_mut().zip(&y) {
+                        *d = v.max(0.0);
+                    }
                 }
-            }
-        });
+            });
         if self.running.is_none() {
-            *self.saved.lock().expect("saved lock") = Saved { mean, inv_std, argmax };
+            *self.saved.lock().expect("saved lock") = Saved {
+                mean,
+                inv_std,
+                argmax,
+            };
         }
         Ok((CpuStorage::F32(out), Shape::from_dims(&[n, c_n, o, o])))
     }
 
-    fn bwd(&self, z: &Tensor, gamma: &Tensor, _beta: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        z: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         if self.running.is_some() {
             candle_core::bail!("batch norm: backward through an op built for inference");
         }
         let saved = std::mem::take(&mut *self.saved.lock().expect("saved lock"));
-        let (z, gamma, res, grad) = (z.contiguous()?, gamma.contiguous()?, res.contiguous()?, grad.contiguous()?);
+        let (z, gamma, res, grad) = (
+            z.contiguous()?,
+            gamma.contiguous()?,
+            res.contiguous()?,
+            grad.contiguous()?,
+        );
         let (zg, zl) = z.storage_and_layout();
         let (gg, gl) = gamma.storage_and_layout();
         let (rg, rl) = res.storage_and_layout();
@@ -167,27 +225,33 @@ impl CustomOp3 for BnReluPoolOp {
             })
             .collect();
         let mut dz = vec![0f32; n * c_n * plane];
-        dz.par_chunks_mut(c_n * plane).enumerate().for_each(|(i, dz)| {
-            for c in 0..c_n {
-                let (s1, s2) = sums[c];
-                let scale = gamma[c] * inv_std[c];
-                let d = &mut dz[c * plane..(c + 1) * plane];
-                let src = &z[(i * c_n + c) * plane..(i * c_n + c + 1) * plane];
-                for (d, &v) in d.iter_mut().zip(src) {
-                    let xhat = (v - mean[c]) * inv_std[c];
-                    *d = -scale * (s1 / count + xhat * s2 / count);
-                }
-                let base = (i * c_n + c) * out_plane;
-                for k in 0..out_plane {
-                    if res[base + k] > 0.0 {
-                        d[locate(i, c, k)] += scale * grad[base + k];
+        dz.par_chunks_mut(c_n * plane)
+            .enumerate()
+            .for_each(|(i, dz)| {
+                for c in 0..c_n {
+                    let (s1, s2) = sums[c];
+                    let scale = gamma[c] * inv_std[c];
+                    let d = &mut dz[c * plane..(c + 1) * plane];
+                    let src = &z[(i * c_n + c) * plane..(i * c_n + c + 1) * plane];
+                    for (d, &v) in d.iter_mut().zip(src) {
+                        let xhat = (v - mean[c]) * inv_std[c];
+                        *d = -scale * (s1 / count + xhat * s2 / count);
+                    }
+                    let base = (i * c_n + c) * out_plane;
+                    for k in 0..out_plane {
+                        if res[base + k] > 0.0 {
+                            d[locate(i, c, k)] += scale * grad[base + k];
+                        }
                     }
                 }
-            }
-        });
+            });
         let dev = candle_core::Device::Cpu;
         let dgamma = Tensor::from_vec(sums.iter().map(|s| s.1).collect::<Vec<f32>>(), c_n, &dev)?;
         let dbeta = Tensor::from_vec(sums.iter().map(|s| s.0).collect::<Vec<f32>>(), c_n, &dev)?;
-        Ok((Some(Tensor::from_vec(dz, (n, c_n, s, s), &dev)?), Some(dgamma), Some(dbeta)))
+        Ok((
+            Some(Tensor::from_vec(dz, (n, c_n, s, s), &dev)?),
+            Some(dgamma),
+            Some(dbeta),
+        ))
     }
 }

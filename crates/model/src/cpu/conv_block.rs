@@ -228,7 +228,14 @@ impl CustomOp3 for ConvBlockOp {
             .par_iter()
             .zip(out_parts.into_par_iter().zip(arg_parts.into_par_iter()))
             .for_each(|(r, (out, argmax))| {
-                let mut scratch_arg = vec![0u8; if g.pooled() && !keep_argmax { out_len } else { 0 }];
+                let mut scratch_arg = vec![
+                    0u8;
+                    if g.pooled() && !keep_argmax {
+                        out_len
+                    } else {
+                        0
+                    }
+                ];
                 let per_group = group.min(r.len());
                 with_scratch(
                     k_rows * per_group * p_cols,
