@@ -247,7 +247,7 @@ fn main() -> Result<()> {
 }
 
 /// The preset of the shipped model.
-const SHIPPED_PRESET: &str = "conv4";
+const SHIPPED_PRESET: &str = train::presets::SHIPPED;
 
 fn train_preset(preset: &str, dataset: &std::path::Path) -> Result<PathBuf> {
     let mut config = train::presets::preset(preset).with_context(|| {
