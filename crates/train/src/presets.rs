@@ -21,7 +21,11 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
     let per_epoch = 500;
     TrainConfig {
         name: name.into(),
-        pairs: PairConfig { side: arch.input_side, augment: Some(AffineConfig::koch()), same_alphabet_negatives: 0.5 },
+        pairs: PairConfig {
+            side: arch.input_side,
+            augment: Some(AffineConfig::koch()),
+            same_alphabet_negatives: 0.5,
+        },
         arch,
         init: Init::Default,
         batch: 128,
@@ -35,9 +39,22 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
             per_step: 1,
             per_epoch,
         },
-        optimizer: OptimizerConfig::Adamw { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 },
-        schedule: Schedule::Cosine { warmup: 100, min_factor: 0.02 },
-        val: crate::config::ValConfig { every: 1000, trials: 400, ..Default::default() },
+        optimizer: OptimizerConfig::Adamw {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
+        schedule: Schedule::Cosine {
+            warmup: 100,
+            min_factor: 0.02,
+        },
+        val: crate::config::ValConfig {
+            every: 1000,
+            trials: 400,
+            ..Default::default()
+        },
         checkpoint_every: 250,
         ..TrainConfig::default()
     }
