@@ -190,15 +190,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
             "pairs" => Objective::Pairs,
             "episodes" => match &c.objective {
                 Objective::Episodes { .. } => c.objective.clone(),
-                Objective::Pairs => Objective::Episodes {
-                    ways: 20,
-                    queries: 2,
-                    within_alphabet: 0.5,
-                    rotations: false,
-                    pair_weight: 0.5,
-                    per_step: 1,
-                    per_epoch: 500,
-                },
+                Objective::Pairs => Objective::episodes(500),
             },
             _ => bail!("unknown objective `{v}` (expected pairs or episodes)"),
         };

@@ -64,6 +64,22 @@ pub enum Objective {
     },
 }
 
+impl Objective {
+    /// 20-way episodes with 2 queries per class, half within one alphabet, pair weight 0.5,
+    /// one episode per step.
+    pub fn episodes(per_epoch: u64) -> Self {
+        Objective::Episodes {
+            ways: 20,
+            queries: 2,
+            within_alphabet: 0.5,
+            rotations: false,
+            pair_weight: 0.5,
+            per_step: 1,
+            per_epoch,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {

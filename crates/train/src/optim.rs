@@ -41,17 +41,22 @@ pub enum OptimizerConfig {
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
+        OptimizerConfig::adamw(6e-4)
+    }
+}
+
+impl OptimizerConfig {
+    /// AdamW with PyTorch's defaults (betas 0.9/0.999, eps 1e-8, weight decay 0.01).
+    pub fn adamw(lr: f64) -> Self {
         OptimizerConfig::Adamw {
-            lr: 6e-4,
+            lr,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.01,
         }
     }
-}
 
-impl OptimizerConfig {
     pub fn koch_sgd() -> Self {
         OptimizerConfig::Sgd {
             lr: 0.01,

@@ -259,6 +259,17 @@ impl Loop<'_> {
         Ok(())
     }
 
+    /// `best.safetensors`: the weights without optimizer state.
+    fn save_best(&self, state: &TrainState) -> Result<()> {
+        save_checkpoint(
+            &self.run_dir.join("best.safetensors"),
+            self.net,
+            None,
+            state,
+            self.config,
+        )
+    }
+
     /// The loss of one batch, as a tensor to differentiate.
     fn loss(&self, batch: &Batch, pair_weight: f64) -> Result<Tensor> {
         let side = self.config.arch.input_side;
@@ -492,13 +503,7 @@ impl Loop<'_> {
                         state.best_accuracy = Some(acc.accuracy);
                         state.best_step = Some(state.step);
                         state.stale_validations = 0;
-                        save_checkpoint(
-                            &self.run_dir.join("best.safetensors"),
-                            self.net,
-                            None,
-                            state,
-                            cfg,
-                        )?;
+                        self.save_best(state)?;
                     } else {
                         state.stale_validations += 1;
                     }
@@ -529,13 +534,7 @@ impl Loop<'_> {
         }
         if self.validation.is_none() && outcome != Outcome::Interrupted {
             // Without a validation split the final weights are the ones to use.
-            save_checkpoint(
-                &self.run_dir.join("best.safetensors"),
-                self.net,
-                None,
-                state,
-                cfg,
-            )?;
+            self.save_best(state)?;
         }
         metrics.plot(&self.run_dir.join("curves.png"))?;
         Ok(Summary {

@@ -86,6 +86,32 @@ fn weights(path: &Path) -> Vec<Vec<f32>> {
         .collect()
 }
 
+fn losses(recs: &[Record]) -> Vec<f64> {
+    recs.iter()
+        .filter_map(|r| match r {
+            Record::Train { loss, .. } => Some(*loss),
+            _ => None,
+        })
+        .collect()
+}
+
+fn accuracies(recs: &[Record]) -> Vec<f64> {
+    recs.iter()
+        .filter_map(|r| match r {
+            Record::Val { accuracy, .. } => Some(*accuracy),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Mean of the first and of the last three values.
+fn ends(v: &[f64]) -> (f64, f64) {
+    (
+        v[..3].iter().sum::<f64>() / 3.0,
+        v[v.len() - 3..].iter().sum::<f64>() / 3.0,
+    )
+}
+
 fn records(dir: &Path) -> Vec<Record> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap()
@@ -113,24 +139,10 @@ fn a_tiny_model_learns_and_writes_a_complete_run() {
         assert!(dir.join(f).is_file(), "{f}");
     }
     let recs = records(&dir);
-    let losses: Vec<f64> = recs
-        .iter()
-        .filter_map(|r| match r {
-            Record::Train { loss, .. } => Some(*loss),
-            _ => None,
-        })
-        .collect();
-    let accs: Vec<f64> = recs
-        .iter()
-        .filter_map(|r| match r {
-            Record::Val { accuracy, .. } => Some(*accuracy),
-            _ => None,
-        })
-        .collect();
+    let (losses, accs) = (losses(&recs), accuracies(&recs));
     assert_eq!(losses.len(), 40);
     assert_eq!(accs.len(), 4, "one validation per epoch");
-    let first: f64 = losses[..3].iter().sum::<f64>() / 3.0;
-    let last: f64 = losses[losses.len() - 3..].iter().sum::<f64>() / 3.0;
+    let (first, last) = ends(&losses);
     assert!(last < 0.8 * first, "loss {first} -> {last}");
     // Above chance (1/5) on held-out alphabets.
     assert!(accs.iter().cloned().fold(0.0, f64::max) > 0.3, "{accs:?}");
@@ -168,23 +180,9 @@ fn episodes_objective_learns() {
     let s = Trainer::run(cfg, &RunOptions::default()).unwrap();
     assert_eq!(s.steps, 200);
     let recs = records(&out.path().join("episodes"));
-    let losses: Vec<f64> = recs
-        .iter()
-        .filter_map(|r| match r {
-            Record::Train { loss, .. } => Some(*loss),
-            _ => None,
-        })
-        .collect();
-    let accs: Vec<f64> = recs
-        .iter()
-        .filter_map(|r| match r {
-            Record::Val { accuracy, .. } => Some(*accuracy),
-            _ => None,
-        })
-        .collect();
+    let (losses, accs) = (losses(&recs), accuracies(&recs));
     // 5-way cross-entropy starts near ln 5 (+ the pair term) and must fall.
-    let first: f64 = losses[..3].iter().sum::<f64>() / 3.0;
-    let last: f64 = losses[losses.len() - 3..].iter().sum::<f64>() / 3.0;
+    let (first, last) = ends(&losses);
     assert!(last < 0.7 * first, "loss {first} -> {last}");
     assert!(accs.iter().cloned().fold(0.0, f64::max) > 0.4, "{accs:?}");
 }
