@@ -86,6 +86,9 @@ enum Command {
         out_dir: PathBuf,
         #[arg(long, default_value = "auto")]
         device: String,
+        /// Test-time augmentation for the model (see `eval --tta`).
+        #[arg(long)]
+        tta: bool,
     },
     /// Training and embedding throughput and peak memory of both architectures.
     Bench {
@@ -177,6 +180,7 @@ fn main() -> Result<()> {
             dataset,
             out_dir,
             device,
+            tta,
         } => {
             let dataset = dataset.unwrap_or_else(xtask::default_dataset_dir);
             let checkpoint = match (checkpoint, train) {
@@ -214,6 +218,7 @@ fn main() -> Result<()> {
                 split: SplitKind::Evaluation,
                 out_dir,
                 device: model::parse_device(&device)?,
+                tta,
             };
             xtask::sweep::run(&opts)?;
         }

@@ -20,6 +20,8 @@ pub struct SweepOptions {
     pub split: SplitKind,
     pub out_dir: PathBuf,
     pub device: Device,
+    /// Test-time augmentation for the model (see `eval --tta`).
+    pub tta: bool,
 }
 
 fn label(choice: &ScorerChoice) -> String {
@@ -39,11 +41,15 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
     let mut reports = Vec::new();
     for choice in &opts.scorers {
         let mut session = Session::open(choice, &opts.dataset, opts.split, &opts.device)
+            .and_then(|s| s.with_tta(opts.tta))
             .with_context(|| format!("cannot set up {}", label(choice)))?;
         for &protocol in &opts.protocols {
             for &ways in &opts.ways {
                 let (mut report, _) = session.sampled(protocol, ways, opts.trials, opts.seed)?;
                 report.scorer = label(choice);
+                if opts.tta && matches!(choice, ScorerChoice::Checkpoint(_)) {
+                    report.scorer.push_str(" + TTA");
+                }
                 eprintln!(
                     "{} {protocol} {ways}-way: {} ({:.1} s)",
                     report.scorer,

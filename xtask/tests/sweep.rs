@@ -38,6 +38,7 @@ fn sweep_writes_every_output() {
         split: SplitKind::Evaluation,
         out_dir: out.clone(),
         device: candle_core::Device::Cpu,
+        tta: false,
     };
     let reports = xtask::sweep::run(&opts).unwrap();
     assert_eq!(reports.len(), 2 * 2 * 2);

@@ -88,6 +88,13 @@ pub struct EvalArgs {
     /// Also write OUT.json, OUT.csv and OUT.md.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Only these alphabets (comma-separated), e.g. the validation alphabets with
+    /// `--split background`.
+    #[arg(long, value_delimiter = ',')]
+    alphabets: Vec<String>,
+    /// Test-time augmentation: average each embedding over the image and four 2-pixel shifts.
+    #[arg(long)]
+    tta: bool,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -95,11 +102,14 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let device = a.scorer.device()?;
     let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
     let (report, _) = if a.protocol == "runs" {
-        let mut session = runs_session(&choice, &device)?;
+        let mut session = runs_session(&choice, &device)?.with_tta(a.tta)?;
         session.runs(&a.runs_dir)?
     } else {
         let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
-        let mut session = Session::open(&choice, &dataset, a.split, &device)?;
+        let mut session = Session::open(&choice, &dataset, a.split, &device)?.with_tta(a.tta)?;
+        if !a.alphabets.is_empty() {
+            session.restrict_to_alphabets(&a.alphabets)?;
+        }
         session.sampled(protocol, a.ways, a.trials, a.seed)?
     };
     print!("{}", report.to_markdown());

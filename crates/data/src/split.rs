@@ -20,9 +20,14 @@ pub struct Subset {
 impl Subset {
     /// Every character and drawer of the store.
     pub fn all(store: &ImageStore) -> Subset {
+        let mut drawers: Vec<u8> = (0..store.len() as u32)
+            .map(|id| store.drawer_of(id))
+            .collect();
+        drawers.sort_unstable();
+        drawers.dedup();
         Subset {
             characters: (0..store.characters().len() as u32).collect(),
-            drawers: (1..=DRAWERS).collect(),
+            drawers,
         }
     }
 

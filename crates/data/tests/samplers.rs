@@ -187,6 +187,20 @@ fn trials_follow_the_protocol() {
 }
 
 #[test]
+fn splits_with_few_drawers_still_give_trials() {
+    // Only 3 drawers: both drawers of every trial must be among them.
+    let s = store(SyntheticSpec::new(2, 5, 3), 8);
+    let subset = Subset::all(&s);
+    assert_eq!(subset.drawers, vec![1, 2, 3]);
+    let trials = sample_trials(&s, &subset, Protocol::WithinAlphabet, 5, 50, 0).unwrap();
+    assert!(
+        trials
+            .iter()
+            .all(|t| s.drawer_of(t.query) != s.drawer_of(t.candidates[0]))
+    );
+}
+
+#[test]
 fn too_many_ways_is_a_clear_error() {
     let s = store(SyntheticSpec::new(3, 4, 4), 8);
     let subset = Subset::all(&s);

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use data::{ImageId, ImageStore};
+use data::{AffineParams, ImageId, ImageStore};
 use model::SiameseNet;
+use rayon::prelude::*;
 
 use crate::error::Result;
 
@@ -24,6 +25,9 @@ pub trait Scorer: Send + Sync {
 /// network's device; pairs are then scored from the cached embeddings with the (cheap) head.
 pub struct ModelScorer {
     net: Arc<SiameseNet>,
+    /// Test-time views: each image's embedding is the mean over these distortions (empty:
+    /// the image as it is).
+    views: Vec<AffineParams>,
     batch: usize,
     dim: usize,
     head: (Vec<f32>, f32),
@@ -38,9 +42,16 @@ impl ModelScorer {
             dim: net.arch().embedding_dim()?,
             head: net.head_host()?,
             net,
+            views: Vec::new(),
             slots: HashMap::new(),
             embeddings: Vec::new(),
         })
+    }
+
+    /// Averages each embedding over `views` (test-time augmentation).
+    pub fn with_views(mut self, views: Vec<AffineParams>) -> Self {
+        self.views = views;
+        self
     }
 
     fn embedding(&self, id: ImageId) -> &[f32] {
@@ -56,7 +67,12 @@ impl ModelScorer {
 
 impl Scorer for ModelScorer {
     fn name(&self) -> String {
-        format!("siamese ({})", self.net.arch().name)
+        let tta = if self.views.is_empty() {
+            String::new()
+        } else {
+            format!(", {} views", self.views.len())
+        };
+        format!("siamese ({}{tta})", self.net.arch().name)
     }
 
     fn prepare(&mut self, store: &ImageStore, ids: &[ImageId]) -> Result<()> {
@@ -78,8 +94,27 @@ impl Scorer for ModelScorer {
         if fresh.is_empty() {
             return Ok(());
         }
-        let images = store.batch_f32(&fresh);
-        let emb = self.net.embed_images(&images, self.batch)?;
+        let emb = if self.views.is_empty() {
+            self.net
+                .embed_images(&store.batch_f32(&fresh), self.batch)?
+        } else {
+            let n = side * side;
+            let mut sum = vec![0f32; fresh.len() * self.dim];
+            for view in &self.views {
+                let mut images = vec![0f32; fresh.len() * n];
+                images
+                    .par_chunks_mut(n)
+                    .zip(fresh.par_iter())
+                    .for_each(|(out, &id)| {
+                        view.warp_u8(store.pixels(id), side, out, side);
+                    });
+                let e = self.net.embed_images(&images, self.batch)?;
+                sum.iter_mut().zip(e).for_each(|(a, b)| *a += b);
+            }
+            let k = self.views.len() as f32;
+            sum.iter_mut().for_each(|v| *v /= k);
+            sum
+        };
         let base = self.slots.len();
         for (i, id) in fresh.iter().enumerate() {
             self.slots.insert(*id, base + i);
@@ -91,4 +126,21 @@ impl Scorer for ModelScorer {
     fn similarity(&self, a: ImageId, b: ImageId) -> f32 {
         model::net::head_logit(&self.head, self.embedding(a), self.embedding(b))
     }
+}
+
+/// The test-time views behind `--tta`: the image itself and four shifts of 2 native pixels
+/// (inside the range the training distortions cover).
+pub fn shift_views() -> Vec<AffineParams> {
+    let shift = |x: f32, y: f32| AffineParams {
+        translate_x: x,
+        translate_y: y,
+        ..AffineParams::identity()
+    };
+    vec![
+        AffineParams::identity(),
+        shift(2.0, 0.0),
+        shift(-2.0, 0.0),
+        shift(0.0, 2.0),
+        shift(0.0, -2.0),
+    ]
 }

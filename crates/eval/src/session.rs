@@ -52,9 +52,16 @@ enum Kind {
 }
 
 impl Kind {
-    fn scorer(&self) -> Result<Box<dyn Scorer>> {
+    fn scorer(&self, tta: bool) -> Result<Box<dyn Scorer>> {
         Ok(match self {
-            Kind::Model(net) => Box::new(ModelScorer::new(net.clone(), 256)?),
+            Kind::Model(net) => {
+                let s = ModelScorer::new(net.clone(), 256)?;
+                Box::new(if tta {
+                    s.with_views(crate::scorer::shift_views())
+                } else {
+                    s
+                })
+            }
             Kind::Baseline(Baseline::Mhd) => Box::new(MhdScorer::default()),
             Kind::Baseline(Baseline::Pixel) => Box::new(PixelScorer::default()),
         })
@@ -71,6 +78,9 @@ impl Kind {
 
 pub struct Session {
     kind: Kind,
+    tta: bool,
+    /// Characters trials are drawn from (all of the split unless restricted).
+    subset: Subset,
     scorer: Box<dyn Scorer>,
     pub store: ImageStore,
     pub split: SplitKind,
@@ -112,11 +122,46 @@ impl Session {
             )));
         }
         Ok(Session {
-            scorer: kind.scorer()?,
+            scorer: kind.scorer(false)?,
             kind,
+            tta: false,
+            subset: Subset::all(&store),
             store,
             split,
         })
+    }
+
+    /// Averages model embeddings over a few shifted views (no effect on baselines).
+    pub fn with_tta(mut self, tta: bool) -> Result<Self> {
+        self.tta = tta;
+        self.scorer = self.kind.scorer(tta)?;
+        Ok(self)
+    }
+
+    /// Draws trials only from these alphabets (e.g. the validation alphabets of the
+    /// background split).
+    pub fn restrict_to_alphabets(&mut self, names: &[String]) -> Result<()> {
+        let mut chosen = Vec::new();
+        for name in names {
+            let a = self
+                .store
+                .alphabets()
+                .iter()
+                .find(|a| &a.name == name)
+                .ok_or_else(|| {
+                    EvalError::Invalid(format!(
+                        "alphabet `{name}` is not in {}",
+                        self.split.dir_name()
+                    ))
+                })?;
+            chosen.extend(a.characters.iter().copied());
+        }
+        chosen.sort_unstable();
+        self.subset = Subset {
+            characters: chosen,
+            ..Subset::all(&self.store)
+        };
+        Ok(())
     }
 
     pub fn scorer_name(&self) -> String {
@@ -144,14 +189,7 @@ impl Session {
         seed: u64,
     ) -> Result<(Report, Vec<TrialResult>)> {
         let t = Instant::now();
-        let drawn = sample_trials(
-            &self.store,
-            &Subset::all(&self.store),
-            protocol,
-            ways,
-            trials,
-            seed,
-        )?;
+        let drawn = sample_trials(&self.store, &self.subset, protocol, ways, trials, seed)?;
         let results = evaluate(self.scorer.as_mut(), &self.store, &drawn)?;
         let mut report = Report::new(
             &self.scorer.name(),
@@ -169,7 +207,7 @@ impl Session {
     /// Scores Lake-style runs read from `dir`.
     pub fn runs(&mut self, dir: &Path) -> Result<(Report, Vec<TrialResult>)> {
         let t = Instant::now();
-        let mut scorer = self.kind.scorer()?;
+        let mut scorer = self.kind.scorer(self.tta)?;
         let (mut report, results) =
             crate::runs::evaluate_runs(scorer.as_mut(), dir, self.kind.side())?;
         report.seconds = t.elapsed().as_secs_f64();

@@ -156,3 +156,68 @@ fn plots_are_written_as_png_and_svg() {
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<svg") && text.contains("accuracy"));
 }
+
+#[test]
+fn test_time_views_average_embeddings() {
+    use std::sync::Arc;
+    let s = store(SyntheticSpec::new(2, 4, 4), 16);
+    let net = Arc::new(
+        model::SiameseNet::new(
+            &model::Arch::conv4(16, 4),
+            model::Init::Default,
+            0,
+            &model::Device::Cpu,
+        )
+        .unwrap(),
+    );
+    let ids: Vec<ImageId> = (0..s.len() as u32).collect();
+    let mut plain = eval::ModelScorer::new(net.clone(), 8).unwrap();
+    let mut same = eval::ModelScorer::new(net.clone(), 8)
+        .unwrap()
+        .with_views(vec![data::AffineParams::identity(); 3]);
+    let mut shifted = eval::ModelScorer::new(net, 8)
+        .unwrap()
+        .with_views(eval::scorer::shift_views());
+    for scorer in [&mut plain, &mut same, &mut shifted] {
+        scorer.prepare(&s, &ids).unwrap();
+    }
+    // Three identical views average to the plain embedding; shifted views change it.
+    for (a, b) in [(0, 5), (3, 9)] {
+        assert!((plain.similarity(a, b) - same.similarity(a, b)).abs() < 1e-4);
+    }
+    assert!(
+        (0..s.len() as u32 - 1)
+            .any(|i| (plain.similarity(i, i + 1) - shifted.similarity(i, i + 1)).abs() > 1e-4)
+    );
+    assert!(shifted.name().contains("5 views"));
+}
+
+#[test]
+fn sessions_can_be_restricted_to_alphabets() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_split(tmp.path(), "images_background", SyntheticSpec::new(3, 6, 4)).unwrap();
+    let choice = eval::session::ScorerChoice::Baseline(eval::session::Baseline::Pixel);
+    let mut session = eval::session::Session::open(
+        &choice,
+        tmp.path(),
+        data::SplitKind::Background,
+        &model::Device::Cpu,
+    )
+    .unwrap();
+    session
+        .restrict_to_alphabets(&["Synthetic_02".to_string()])
+        .unwrap();
+    let (report, results) = session.sampled(Protocol::Random, 5, 40, 0).unwrap();
+    assert_eq!(report.per_alphabet.len(), 1);
+    assert_eq!(report.per_alphabet[0].name, "Synthetic_02");
+    assert!(
+        results
+            .iter()
+            .all(|r| session.store.alphabet_of(r.trial.query) == 1)
+    );
+    let msg = session
+        .restrict_to_alphabets(&["Klingon".to_string()])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("Klingon"), "{msg}");
+}
