@@ -3,6 +3,7 @@
 //! Ctrl-C handling live here; everything else is in `data`, `model`, `train` and `eval`.
 
 mod classify;
+mod export;
 mod paths;
 mod train_cmd;
 
@@ -38,6 +39,8 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// Probability that two images show the same character.
     Verify(classify::VerifyArgs),
+    /// Write a checkpoint's network without its optimizer state (a model file to ship).
+    Export(export::ExportArgs),
 }
 
 fn init_tracing(verbose: u8) {
@@ -62,6 +65,7 @@ fn main() -> Result<()> {
         Command::Eval(args) => classify::eval(args),
         Command::Classify(args) => classify::classify(args),
         Command::Verify(args) => classify::verify(args),
+        Command::Export(args) => export::run(args),
     }
 }
 

@@ -179,6 +179,36 @@ fn train_eval_classify_verify() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("p(same character) = "), "{text}");
 
+    // Export drops the optimizer state; the exported file scores exactly like the checkpoint.
+    let last = f.root.join("runs/tiny/last.safetensors");
+    let exported = f.root.join("models/tiny.safetensors");
+    let out = run(bin().arg("export").arg(&last).arg(&exported));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("optimizer tensors"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(
+        size(&exported) * 2 < size(&last),
+        "{} vs {}",
+        size(&exported),
+        size(&last)
+    );
+    let verify_with = |model: &Path| {
+        let out = run(bin()
+            .arg("verify")
+            .arg("--checkpoint")
+            .arg(model)
+            .arg(&files[0])
+            .arg(&files[2]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(verify_with(&last), verify_with(&exported));
+    let err = fails(bin().arg("export").arg(&last).arg(&exported));
+    assert!(err.contains("--force"), "{err}");
+    run(bin().arg("export").arg(&last).arg(&exported).arg("--force"));
+
     // Lake runs made from the evaluation split, evaluated through the CLI.
     let runs = f.root.join("runs-lake");
     let index = data::SplitIndex::scan_split(&f.dataset, data::SplitKind::Evaluation).unwrap();
