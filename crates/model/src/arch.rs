@@ -97,25 +97,37 @@ impl Arch {
     /// `blocks` blocks of 3x3 conv (padding 1), [batch norm,] ReLU and 2x2 max-pool,
     /// `channels` wide.
     pub fn convnet(blocks: usize, side: usize, channels: usize, batch_norm: bool) -> Arch {
-        let width = if channels == 64 {
-            String::new()
-        } else {
-            format!("x{channels}")
+        Arch::convnet_widths(side, &vec![channels; blocks], batch_norm)
+    }
+
+    /// One block of 3x3 conv (padding 1), [batch norm,] ReLU and 2x2 max-pool per entry of
+    /// `widths`, each that many channels wide. Named `convB-S[xC][-bn]`, with C either one
+    /// width or every block's width joined by `_` (`conv4-56x64_96_128_256-bn`).
+    pub fn convnet_widths(side: usize, widths: &[usize], batch_norm: bool) -> Arch {
+        let width = match widths {
+            [64, rest @ ..] if rest.iter().all(|&w| w == 64) => String::new(),
+            [first, rest @ ..] if rest.iter().all(|w| w == first) => format!("x{first}"),
+            _ => {
+                let all: Vec<String> = widths.iter().map(|w| w.to_string()).collect();
+                format!("x{}", all.join("_"))
+            }
         };
         let bn = if batch_norm { "-bn" } else { "" };
         Arch {
-            name: format!("conv{blocks}-{side}{width}{bn}"),
-            blocks: vec![
-                ConvSpec {
+            name: format!("conv{}-{side}{width}{bn}", widths.len()),
+            input_side: side,
+            blocks: widths
+                .iter()
+                .map(|&channels| ConvSpec {
                     channels,
                     kernel: 3,
                     padding: 1,
                     pool: true,
-                    batch_norm
-                };
-                blocks
-            ],
-            ..Arch::conv4(side, channels)
+                    batch_norm,
+                })
+                .collect(),
+            embedding: 0,
+            embedding_activation: Activation::None,
         }
     }
 
@@ -133,20 +145,31 @@ impl Arch {
                 };
                 let parsed = base.strip_prefix("conv").and_then(|rest| {
                     let (blocks, rest) = rest.split_once('-')?;
-                    let (side, channels) = match rest.split_once('x') {
-                        Some((s, c)) => (s, c.parse().ok()?),
-                        None => (rest, 64),
+                    let blocks: usize = blocks.parse().ok()?;
+                    let (side, widths) = match rest.split_once('x') {
+                        Some((s, c)) => {
+                            let widths = c
+                                .split('_')
+                                .map(|w| w.parse().ok())
+                                .collect::<Option<Vec<usize>>>()?;
+                            match widths.len() {
+                                1 => (s, vec![widths[0]; blocks]),
+                                n if n == blocks => (s, widths),
+                                _ => return None,
+                            }
+                        }
+                        None => (rest, vec![64; blocks]),
                     };
-                    Some((blocks.parse().ok()?, side.parse().ok()?, channels))
+                    Some((side.parse().ok()?, widths))
                 });
                 match parsed {
-                    Some((blocks, side, channels)) if blocks > 0 => {
-                        let arch = Arch::convnet(blocks, side, channels, bn);
+                    Some((side, widths)) if !widths.is_empty() => {
+                        let arch = Arch::convnet_widths(side, &widths, bn);
                         arch.validate()?;
                         Ok(arch)
                     }
                     _ => Err(ModelError::Arch(format!(
-                        "unknown architecture `{name}` (expected koch, conv4, or convB-S[xC] such as conv4-56x96)"
+                        "unknown architecture `{name}` (expected koch, conv4, or convB-S[xC][-bn] such as conv4-56x96 or conv4-56x64_96_128_256-bn)"
                     ))),
                 }
             }
@@ -290,6 +313,29 @@ mod tests {
         assert_eq!(Arch::preset("conv4-28").unwrap(), Arch::conv4(28, 64));
         assert!(Arch::preset("conv0-28").is_err());
         assert!(Arch::preset("conv4-28xq").is_err());
+        assert!(Arch::preset("conv4-28x64_96").is_err()); // 2 widths for 4 blocks
+        assert!(Arch::preset("conv2-28x64__96").is_err());
+        let wide = Arch::preset("conv4-56x64_96_128_256-bn").unwrap();
+        assert_eq!(
+            wide.blocks.iter().map(|b| b.channels).collect::<Vec<_>>(),
+            vec![64, 96, 128, 256]
+        );
+        assert_eq!(wide.name, "conv4-56x64_96_128_256-bn");
+        assert_eq!(wide.features().unwrap(), 256 * 3 * 3);
+        // conv+bn per block, then the 2304 -> 1 head
+        assert_eq!(
+            wide.parameter_count().unwrap(),
+            (9 * 64 + 64 + 128)
+                + (64 * 9 * 96 + 96 + 192)
+                + (96 * 9 * 128 + 128 + 256)
+                + (128 * 9 * 256 + 256 + 512)
+                + 2304
+                + 1
+        );
+        assert_eq!(
+            Arch::preset("conv4-56x64_64_64_64-bn").unwrap().name,
+            "conv4-56-bn"
+        );
         let bn = Arch::preset("conv4-56x32-bn").unwrap();
         assert!(bn.blocks.iter().all(|b| b.batch_norm));
         assert_eq!(bn.name, "conv4-56x32-bn");
