@@ -378,6 +378,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "best validation accuracy {:.1}% at step {step}: {dir}/best.safetensors",
             100.0 * acc
         );
+    } else if summary.outcome != Outcome::Interrupted {
+        println!("no validation split: the final weights are the model, {dir}/best.safetensors");
     }
     println!(
         "{:.0} s, {:.1} pairs/s, {:.1}% of step time waiting for data; metrics in {dir}/metrics.jsonl, curves in {dir}/curves.png",
