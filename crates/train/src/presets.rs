@@ -10,7 +10,7 @@ use crate::schedule::Schedule;
 pub const NAMES: &[&str] = &["reference", "koch", "conv4", "quick", "full", "final"];
 
 /// The recipe of the shipped model (`models/default.safetensors`).
-pub const SHIPPED: &str = "full";
+pub const SHIPPED: &str = "final";
 
 /// The one-shot recipe: a batch-normalised 4-block network on 56x56 input, trained on 20-way
 /// episodes (half of them within one alphabet) with softmax cross-entropy over the Siamese
@@ -140,5 +140,15 @@ mod tests {
             .join("../../models/default.safetensors");
         let (net, _) = model::io::load(&path, &model::Device::Cpu).unwrap();
         assert_eq!(net.arch(), &preset(SHIPPED).unwrap().arch);
+    }
+
+    /// `models/config.toml` is the recipe the model card documents: it must be the preset's.
+    #[test]
+    fn shipped_config_is_the_shipped_preset() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/config.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let shipped = TrainConfig::from_toml(&text).unwrap();
+        assert_eq!(shipped.to_toml(), preset(SHIPPED).unwrap().to_toml());
     }
 }
