@@ -318,10 +318,10 @@ fn bad_input_gets_clear_errors() {
     );
 }
 
-/// `--val-alphabets 0` (how `--preset final` trains): no validation, so the run says so and its
-/// final weights are the model.
+/// `--val-alphabets 0` (how `--preset final` trains): no validation, and the run says where the
+/// model is (the trainer's own tests check that those are the final weights).
 #[test]
-fn training_without_validation_keeps_the_final_weights() {
+fn training_without_validation_says_where_the_model_is() {
     let f = fixture();
     let out = run(bin()
         .args(["train", "--preset", "conv4", "--arch", "conv4-16x8"])
@@ -335,21 +335,4 @@ fn training_without_validation_keeps_the_final_weights() {
     assert!(text.contains("finished 4 steps"), "{text}");
     assert!(text.contains("no validation split"), "{text}");
     assert!(!text.contains("best validation accuracy"), "{text}");
-    let metrics = std::fs::read_to_string(f.root.join("runs/all/metrics.jsonl")).unwrap();
-    assert!(!metrics.contains("\"val\""), "{metrics}");
-    let dev = model::Device::Cpu;
-    let (best, _) = model::io::load(&f.root.join("runs/all/best.safetensors"), &dev).unwrap();
-    let last = f.root.join("runs/all/last.safetensors");
-    let (last, _) = model::io::load(&last, &dev).unwrap();
-    for (a, b) in best.vars().iter().zip(last.vars()) {
-        let d = (a.as_tensor() - b.as_tensor()).unwrap().abs().unwrap();
-        let d: f32 = d
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        assert_eq!(d, 0.0);
-    }
 }

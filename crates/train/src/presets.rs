@@ -99,9 +99,10 @@ pub fn preset(name: &str) -> Option<TrainConfig> {
         // seen: the recipe was chosen on the held-out alphabets, and more training alphabets is
         // what one-shot generalisation to new alphabets feeds on. With nothing held out there is
         // no validation, so the final weights are the model.
-        "final" => Some(TrainConfig {
+        "final" => preset("full").map(|full| TrainConfig {
+            name: "final".into(),
             validation: data::ValidationConfig::none(),
-            ..episodic("final", "conv4-56x64_96_128_256-bn", 12_000)
+            ..full
         }),
         _ => None,
     }

@@ -163,6 +163,28 @@ fn a_tiny_model_learns_and_writes_a_complete_run() {
     assert!(msg.contains("--resume"), "{msg}");
 }
 
+/// With nothing held out there is nothing to select on: `best.safetensors` holds the final
+/// weights and no validation is recorded.
+#[test]
+fn without_validation_the_final_weights_are_best() {
+    let data = dataset();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig {
+        epochs: 1,
+        validation: ValidationConfig::none(),
+        ..tiny(data.path(), out.path(), "all")
+    };
+    let summary = Trainer::run(cfg, &RunOptions::default()).unwrap();
+    assert_eq!(summary.outcome, Outcome::Finished);
+    assert_eq!(summary.best, None);
+    let dir = out.path().join("all");
+    assert!(accuracies(&records(&dir)).is_empty());
+    assert_eq!(
+        weights(&dir.join("best.safetensors")),
+        weights(&dir.join("last.safetensors"))
+    );
+}
+
 #[test]
 fn episodes_objective_learns() {
     let data = dataset();
