@@ -32,6 +32,7 @@ fn label(choice: &ScorerChoice) -> String {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         ),
+        ScorerChoice::Ensemble(paths) => format!("siamese ensemble of {}", paths.len()),
         ScorerChoice::Baseline(Baseline::Mhd) => "modified Hausdorff".into(),
         ScorerChoice::Baseline(Baseline::Pixel) => "pixel NN".into(),
     }
@@ -47,7 +48,7 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
             for &ways in &opts.ways {
                 let (mut report, _) = session.sampled(protocol, ways, opts.trials, opts.seed)?;
                 report.scorer = label(choice);
-                if opts.tta && matches!(choice, ScorerChoice::Checkpoint(_)) {
+                if opts.tta && !matches!(choice, ScorerChoice::Baseline(_)) {
                     report.scorer.push_str(" + TTA");
                 }
                 eprintln!(

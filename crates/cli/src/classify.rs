@@ -12,9 +12,10 @@ use model::net::{head_logit, sigmoid};
 
 #[derive(Args, Debug)]
 pub struct ScorerArgs {
-    /// Model or training checkpoint [default: models/default.safetensors].
-    #[arg(long)]
-    checkpoint: Option<PathBuf>,
+    /// Model or training checkpoint [default: models/default.safetensors]. `eval` takes
+    /// several (comma-separated or repeated) and scores them as an ensemble.
+    #[arg(long, value_delimiter = ',')]
+    checkpoint: Vec<PathBuf>,
     /// A baseline that needs no training instead: mhd (modified Hausdorff) or pixel.
     #[arg(long, conflicts_with = "checkpoint")]
     baseline: Option<Baseline>,
@@ -28,13 +29,18 @@ impl ScorerArgs {
         if let Some(b) = self.baseline {
             return Ok(ScorerChoice::Baseline(b));
         }
+        if self.checkpoint.len() > 1 {
+            return Ok(ScorerChoice::Ensemble(self.checkpoint.clone()));
+        }
         Ok(ScorerChoice::Checkpoint(self.checkpoint_path()?))
     }
 
+    /// The one checkpoint given, or the shipped model.
     fn checkpoint_path(&self) -> Result<PathBuf> {
-        match &self.checkpoint {
-            Some(p) => Ok(p.clone()),
-            None => {
+        match self.checkpoint.as_slice() {
+            [p] => Ok(p.clone()),
+            [_, _, ..] => bail!("this command takes one --checkpoint (ensembles work with `eval`)"),
+            [] => {
                 let p = crate::paths::default_model();
                 if !p.is_file() {
                     bail!(
@@ -102,7 +108,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let device = a.scorer.device()?;
     let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
     let (report, _) = if a.protocol == "runs" {
-        let mut session = runs_session(&choice, &device)?.with_tta(a.tta)?;
+        let mut session = Session::for_runs(&choice, &device)?.with_tta(a.tta)?;
         session.runs(&a.runs_dir)?
     } else {
         let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
@@ -124,21 +130,6 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Runs carry their own images: the session needs no split, only the scorer.
-fn runs_session(choice: &ScorerChoice, device: &model::Device) -> Result<Session> {
-    let side = match choice {
-        ScorerChoice::Checkpoint(p) => load_model(p, device)?.arch().input_side,
-        ScorerChoice::Baseline(_) => data::NATIVE_SIDE,
-    };
-    let empty = data::store::StoreBuilder::new(side).finish();
-    Ok(match choice {
-        ScorerChoice::Checkpoint(p) => {
-            Session::from_model(load_model(p, device)?, empty, SplitKind::Evaluation)?
-        }
-        ScorerChoice::Baseline(b) => Session::from_baseline(*b, empty, SplitKind::Evaluation)?,
-    })
 }
 
 #[derive(Args, Debug)]

@@ -209,6 +209,35 @@ fn train_eval_classify_verify() {
     assert!(err.contains("--force"), "{err}");
     run(bin().arg("export").arg(&last).arg(&exported).arg("--force"));
 
+    // Several checkpoints are scored as an ensemble by `eval`; commands that use one
+    // network's embedding say they take one.
+    let pair = format!("{},{}", f.model.display(), last.display());
+    let out = run(bin()
+        .args([
+            "eval",
+            "--protocol",
+            "random",
+            "--ways",
+            "5",
+            "--trials",
+            "20",
+        ])
+        .args(["--checkpoint", &pair])
+        .arg("--dataset")
+        .arg(&f.dataset));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ensemble of 2") && text.contains("n=20"),
+        "{text}"
+    );
+    let err = fails(
+        bin()
+            .args(["verify", "--checkpoint", &pair])
+            .arg(&files[0])
+            .arg(&files[1]),
+    );
+    assert!(err.contains("takes one --checkpoint"), "{err}");
+
     // Lake runs made from the evaluation split, evaluated through the CLI.
     let runs = f.root.join("runs-lake");
     let index = data::SplitIndex::scan_split(&f.dataset, data::SplitKind::Evaluation).unwrap();

@@ -18,4 +18,4 @@ pub mod stats;
 pub use error::EvalError;
 pub use evaluate::{TrialResult, evaluate};
 pub use report::{Accuracy, Report};
-pub use scorer::{ModelScorer, Scorer};
+pub use scorer::{EnsembleScorer, ModelScorer, Scorer};

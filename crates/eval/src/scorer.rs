@@ -128,6 +128,41 @@ impl Scorer for ModelScorer {
     }
 }
 
+/// Several networks voting: a pair's score is the mean of the members' head logits. Each
+/// member embeds (and augments at test time) on its own.
+pub struct EnsembleScorer {
+    members: Vec<ModelScorer>,
+}
+
+impl EnsembleScorer {
+    pub fn new(members: Vec<ModelScorer>) -> Result<Self> {
+        if members.is_empty() {
+            return Err(crate::EvalError::Invalid(
+                "an ensemble needs at least one model".into(),
+            ));
+        }
+        Ok(EnsembleScorer { members })
+    }
+}
+
+impl Scorer for EnsembleScorer {
+    fn name(&self) -> String {
+        let names: Vec<String> = self.members.iter().map(|m| m.name()).collect();
+        format!("ensemble of {}: {}", names.len(), names.join(" + "))
+    }
+
+    fn prepare(&mut self, store: &ImageStore, ids: &[ImageId]) -> Result<()> {
+        self.members
+            .iter_mut()
+            .try_for_each(|m| m.prepare(store, ids))
+    }
+
+    fn similarity(&self, a: ImageId, b: ImageId) -> f32 {
+        let sum: f32 = self.members.iter().map(|m| m.similarity(a, b)).sum();
+        sum / self.members.len() as f32
+    }
+}
+
 /// The test-time views behind `--tta`: the image itself and four shifts of 2 native pixels
 /// (inside the range the training distortions cover).
 pub fn shift_views() -> Vec<AffineParams> {

@@ -13,7 +13,7 @@ use crate::baselines::{MhdScorer, PixelScorer};
 use crate::error::{EvalError, Result};
 use crate::evaluate::{TrialResult, evaluate};
 use crate::report::Report;
-use crate::scorer::{ModelScorer, Scorer};
+use crate::scorer::{EnsembleScorer, ModelScorer, Scorer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Baseline {
@@ -37,6 +37,8 @@ impl std::str::FromStr for Baseline {
 #[derive(Clone, Debug)]
 pub enum ScorerChoice {
     Checkpoint(PathBuf),
+    /// Several checkpoints scored as one (mean head logit); they must share an input size.
+    Ensemble(Vec<PathBuf>),
     Baseline(Baseline),
 }
 
@@ -48,20 +50,25 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Arc<SiameseNet>> {
 
 enum Kind {
     Model(Arc<SiameseNet>),
+    Ensemble(Vec<Arc<SiameseNet>>),
     Baseline(Baseline),
 }
 
 impl Kind {
     fn scorer(&self, tta: bool) -> Result<Box<dyn Scorer>> {
+        let model_scorer = |net: &Arc<SiameseNet>| -> Result<ModelScorer> {
+            let s = ModelScorer::new(net.clone(), 256)?;
+            Ok(if tta {
+                s.with_views(crate::scorer::shift_views())
+            } else {
+                s
+            })
+        };
         Ok(match self {
-            Kind::Model(net) => {
-                let s = ModelScorer::new(net.clone(), 256)?;
-                Box::new(if tta {
-                    s.with_views(crate::scorer::shift_views())
-                } else {
-                    s
-                })
-            }
+            Kind::Model(net) => Box::new(model_scorer(net)?),
+            Kind::Ensemble(nets) => Box::new(EnsembleScorer::new(
+                nets.iter().map(model_scorer).collect::<Result<_>>()?,
+            )?),
             Kind::Baseline(Baseline::Mhd) => Box::new(MhdScorer::default()),
             Kind::Baseline(Baseline::Pixel) => Box::new(PixelScorer::default()),
         })
@@ -71,9 +78,49 @@ impl Kind {
     fn side(&self) -> usize {
         match self {
             Kind::Model(net) => net.arch().input_side,
+            Kind::Ensemble(nets) => nets.first().map_or(0, |n| n.arch().input_side),
             Kind::Baseline(_) => data::NATIVE_SIDE,
         }
     }
+
+    fn load(choice: &ScorerChoice, device: &Device) -> Result<Self> {
+        Ok(match choice {
+            ScorerChoice::Checkpoint(p) => Kind::Model(load_model(p, device)?),
+            ScorerChoice::Ensemble(paths) => {
+                let nets = paths
+                    .iter()
+                    .map(|p| load_model(p, device))
+                    .collect::<Result<Vec<_>>>()?;
+                ensemble_side(paths, &nets)?;
+                Kind::Ensemble(nets)
+            }
+            ScorerChoice::Baseline(b) => Kind::Baseline(*b),
+        })
+    }
+}
+
+/// The members' common input size; members that disagree cannot share one image store.
+fn ensemble_side(paths: &[PathBuf], nets: &[Arc<SiameseNet>]) -> Result<usize> {
+    let Some(first) = nets.first() else {
+        return Err(EvalError::Invalid(
+            "an ensemble needs at least one checkpoint".into(),
+        ));
+    };
+    let side = first.arch().input_side;
+    for (p, n) in paths.iter().zip(nets) {
+        if n.arch().input_side != side {
+            return Err(EvalError::Invalid(format!(
+                "ensemble members must share an input size: {} takes {}x{}, {} takes {}x{}",
+                p.display(),
+                n.arch().input_side,
+                n.arch().input_side,
+                paths[0].display(),
+                side,
+                side
+            )));
+        }
+    }
+    Ok(side)
 }
 
 pub struct Session {
@@ -94,10 +141,7 @@ impl Session {
         split: SplitKind,
         device: &Device,
     ) -> Result<Self> {
-        let kind = match choice {
-            ScorerChoice::Checkpoint(p) => Kind::Model(load_model(p, device)?),
-            ScorerChoice::Baseline(b) => Kind::Baseline(*b),
-        };
+        let kind = Kind::load(choice, device)?;
         let index = SplitIndex::scan_split(dataset, split)?;
         let store = ImageStore::load(&index, kind.side())?;
         Self::with_store(kind, store, split)
@@ -106,6 +150,13 @@ impl Session {
     /// A session over an existing store (tests, training).
     pub fn from_model(net: Arc<SiameseNet>, store: ImageStore, split: SplitKind) -> Result<Self> {
         Self::with_store(Kind::Model(net), store, split)
+    }
+
+    /// A session with no split loaded, for Lake's runs (which carry their own images).
+    pub fn for_runs(choice: &ScorerChoice, device: &Device) -> Result<Self> {
+        let kind = Kind::load(choice, device)?;
+        let empty = data::store::StoreBuilder::new(kind.side()).finish();
+        Self::with_store(kind, empty, SplitKind::Evaluation)
     }
 
     /// A baseline session over an existing store.
@@ -176,7 +227,7 @@ impl Session {
     pub fn model(&self) -> Option<&Arc<SiameseNet>> {
         match &self.kind {
             Kind::Model(n) => Some(n),
-            Kind::Baseline(_) => None,
+            Kind::Ensemble(_) | Kind::Baseline(_) => None,
         }
     }
 

@@ -221,3 +221,83 @@ fn sessions_can_be_restricted_to_alphabets() {
         .to_string();
     assert!(msg.contains("Klingon"), "{msg}");
 }
+
+#[test]
+fn ensembles_score_the_mean_of_their_members_logits() {
+    use std::sync::Arc;
+    let s = store(SyntheticSpec::new(2, 4, 4), 16);
+    let net = |seed| {
+        Arc::new(
+            model::SiameseNet::new(
+                &model::Arch::conv4(16, 4),
+                model::Init::Default,
+                seed,
+                &model::Device::Cpu,
+            )
+            .unwrap(),
+        )
+    };
+    let (a, b) = (net(0), net(1));
+    let ids: Vec<ImageId> = (0..s.len() as u32).collect();
+    let mut one = eval::ModelScorer::new(a.clone(), 8).unwrap();
+    let mut two = eval::ModelScorer::new(b.clone(), 8).unwrap();
+    let mut both = eval::EnsembleScorer::new(vec![
+        eval::ModelScorer::new(a.clone(), 8).unwrap(),
+        eval::ModelScorer::new(b, 8).unwrap(),
+    ])
+    .unwrap();
+    let mut alone = eval::EnsembleScorer::new(vec![eval::ModelScorer::new(a, 8).unwrap()]).unwrap();
+    for scorer in [&mut one as &mut dyn Scorer, &mut two, &mut both, &mut alone] {
+        scorer.prepare(&s, &ids).unwrap();
+    }
+    for (i, j) in [(0, 5), (3, 9), (7, 7), (12, 2)] {
+        let mean = (one.similarity(i, j) + two.similarity(i, j)) / 2.0;
+        assert!((both.similarity(i, j) - mean).abs() < 1e-5, "{i} {j}");
+        assert_eq!(alone.similarity(i, j), one.similarity(i, j));
+    }
+    // Different seeds give different members, so the test above compared distinct scores.
+    assert!((one.similarity(0, 5) - two.similarity(0, 5)).abs() > 1e-6);
+    assert!(both.name().starts_with("ensemble of 2"), "{}", both.name());
+    assert!(eval::EnsembleScorer::new(Vec::new()).is_err());
+}
+
+#[test]
+fn ensemble_members_must_share_an_input_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_split(tmp.path(), "images_background", SyntheticSpec::new(2, 4, 4)).unwrap();
+    let save = |side: usize, name: &str| {
+        let net = model::SiameseNet::new(
+            &model::Arch::conv4(side, 4),
+            model::Init::Default,
+            0,
+            &model::Device::Cpu,
+        )
+        .unwrap();
+        let path = tmp.path().join(name);
+        model::io::save(&net, &path, &Default::default()).unwrap();
+        path
+    };
+    let (small, big) = (save(16, "small.safetensors"), save(20, "big.safetensors"));
+    let open = |paths: Vec<std::path::PathBuf>| {
+        eval::session::Session::open(
+            &eval::session::ScorerChoice::Ensemble(paths),
+            tmp.path(),
+            data::SplitKind::Background,
+            &model::Device::Cpu,
+        )
+    };
+    let mut session = open(vec![small.clone(), small.clone()]).unwrap();
+    assert_eq!(session.side(), 16);
+    let (report, _) = session.sampled(Protocol::Random, 4, 10, 0).unwrap();
+    assert!(
+        report.scorer.starts_with("ensemble of 2"),
+        "{}",
+        report.scorer
+    );
+    let msg = open(vec![small, big]).err().unwrap().to_string();
+    assert!(
+        msg.contains("big.safetensors takes 20x20")
+            && msg.contains("small.safetensors takes 16x16"),
+        "{msg}"
+    );
+}
