@@ -1,6 +1,7 @@
 //! `export`: turn a training checkpoint into a model file for shipping: the network (and its
 //! batch-norm buffers) with the architecture, config and training state in the metadata, but
-//! without the optimizer's buffers, which are two thirds of a checkpoint's size.
+//! without the optimizer's buffers, which are two thirds of a checkpoint's size. Several
+//! checkpoints are merged into one network that scores as their ensemble.
 
 use std::path::PathBuf;
 
@@ -9,8 +10,10 @@ use model::Device;
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
-    /// Training checkpoint or model file (e.g. runs/full/last.safetensors).
-    pub checkpoint: PathBuf,
+    /// Training checkpoint or model file (e.g. runs/full/last.safetensors); several of one
+    /// architecture are merged into one network whose score is the mean of theirs.
+    #[arg(required = true, num_args = 1..)]
+    pub checkpoints: Vec<PathBuf>,
     /// Model file to write (e.g. models/default.safetensors).
     pub out: PathBuf,
     /// Replace OUT if it exists.
@@ -22,20 +25,45 @@ pub fn run(args: ExportArgs) -> Result<()> {
     if args.out.exists() && !args.force {
         anyhow::bail!("{} exists; pass --force to replace it", args.out.display());
     }
-    let (net, extras) = model::io::load(&args.checkpoint, &Device::Cpu)?;
-    let dropped = extras.tensors.len();
+    let mut nets = Vec::new();
+    let mut dropped = 0;
+    let mut metadata = None;
+    for path in &args.checkpoints {
+        let (net, extras) = model::io::load(path, &Device::Cpu)?;
+        dropped += extras.tensors.len();
+        // The first member's training config and state describe the recipe.
+        metadata.get_or_insert(extras.metadata);
+        nets.push(net);
+    }
+    let mut metadata = metadata.unwrap_or_default();
+    let net = if nets.len() == 1 {
+        nets.remove(0)
+    } else {
+        let names: Vec<String> = args
+            .checkpoints
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        metadata.insert("ensemble_of".into(), names.join(", "));
+        model::ensemble::merge(&nets)
+            .with_context(|| format!("cannot merge {}", names.join(", ")))?
+    };
     let kept = model::io::Extras {
         tensors: Default::default(),
-        metadata: extras.metadata,
+        metadata,
     };
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     model::io::save(&net, &args.out, &kept)?;
     println!(
-        "wrote {} ({}, {} parameters; dropped {dropped} optimizer tensors)",
+        "wrote {} ({}{}, {} parameters; dropped {dropped} optimizer tensors)",
         args.out.display(),
         net.arch().name,
+        match net.arch().towers {
+            1 => String::new(),
+            k => format!(" x {k} towers"),
+        },
         net.vars().iter().map(|v| v.elem_count()).sum::<usize>()
     );
     Ok(())

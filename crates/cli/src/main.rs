@@ -39,7 +39,8 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// Probability that two images show the same character.
     Verify(classify::VerifyArgs),
-    /// Write a checkpoint's network without its optimizer state (a model file to ship).
+    /// Write a checkpoint's network without its optimizer state (a model file to ship), or
+    /// merge several checkpoints into one ensemble network.
     Export(export::ExportArgs),
 }
 

@@ -105,6 +105,9 @@ pub struct TrainArgs {
     same_alphabet_negatives: Option<f32>,
     #[arg(long)]
     seed: Option<u64>,
+    /// Train this many networks (seeds SEED, SEED+1, ...) and merge them into one ensemble.
+    #[arg(long)]
+    members: Option<usize>,
     /// Held-out validation alphabets: a count, or comma-separated names; 0 for none.
     #[arg(long)]
     val_alphabets: Option<String>,
@@ -184,6 +187,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = a.seed {
         c.seed = v
+    }
+    if let Some(v) = a.members {
+        c.members = v
     }
     if let Some(v) = &a.objective {
         c.objective = match v.as_str() {
@@ -373,7 +379,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
             summary.steps
         ),
     }
-    if let Some((step, acc)) = summary.best {
+    if summary.members > 1 && summary.outcome != Outcome::Interrupted {
+        let acc = summary
+            .best
+            .map(|(_, a)| format!(", validation accuracy {:.1}%", 100.0 * a))
+            .unwrap_or_default();
+        println!(
+            "merged {} members into {dir}/best.safetensors{acc}",
+            summary.members
+        );
+    } else if let Some((step, acc)) = summary.best {
         println!(
             "best validation accuracy {:.1}% at step {step}: {dir}/best.safetensors",
             100.0 * acc

@@ -238,6 +238,31 @@ fn train_eval_classify_verify() {
     );
     assert!(err.contains("takes one --checkpoint"), "{err}");
 
+    // Export merges several checkpoints into one network that scores as their ensemble.
+    let merged = f.root.join("models/pair.safetensors");
+    let out = run(bin().arg("export").arg(&f.model).arg(&last).arg(&merged));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("x 2 towers"), "{text}");
+    let eval_with = |checkpoint: &str| {
+        let out = run(bin()
+            .args(["eval", "--protocol", "within-alphabet", "--ways", "5"])
+            .args(["--trials", "40", "--checkpoint", checkpoint])
+            .arg("--dataset")
+            .arg(&f.dataset));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_once(" correct of ")
+            .map(|(head, _)| head.rsplit(' ').next().unwrap_or("").to_string())
+            .unwrap_or(text)
+    };
+    assert_eq!(eval_with(&merged.display().to_string()), eval_with(&pair));
+    let out = run(bin()
+        .arg("verify")
+        .arg("--checkpoint")
+        .arg(&merged)
+        .arg(&files[0])
+        .arg(&files[2]));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("p(same character) = "));
+
     // Lake runs made from the evaluation split, evaluated through the CLI.
     let runs = f.root.join("runs-lake");
     let index = data::SplitIndex::scan_split(&f.dataset, data::SplitKind::Evaluation).unwrap();
@@ -364,4 +389,35 @@ fn training_without_validation_says_where_the_model_is() {
     assert!(text.contains("finished 4 steps"), "{text}");
     assert!(text.contains("no validation split"), "{text}");
     assert!(!text.contains("best validation accuracy"), "{text}");
+
+    // `--members 2`: two networks, merged into one ensemble network that the commands use.
+    let out = run(bin()
+        .args(["train", "--preset", "conv4", "--arch", "conv4-16x8"])
+        .args(["--epochs", "1", "--pairs-per-epoch", "64", "--batch", "16"])
+        .args([
+            "--val-alphabets",
+            "1",
+            "--val-ways",
+            "5",
+            "--val-trials",
+            "20",
+        ])
+        .args(["--members", "2", "--no-progress", "--name", "pair"])
+        .arg("--out-dir")
+        .arg(f.root.join("runs"))
+        .arg("--dataset")
+        .arg(&f.dataset));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let merged = f.root.join("runs/pair/best.safetensors");
+    assert!(
+        text.contains(&format!("merged 2 members into {}", merged.display()))
+            && text.contains("validation accuracy"),
+        "{text}"
+    );
+    let out = run(bin()
+        .args(["eval", "--ways", "5", "--trials", "20", "--checkpoint"])
+        .arg(&merged)
+        .arg("--dataset")
+        .arg(&f.dataset));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("n=20"));
 }

@@ -35,6 +35,19 @@ pub struct Arch {
     /// features are the embedding.
     pub embedding: usize,
     pub embedding_activation: Activation,
+    /// Independent copies of the tower (blocks and embedding layer), their embeddings
+    /// concatenated: how an ensemble of separately trained networks is shipped as one network
+    /// (see `ensemble::merge`). 1 for a plain network.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub towers: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// Shape of one block's input and output, worked out from the architecture.
@@ -69,6 +82,7 @@ impl Arch {
             ],
             embedding: 4096,
             embedding_activation: Activation::Sigmoid,
+            towers: 1,
         }
     }
 
@@ -91,6 +105,7 @@ impl Arch {
             ],
             embedding: 0,
             embedding_activation: Activation::None,
+            towers: 1,
         }
     }
 
@@ -128,6 +143,7 @@ impl Arch {
                 .collect(),
             embedding: 0,
             embedding_activation: Activation::None,
+            towers: 1,
         }
     }
 
@@ -214,15 +230,15 @@ impl Arch {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.input_side == 0 || self.blocks.is_empty() {
+        if self.input_side == 0 || self.blocks.is_empty() || self.towers == 0 {
             return Err(ModelError::Arch(
-                "needs an input side and at least one block".into(),
+                "needs an input side, at least one block and at least one tower".into(),
             ));
         }
         self.block_shapes().map(|_| ())
     }
 
-    /// Length of the flattened output of the last block.
+    /// Length of the flattened output of one tower's last block.
     pub fn features(&self) -> Result<usize> {
         let shapes = self.block_shapes()?;
         let last = shapes.last().expect("validated non-empty");
@@ -230,13 +246,18 @@ impl Arch {
         Ok(channels * last.out_side * last.out_side)
     }
 
-    /// Length of the embedding the head compares.
-    pub fn embedding_dim(&self) -> Result<usize> {
+    /// Length of one tower's embedding.
+    pub fn tower_dim(&self) -> Result<usize> {
         if self.embedding > 0 {
             Ok(self.embedding)
         } else {
             self.features()
         }
+    }
+
+    /// Length of the embedding the head compares (all towers).
+    pub fn embedding_dim(&self) -> Result<usize> {
+        Ok(self.towers * self.tower_dim()?)
     }
 
     /// Number of trainable parameters.
@@ -257,7 +278,7 @@ impl Arch {
         } else {
             0
         };
-        Ok(conv + dense + self.embedding_dim()? + 1)
+        Ok(self.towers * (conv + dense) + self.embedding_dim()? + 1)
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod arch;
 pub mod cpu;
 pub mod device;
+pub mod ensemble;
 pub mod error;
 pub mod init;
 pub mod io;

@@ -1,4 +1,5 @@
-//! The Siamese network: one tower for both images of a pair, `|e1 - e2|`, a linear head.
+//! The Siamese network: one tower (or several side by side) for both images of a pair,
+//! `|e1 - e2|`, a linear head.
 
 use candle_core::{Device, Tensor, Var};
 
@@ -38,49 +39,53 @@ pub fn parameters(arch: &Arch) -> Result<Vec<ParamInfo>> {
             kind,
         })
     };
-    for (i, (b, s)) in arch.blocks.iter().zip(&shapes).enumerate() {
-        push(
-            format!("conv{}.weight", i + 1),
-            vec![b.channels, s.in_channels, b.kernel, b.kernel],
-            i,
-            ParamKind::ConvWeight,
-        );
-        push(
-            format!("conv{}.bias", i + 1),
-            vec![b.channels],
-            i,
-            ParamKind::Bias,
-        );
-        if b.batch_norm {
+    let mut layer = 0;
+    for t in 0..arch.towers {
+        let pre = tower_prefix(arch, t);
+        for (i, (b, s)) in arch.blocks.iter().zip(&shapes).enumerate() {
             push(
-                format!("conv{}.bn_weight", i + 1),
-                vec![b.channels],
+                format!("{pre}conv{}.weight", i + 1),
+                vec![b.channels, s.in_channels, b.kernel, b.kernel],
                 i,
-                ParamKind::BnScale,
+                ParamKind::ConvWeight,
             );
             push(
-                format!("conv{}.bn_bias", i + 1),
+                format!("{pre}conv{}.bias", i + 1),
                 vec![b.channels],
                 i,
-                ParamKind::BnShift,
+                ParamKind::Bias,
             );
+            if b.batch_norm {
+                push(
+                    format!("{pre}conv{}.bn_weight", i + 1),
+                    vec![b.channels],
+                    i,
+                    ParamKind::BnScale,
+                );
+                push(
+                    format!("{pre}conv{}.bn_bias", i + 1),
+                    vec![b.channels],
+                    i,
+                    ParamKind::BnShift,
+                );
+            }
         }
-    }
-    let mut layer = arch.blocks.len();
-    if arch.embedding > 0 {
-        push(
-            "fc.weight".into(),
-            vec![arch.embedding, arch.features()?],
-            layer,
-            ParamKind::DenseWeight,
-        );
-        push(
-            "fc.bias".into(),
-            vec![arch.embedding],
-            layer,
-            ParamKind::Bias,
-        );
-        layer += 1;
+        layer = arch.blocks.len();
+        if arch.embedding > 0 {
+            push(
+                format!("{pre}fc.weight"),
+                vec![arch.embedding, arch.features()?],
+                layer,
+                ParamKind::DenseWeight,
+            );
+            push(
+                format!("{pre}fc.bias"),
+                vec![arch.embedding],
+                layer,
+                ParamKind::Bias,
+            );
+            layer += 1;
+        }
     }
     push(
         "head.weight".into(),
@@ -90,6 +95,16 @@ pub fn parameters(arch: &Arch) -> Result<Vec<ParamInfo>> {
     );
     push("head.bias".into(), vec![1], layer, ParamKind::Bias);
     Ok(out)
+}
+
+/// Parameters of tower `t` are named `tower{t}.conv1.weight` and so on when there are several;
+/// a plain network keeps the plain names.
+fn tower_prefix(arch: &Arch, t: usize) -> String {
+    if arch.towers > 1 {
+        format!("tower{t}.")
+    } else {
+        String::new()
+    }
 }
 
 /// Names of the parameters, in the order `vars()` returns them.
@@ -103,9 +118,12 @@ pub fn parameter_names(arch: &Arch) -> Vec<String> {
 /// `(name, block index, channels)`.
 pub fn buffer_names(arch: &Arch) -> Vec<(String, usize, usize)> {
     let mut out = Vec::new();
-    for (i, b) in arch.blocks.iter().enumerate().filter(|(_, b)| b.batch_norm) {
-        out.push((format!("conv{}.running_mean", i + 1), i, b.channels));
-        out.push((format!("conv{}.running_var", i + 1), i, b.channels));
+    for t in 0..arch.towers {
+        let pre = tower_prefix(arch, t);
+        for (i, b) in arch.blocks.iter().enumerate().filter(|(_, b)| b.batch_norm) {
+            out.push((format!("{pre}conv{}.running_mean", i + 1), i, b.channels));
+            out.push((format!("{pre}conv{}.running_var", i + 1), i, b.channels));
+        }
     }
     out
 }
@@ -258,7 +276,8 @@ impl SiameseNet {
         if train { t.clone() } else { t.detach() }
     }
 
-    fn tower(&self, images: &Tensor, train: bool) -> Result<Tensor> {
+    /// Every tower's embedding of `images`, concatenated.
+    fn towers(&self, images: &Tensor, train: bool) -> Result<Tensor> {
         let side = self.arch.input_side;
         let (n, c, h, w) = images.dims4()?;
         if c != 1 || h != side || w != side {
@@ -266,17 +285,37 @@ impl SiameseNet {
                 "expected images of shape [N, 1, {side}, {side}], got [{n}, {c}, {h}, {w}]"
             )));
         }
+        let (mut next, mut buffer) = (0, 0);
+        let mut out = Vec::with_capacity(self.arch.towers);
+        for _ in 0..self.arch.towers {
+            out.push(self.tower(images, train, &mut next, &mut buffer)?);
+        }
+        debug_assert_eq!(next + 2, self.vars.len());
+        if out.len() == 1 {
+            Ok(out.remove(0))
+        } else {
+            Ok(Tensor::cat(&out, 1)?)
+        }
+    }
+
+    /// One tower, reading its parameters from `next` and its batch-norm buffers from `buffer`
+    /// onwards (both advanced past them).
+    fn tower(
+        &self,
+        images: &Tensor,
+        train: bool,
+        next: &mut usize,
+        buffer: &mut usize,
+    ) -> Result<Tensor> {
         let mut x = images.clone();
-        let mut next = 0;
-        let mut buffer = 0;
         for (i, b) in self.arch.blocks.iter().enumerate() {
-            let (w, bias) = (self.param(next, train), self.param(next + 1, train));
-            next += 2;
+            let (w, bias) = (self.param(*next, train), self.param(*next + 1, train));
+            *next += 2;
             if b.batch_norm {
-                let (gamma, beta) = (self.param(next, train), self.param(next + 1, train));
-                next += 2;
-                let running = (&self.buffers[buffer], &self.buffers[buffer + 1]);
-                buffer += 2;
+                let (gamma, beta) = (self.param(*next, train), self.param(*next + 1, train));
+                *next += 2;
+                let running = (&self.buffers[*buffer], &self.buffers[*buffer + 1]);
+                *buffer += 2;
                 let norm = BatchNorm {
                     gamma: &gamma,
                     beta: &beta,
@@ -302,21 +341,20 @@ impl SiameseNet {
         }
         let mut x = x.flatten_from(1)?;
         if self.arch.embedding > 0 {
-            x = linear(&x, &self.param(next, train), &self.param(next + 1, train))?;
-            next += 2;
+            x = linear(&x, &self.param(*next, train), &self.param(*next + 1, train))?;
+            *next += 2;
         }
-        debug_assert_eq!(next + 2, self.vars.len());
         activate(&x, self.arch.embedding_activation)
     }
 
     /// Embeddings `[N, D]` of images `[N, 1, S, S]`, tracking gradients.
     pub fn embed(&self, images: &Tensor) -> Result<Tensor> {
-        self.tower(images, true)
+        self.towers(images, true)
     }
 
     /// Embeddings without building a backward graph.
     pub fn embed_inference(&self, images: &Tensor) -> Result<Tensor> {
-        self.tower(images, false)
+        self.towers(images, false)
     }
 
     /// Logits `[N]` that each pair of embeddings shows the same character:

@@ -110,6 +110,13 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     /// Log a metrics line every this many steps.
     pub log_every: u64,
+    /// Networks to train (seeds `seed`, `seed + 1`, ...) and merge into one ensemble.
+    #[serde(skip_serializing_if = "is_one")]
+    pub members: usize,
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl Default for TrainConfig {
@@ -141,6 +148,7 @@ impl Default for TrainConfig {
             patience: 0,
             checkpoint_every: 500,
             log_every: 10,
+            members: 1,
         }
     }
 }
@@ -223,6 +231,9 @@ impl TrainConfig {
         }
         if self.val.ways < 2 || self.val.trials == 0 {
             return Err("validation needs at least 2 ways and 1 trial".into());
+        }
+        if self.members == 0 {
+            return Err("an ensemble needs at least 1 member".into());
         }
         if self.checkpoint_every == 0 || self.log_every == 0 {
             return Err("checkpoint and log intervals must be at least 1 step".into());

@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod ensemble;
 pub mod error;
 pub mod metrics;
 pub mod optim;

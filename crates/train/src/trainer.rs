@@ -38,6 +38,8 @@ pub struct Summary {
     pub seconds: f64,
     pub pairs_per_s: f64,
     pub data_wait: f64,
+    /// Networks trained and merged (1 unless the config asks for an ensemble).
+    pub members: usize,
 }
 
 /// Knobs of one invocation (not part of the saved config).
@@ -78,6 +80,22 @@ pub fn load_background(config: &TrainConfig) -> Result<ImageStore> {
 impl Trainer {
     /// Trains per `config`, or resumes the run in `opts.resume` (whose saved config wins).
     pub fn run(config: TrainConfig, opts: &RunOptions) -> Result<Summary> {
+        if config.members > 1 && opts.resume.is_none() {
+            return crate::ensemble::run(config, opts);
+        }
+        if let Some(saved) = opts
+            .resume
+            .as_deref()
+            .map(crate::ensemble::saved_config)
+            .transpose()?
+            .flatten()
+        {
+            let saved = TrainConfig {
+                device: config.device.clone(),
+                ..saved
+            };
+            return crate::ensemble::run(saved, opts);
+        }
         let (config, device, resume) = match &opts.resume {
             Some(dir) => {
                 let path = dir.join("last.safetensors");
@@ -545,6 +563,7 @@ impl Loop<'_> {
             seconds: started.elapsed().as_secs_f64(),
             pairs_per_s: items_done as f64 / all_time.max(1e-9),
             data_wait: all_wait / all_time.max(1e-9),
+            members: 1,
         })
     }
 }

@@ -69,6 +69,7 @@ fn tiny(data: &Path, out: &Path, name: &str) -> TrainConfig {
         patience: 0,
         checkpoint_every: 40,
         log_every: 5,
+        members: 1,
     }
 }
 
@@ -341,4 +342,77 @@ fn bad_configurations_fail_before_any_work() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("cannot create the run folder"), "{msg}");
+}
+
+#[test]
+fn ensembles_train_each_member_resume_and_merge() {
+    let data = dataset();
+    let out = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        members: 2,
+        epochs: 1,
+        ..tiny(data.path(), out.path(), "ens")
+    };
+    let dir = out.path().join("ens");
+    let first = Trainer::run(
+        config.clone(),
+        &RunOptions {
+            stop_after: Some(20),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((first.outcome, first.steps), (Outcome::Interrupted, 20));
+    assert!(!dir.join("member1").exists() && !dir.join("best.safetensors").exists());
+    let msg = Trainer::run(config, &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("--resume"), "{msg}");
+
+    // Resuming continues member 0 from step 20, then trains member 1 from scratch.
+    let resumed = RunOptions {
+        resume: Some(dir.clone()),
+        ..Default::default()
+    };
+    let done = Trainer::run(TrainConfig::default(), &resumed).unwrap();
+    assert_eq!(
+        (done.outcome, done.steps, done.members),
+        (Outcome::Finished, 100, 2)
+    );
+    let acc = done.best.expect("the merged network is validated").1;
+    assert!((0.0..=1.0).contains(&acc));
+    let member = |i: usize| {
+        let path = dir.join(format!("member{i}/best.safetensors"));
+        train::checkpoint::load_checkpoint(&path, &candle_core::Device::Cpu).unwrap()
+    };
+    let (m0, m1) = (member(0), member(1));
+    assert_eq!((m0.config.seed, m1.config.seed), (3, 4));
+    assert_eq!((m0.state.step, m1.state.step), (50, 50));
+    assert_ne!(
+        weights(&dir.join("member0/best.safetensors")),
+        weights(&dir.join("member1/best.safetensors"))
+    );
+
+    // best.safetensors is the two members merged, one network of two towers.
+    let merged = dir.join("best.safetensors");
+    let (net, _) = load(&merged, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(net.arch().towers, 2);
+    let by_hand = model::ensemble::merge(&[m0.net, m1.net]).unwrap();
+    let expected: Vec<Vec<f32>> = by_hand
+        .vars()
+        .iter()
+        .map(|v| {
+            v.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(weights(&merged), expected);
+
+    // Resuming a finished ensemble trains nothing more.
+    let again = Trainer::run(TrainConfig::default(), &resumed).unwrap();
+    assert_eq!((again.outcome, again.steps), (Outcome::Finished, 100));
+    assert_eq!(weights(&merged), expected);
 }
