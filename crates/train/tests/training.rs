@@ -74,7 +74,10 @@ fn tiny(data: &Path, out: &Path, name: &str) -> TrainConfig {
 }
 
 fn weights(path: &Path) -> Vec<Vec<f32>> {
-    let (net, _) = load(path, &candle_core::Device::Cpu).unwrap();
+    net_weights(&load(path, &candle_core::Device::Cpu).unwrap().0)
+}
+
+fn net_weights(net: &model::SiameseNet) -> Vec<Vec<f32>> {
     net.vars()
         .iter()
         .map(|v| {
@@ -398,17 +401,7 @@ fn ensembles_train_each_member_resume_and_merge() {
     let (net, _) = load(&merged, &candle_core::Device::Cpu).unwrap();
     assert_eq!(net.arch().towers, 2);
     let by_hand = model::ensemble::merge(&[m0.net, m1.net]).unwrap();
-    let expected: Vec<Vec<f32>> = by_hand
-        .vars()
-        .iter()
-        .map(|v| {
-            v.as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        })
-        .collect();
+    let expected = net_weights(&by_hand);
     assert_eq!(weights(&merged), expected);
 
     // Resuming a finished ensemble trains nothing more.
