@@ -91,7 +91,7 @@ impl Kind {
                     .iter()
                     .map(|p| load_model(p, device))
                     .collect::<Result<Vec<_>>>()?;
-                ensemble_side(paths, &nets)?;
+                check_sides(paths, &nets)?;
                 Kind::Ensemble(nets)
             }
             ScorerChoice::Baseline(b) => Kind::Baseline(*b),
@@ -99,8 +99,8 @@ impl Kind {
     }
 }
 
-/// The members' common input size; members that disagree cannot share one image store.
-fn ensemble_side(paths: &[PathBuf], nets: &[Arc<SiameseNet>]) -> Result<usize> {
+/// Members must share one input size: they are fed from one image store.
+fn check_sides(paths: &[PathBuf], nets: &[Arc<SiameseNet>]) -> Result<()> {
     let Some(first) = nets.first() else {
         return Err(EvalError::Invalid(
             "an ensemble needs at least one checkpoint".into(),
@@ -120,7 +120,7 @@ fn ensemble_side(paths: &[PathBuf], nets: &[Arc<SiameseNet>]) -> Result<usize> {
             )));
         }
     }
-    Ok(side)
+    Ok(())
 }
 
 pub struct Session {

@@ -11,7 +11,7 @@ use candle_core::Tensor;
 
 use crate::arch::Arch;
 use crate::error::{ModelError, Result};
-use crate::net::SiameseNet;
+use crate::net::{SiameseNet, tower_prefix};
 
 /// One network whose logit is the mean of the members' logits. Members must share one
 /// single-tower architecture.
@@ -52,12 +52,7 @@ pub fn merge(members: &[SiameseNet]) -> Result<SiameseNet> {
                 "head.weight" => head_w.push(value),
                 "head.bias" => head_b.push(value),
                 _ => {
-                    let name = if k > 1 {
-                        format!("tower{t}.{name}")
-                    } else {
-                        name
-                    };
-                    tensors.insert(name, value);
+                    tensors.insert(format!("{}{name}", tower_prefix(&merged, t)), value);
                 }
             }
         }

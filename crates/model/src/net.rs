@@ -99,7 +99,7 @@ pub fn parameters(arch: &Arch) -> Result<Vec<ParamInfo>> {
 
 /// Parameters of tower `t` are named `tower{t}.conv1.weight` and so on when there are several;
 /// a plain network keeps the plain names.
-fn tower_prefix(arch: &Arch, t: usize) -> String {
+pub(crate) fn tower_prefix(arch: &Arch, t: usize) -> String {
     if arch.towers > 1 {
         format!("tower{t}.")
     } else {
