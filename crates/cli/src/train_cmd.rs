@@ -100,6 +100,10 @@ pub struct TrainArgs {
     /// Augmentation: koch, reference or none.
     #[arg(long)]
     augment: Option<String>,
+    /// Elastic distortion on top of the augmentation: control points move by up to PX native
+    /// pixels (0: off).
+    #[arg(long, value_name = "PX")]
+    elastic: Option<f32>,
     /// Fraction of negative pairs drawn from one alphabet.
     #[arg(long)]
     same_alphabet_negatives: Option<f32>,
@@ -288,6 +292,13 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
                 format!("unknown augmentation `{name}` (expected koch, reference or none)")
             })?),
         };
+    }
+    if let Some(px) = a.elastic {
+        match c.pairs.augment.as_mut() {
+            Some(aug) => aug.elastic_px = px,
+            None if px == 0.0 => {}
+            None => bail!("--elastic needs an augmentation (--augment koch or reference)"),
+        }
     }
     if let Some(v) = a.same_alphabet_negatives {
         c.pairs.same_alphabet_negatives = v

@@ -340,6 +340,26 @@ fn bad_input_gets_clear_errors() {
     );
     assert!(err.contains("cargo xtask download"), "{err}");
 
+    let err = fails(bin().args([
+        "train",
+        "--augment",
+        "none",
+        "--elastic",
+        "2",
+        "--print-config",
+    ]));
+    assert!(err.contains("--elastic needs an augmentation"), "{err}");
+    let out = run(bin().args([
+        "train",
+        "--preset",
+        "quick",
+        "--elastic",
+        "1.5",
+        "--print-config",
+    ]));
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(config.contains("elastic_px = 1.5"), "{config}");
+
     let broken = f.root.join("broken.png");
     std::fs::write(&broken, b"\x89PNG garbage").unwrap();
     let err = fails(

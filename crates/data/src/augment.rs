@@ -1,8 +1,11 @@
-//! Random affine distortions (Koch et al. 2015, section 3.3) with bilinear resampling.
+//! Random affine distortions (Koch et al. 2015, section 3.3) with bilinear resampling, and an
+//! optional smooth elastic displacement on top.
 //!
 //! A transform is rotation * shear * scale about the image centre, then a translation.
 //! Translations are in native (105 px) pixels and scale with the image, so the same
-//! parameters mean the same distortion at every input size.
+//! parameters mean the same distortion at every input size. The elastic part moves each of
+//! a coarse grid of control points by a random offset and interpolates between them: a
+//! drawer's wobble is smooth over a stroke, unlike per-pixel noise.
 
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -22,9 +25,20 @@ pub struct AffineConfig {
     pub scale_max: f32,
     /// Translation in native pixels (x and y independently), uniform in `[-t, t]`.
     pub translate_px: f32,
-    /// Probability that each of the four components is applied at all.
+    /// Probability that each of the components is applied at all.
     pub probability: f32,
+    /// Elastic displacement: each control point moves by up to this many native pixels in x
+    /// and y (0: off, and no random numbers are drawn for it).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub elastic_px: f32,
 }
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
+}
+
+/// Control points per side of the elastic displacement grid (corners included).
+pub const ELASTIC_GRID: usize = 4;
 
 impl Default for AffineConfig {
     fn default() -> Self {
@@ -43,6 +57,7 @@ impl AffineConfig {
             scale_max: 1.2,
             translate_px: 2.0,
             probability: 0.5,
+            elastic_px: 0.0,
         }
     }
 
@@ -55,6 +70,7 @@ impl AffineConfig {
             scale_max: 1.0,
             translate_px: 0.0,
             probability: 1.0,
+            elastic_px: 0.0,
         }
     }
 
@@ -76,14 +92,19 @@ impl AffineConfig {
             self.scale_max,
             self.translate_px,
             self.probability,
+            self.elastic_px,
         ]
         .iter()
         .all(|v| v.is_finite());
         if !finite {
             return Err("augmentation parameters must be finite".into());
         }
-        if self.rotation_deg < 0.0 || self.shear < 0.0 || self.translate_px < 0.0 {
-            return Err("rotation, shear and translation ranges must be >= 0".into());
+        if self.rotation_deg < 0.0
+            || self.shear < 0.0
+            || self.translate_px < 0.0
+            || self.elastic_px < 0.0
+        {
+            return Err("rotation, shear, translation and elastic ranges must be >= 0".into());
         }
         if !(self.scale_min > 0.0 && self.scale_min <= self.scale_max) {
             return Err("scale range must satisfy 0 < scale_min <= scale_max".into());
@@ -119,6 +140,12 @@ impl AffineConfig {
             p.translate_x = uniform(rng, -self.translate_px, self.translate_px);
             p.translate_y = uniform(rng, -self.translate_px, self.translate_px);
         }
+        // Drawn last and only when enabled, so affine-only recipes keep their random streams.
+        if self.elastic_px > 0.0 && rng.random_bool(prob) {
+            for d in p.elastic.iter_mut().flatten() {
+                *d = uniform(rng, -self.elastic_px, self.elastic_px);
+            }
+        }
         p
     }
 }
@@ -134,6 +161,9 @@ pub struct AffineParams {
     /// Native (105 px) pixels; +x is right, +y is down.
     pub translate_x: f32,
     pub translate_y: f32,
+    /// Offsets `[dx, dy]` (native pixels) of the `ELASTIC_GRID x ELASTIC_GRID` control points,
+    /// row-major over the output image.
+    pub elastic: [[f32; 2]; ELASTIC_GRID * ELASTIC_GRID],
 }
 
 impl AffineParams {
@@ -146,7 +176,27 @@ impl AffineParams {
             scale_y: 1.0,
             translate_x: 0.0,
             translate_y: 0.0,
+            elastic: [[0.0; 2]; ELASTIC_GRID * ELASTIC_GRID],
         }
+    }
+
+    /// The elastic offset (native pixels) at a point given as fractions `(u, v)` of the
+    /// output image's width and height: bilinear between the control points.
+    fn elastic_at(&self, u: f32, v: f32) -> [f32; 2] {
+        let last = (ELASTIC_GRID - 1) as f32;
+        let (gx, gy) = ((u * last).clamp(0.0, last), (v * last).clamp(0.0, last));
+        let (x0, y0) = (
+            (gx.floor() as usize).min(ELASTIC_GRID - 2),
+            (gy.floor() as usize).min(ELASTIC_GRID - 2),
+        );
+        let (fx, fy) = (gx - x0 as f32, gy - y0 as f32);
+        let at = |x: usize, y: usize| self.elastic[y * ELASTIC_GRID + x];
+        let mut out = [0.0; 2];
+        for (k, o) in out.iter_mut().enumerate() {
+            *o = (1.0 - fy) * ((1.0 - fx) * at(x0, y0)[k] + fx * at(x0 + 1, y0)[k])
+                + fy * ((1.0 - fx) * at(x0, y0 + 1)[k] + fx * at(x0 + 1, y0 + 1)[k]);
+        }
+        out
     }
 
     /// The 2x2 linear part, rotation * shear * scale, row-major.
@@ -183,6 +233,7 @@ impl AffineParams {
         let centre = src_side as f32 / 2.0;
         let px = src_side as f32 / NATIVE_SIDE as f32;
         let (tx, ty) = (self.translate_x * px, self.translate_y * px);
+        let elastic = self.elastic.iter().flatten().any(|&d| d != 0.0);
         let n = src_side as isize;
         let at = |x: isize, y: isize| -> f32 {
             if x < 0 || y < 0 || x >= n || y >= n {
@@ -196,8 +247,17 @@ impl AffineParams {
                 let qx = (x as f32 + 0.5) * ratio - centre - tx;
                 let qy = (y as f32 + 0.5) * ratio - centre - ty;
                 // Source position in pixel-index coordinates (centres at integers).
-                let sx = inv[0] * qx + inv[1] * qy + centre - 0.5;
-                let sy = inv[2] * qx + inv[3] * qy + centre - 0.5;
+                let mut sx = inv[0] * qx + inv[1] * qy + centre - 0.5;
+                let mut sy = inv[2] * qx + inv[3] * qy + centre - 0.5;
+                if elastic {
+                    let [dx, dy] = self.elastic_at(
+                        (x as f32 + 0.5) / dst_side as f32,
+                        (y as f32 + 0.5) / dst_side as f32,
+                    );
+                    // The ink at the sampled point appears here: moving ink by +d samples -d.
+                    sx -= dx * px;
+                    sy -= dy * px;
+                }
                 let x0 = sx.floor();
                 let y0 = sy.floor();
                 let fx = sx - x0;
@@ -321,6 +381,78 @@ mod tests {
     }
 
     #[test]
+    fn a_uniform_elastic_field_is_a_translation() {
+        let side = NATIVE_SIDE;
+        let src = image_with(side, &[(10, 20), (50, 60), (90, 30)]);
+        let (mut moved, mut translated) = (vec![0.0; side * side], vec![0.0; side * side]);
+        AffineParams {
+            elastic: [[3.0, -1.0]; ELASTIC_GRID * ELASTIC_GRID],
+            ..AffineParams::identity()
+        }
+        .warp_u8(&src, side, &mut moved, side);
+        AffineParams {
+            translate_x: 3.0,
+            translate_y: -1.0,
+            ..AffineParams::identity()
+        }
+        .warp_u8(&src, side, &mut translated, side);
+        assert_eq!(lit(&moved, side), vec![(13, 19), (93, 29), (53, 59)]);
+        for (m, t) in moved.iter().zip(&translated) {
+            assert!((m - t).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn the_elastic_field_interpolates_its_control_points() {
+        let mut p = AffineParams::identity();
+        for (i, d) in p.elastic.iter_mut().enumerate() {
+            *d = [i as f32, -(i as f32)];
+        }
+        let last = ELASTIC_GRID - 1;
+        assert_eq!(p.elastic_at(0.0, 0.0), [0.0, 0.0]);
+        let corner = (ELASTIC_GRID * ELASTIC_GRID - 1) as f32;
+        assert_eq!(p.elastic_at(1.0, 1.0), [corner, -corner]);
+        // Halfway between points 0, 1, G and G+1: their mean.
+        let h = 0.5 / last as f32;
+        let mean = (1 + ELASTIC_GRID + ELASTIC_GRID + 1) as f32 / 4.0;
+        let [dx, dy] = p.elastic_at(h, h);
+        assert!(
+            (dx - mean).abs() < 1e-5 && (dy + mean).abs() < 1e-5,
+            "{dx} {dy}"
+        );
+    }
+
+    #[test]
+    fn elastic_offsets_are_drawn_after_the_affine_part_and_only_when_enabled() {
+        let plain = AffineConfig::koch();
+        let elastic = AffineConfig {
+            elastic_px: 2.0,
+            ..AffineConfig::koch()
+        };
+        let (mut r1, mut r2) = (crate::Rng::seed_from_u64(3), crate::Rng::seed_from_u64(3));
+        let mut deformed = 0;
+        for _ in 0..200 {
+            let a = plain.sample(&mut r1);
+            let b = elastic.sample(&mut r2);
+            assert_eq!(a.elastic, AffineParams::identity().elastic);
+            assert_eq!(
+                (a.rotation_deg, a.shear_x, a.scale_y, a.translate_x),
+                (b.rotation_deg, b.shear_x, b.scale_y, b.translate_x)
+            );
+            assert!(b.elastic.iter().flatten().all(|d| d.abs() <= 2.0));
+            if b.elastic.iter().flatten().any(|&d| d != 0.0) {
+                deformed += 1;
+            }
+            // Keep the streams aligned: the elastic config drew extra numbers.
+            r1 = r2.clone();
+        }
+        assert!((70..130).contains(&deformed), "{deformed}");
+        // Affine-only configs serialise as before.
+        let toml = toml::to_string(&plain).unwrap();
+        assert!(!toml.contains("elastic"), "{toml}");
+    }
+
+    #[test]
     fn invalid_ranges_are_rejected() {
         let bad = AffineConfig {
             scale_min: 1.5,
@@ -328,6 +460,11 @@ mod tests {
             ..AffineConfig::koch()
         };
         assert!(bad.validate().is_err());
+        let bad = AffineConfig {
+            elastic_px: -1.0,
+            ..AffineConfig::koch()
+        };
+        assert!(bad.validate().unwrap_err().contains("elastic"));
         assert!(AffineConfig::koch().validate().is_ok());
     }
 }
