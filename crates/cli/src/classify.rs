@@ -95,7 +95,7 @@ pub struct EvalArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Only these alphabets (comma-separated), e.g. the validation alphabets with
-    /// `--split background`.
+    /// `--split background`; `stratified` stands for the 6 alphabets of the hard validation split.
     #[arg(long, value_delimiter = ',')]
     alphabets: Vec<String>,
     /// Test-time augmentation: average each embedding over the image and four 2-pixel shifts.
@@ -114,7 +114,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
         let mut session = Session::open(&choice, &dataset, a.split, &device)?.with_tta(a.tta)?;
         if !a.alphabets.is_empty() {
-            session.restrict_to_alphabets(&a.alphabets)?;
+            session.restrict_to_alphabets(&data::split::expand_alphabet_names(&a.alphabets))?;
         }
         session.sampled(protocol, a.ways, a.trials, a.seed)?
     };

@@ -112,7 +112,9 @@ pub struct TrainArgs {
     /// Train this many networks (seeds SEED, SEED+1, ...) and merge them into one ensemble.
     #[arg(long)]
     members: Option<usize>,
-    /// Held-out validation alphabets: a count, or comma-separated names; 0 for none.
+    /// Held-out validation alphabets: a count, or comma-separated names (`stratified`: the 6
+    /// alphabets of the hard validation split, see `data::split::STRATIFIED_VALIDATION`); 0 for
+    /// none.
     #[arg(long)]
     val_alphabets: Option<String>,
     /// Drawers used for training, e.g. 1-12 or all (validation uses the others).
@@ -310,7 +312,8 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
                 c.validation.alphabet_names.clear();
             }
             Err(_) => {
-                c.validation.alphabet_names = v.split(',').map(|s| s.trim().to_string()).collect()
+                let names: Vec<&str> = v.split(',').collect();
+                c.validation.alphabet_names = data::split::expand_alphabet_names(&names)
             }
         }
     }

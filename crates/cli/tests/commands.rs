@@ -359,6 +359,11 @@ fn bad_input_gets_clear_errors() {
     ]));
     let config = String::from_utf8_lossy(&out.stdout);
     assert!(config.contains("elastic_px = 1.5"), "{config}");
+    let out = run(bin().args(["train", "--val-alphabets", "stratified", "--print-config"]));
+    let config = String::from_utf8_lossy(&out.stdout);
+    for name in data::split::STRATIFIED_VALIDATION {
+        assert!(config.contains(&format!("\"{name}\"")), "{name}: {config}");
+    }
 
     let broken = f.root.join("broken.png");
     std::fs::write(&broken, b"\x89PNG garbage").unwrap();

@@ -43,3 +43,17 @@ fn real_splits_are_complete_and_load() {
         assert_eq!(trials.len(), 50);
     }
 }
+
+/// The hard validation split names real background alphabets that can host 20-way
+/// within-alphabet trials.
+#[test]
+fn stratified_validation_alphabets_exist_with_twenty_characters() {
+    let Some(root) = dataset() else { return };
+    let index = SplitIndex::scan_split(&root, SplitKind::Background).unwrap();
+    let store = ImageStore::load(&index, 28).unwrap();
+    for name in data::split::STRATIFIED_VALIDATION {
+        let alphabet = store.alphabets().iter().find(|a| a.name == name);
+        let alphabet = alphabet.unwrap_or_else(|| panic!("{name} is not in images_background"));
+        assert!(alphabet.characters.len() >= 20, "{name}");
+    }
+}
