@@ -364,6 +364,20 @@ fn bad_input_gets_clear_errors() {
     for name in data::split::STRATIFIED_VALIDATION {
         assert!(config.contains(&format!("\"{name}\"")), "{name}: {config}");
     }
+    // A count replaces the presets' named split (how the older screens are reproduced).
+    let out = run(bin().args([
+        "train",
+        "--preset",
+        "quick",
+        "--val-alphabets",
+        "5",
+        "--print-config",
+    ]));
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        config.contains("alphabets = 5\nalphabet_names = []"),
+        "{config}"
+    );
 
     let broken = f.root.join("broken.png");
     std::fs::write(&broken, b"\x89PNG garbage").unwrap();
