@@ -54,9 +54,7 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
             ..Default::default()
         },
         validation: data::ValidationConfig {
-            alphabet_names: data::split::STRATIFIED_VALIDATION
-                .map(String::from)
-                .to_vec(),
+            alphabet_names: data::split::expand_alphabet_names(&["stratified"]),
             ..Default::default()
         },
         checkpoint_every: 250,
