@@ -70,6 +70,9 @@ pub struct TrainArgs {
     /// Episodes: weight of the balanced pair BCE next to the N-way cross-entropy.
     #[arg(long)]
     pair_weight: Option<f64>,
+    /// Episodes: also ask each support which query matches it (needs --queries 1).
+    #[arg(long)]
+    symmetric: Option<bool>,
     /// Episodes per optimiser step.
     #[arg(long)]
     episodes_per_step: Option<usize>,
@@ -213,6 +216,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         within_alphabet,
         rotations,
         pair_weight,
+        symmetric,
         per_step,
         per_epoch,
     } = &mut c.objective
@@ -231,6 +235,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         }
         if let Some(v) = a.pair_weight {
             *pair_weight = v
+        }
+        if let Some(v) = a.symmetric {
+            *symmetric = v
         }
         if let Some(v) = a.episodes_per_step {
             *per_step = v

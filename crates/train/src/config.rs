@@ -57,6 +57,10 @@ pub enum Objective {
         /// Each 90-degree rotation of a character is a class of its own.
         rotations: bool,
         pair_weight: f64,
+        /// Also score each support against the queries (cross-entropy over the columns of the
+        /// logits), averaged with the queries' cross-entropy; needs `queries = 1`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        symmetric: bool,
         /// Episodes per optimiser step.
         per_step: usize,
         /// Episodes per epoch.
@@ -74,6 +78,7 @@ impl Objective {
             within_alphabet: 0.5,
             rotations: false,
             pair_weight: 0.5,
+            symmetric: false,
             per_step: 1,
             per_epoch,
         }
@@ -214,6 +219,7 @@ impl TrainConfig {
             queries,
             within_alphabet,
             pair_weight,
+            symmetric,
             per_step,
             per_epoch,
             ..
@@ -227,6 +233,9 @@ impl TrainConfig {
             }
             if !(0.0..=1.0).contains(within_alphabet) || !crate::optim::non_negative(*pair_weight) {
                 return Err("within_alphabet must be in [0, 1] and pair_weight >= 0".into());
+            }
+            if *symmetric && *queries != 1 {
+                return Err("a symmetric episode loss needs exactly one query per class".into());
             }
         }
         if self.val.ways < 2 || self.val.trials == 0 {

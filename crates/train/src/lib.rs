@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod ensemble;
+pub mod episode_loss;
 pub mod error;
 pub mod metrics;
 pub mod optim;

@@ -40,6 +40,7 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
             within_alphabet: 0.5,
             rotations: false,
             pair_weight: 0.5,
+            symmetric: false,
             per_step: 1,
             per_epoch,
         },

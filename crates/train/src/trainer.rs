@@ -16,6 +16,7 @@ use model::{SiameseNet, parse_device};
 
 use crate::checkpoint::{TrainState, load_checkpoint, save_checkpoint};
 use crate::config::{Objective, TrainConfig};
+use crate::episode_loss::EpisodeLoss;
 use crate::error::{Result, TrainError};
 use crate::metrics::{Metrics, Record};
 use crate::optim::Optimizer;
@@ -289,7 +290,7 @@ impl Loop<'_> {
     }
 
     /// The loss of one batch, as a tensor to differentiate.
-    fn loss(&self, batch: &Batch, pair_weight: f64) -> Result<Tensor> {
+    fn loss(&self, batch: &Batch, episode_loss: &EpisodeLoss) -> Result<Tensor> {
         let side = self.config.arch.input_side;
         match batch {
             Batch::Pairs(b) => {
@@ -318,22 +319,7 @@ impl Loop<'_> {
                     let queries = e.narrow(0, offset + ways, q)?;
                     offset += ways + q;
                     let logits = self.net.pairwise_logits(&queries, &supports)?;
-                    let labels = Tensor::from_slice(&ep.labels, q, self.device)?;
-                    let mut l = candle_nn::loss::cross_entropy(&logits, &labels)?;
-                    if pair_weight > 0.0 {
-                        // Balanced BCE over all query-support pairs: positives and negatives
-                        // weigh half each.
-                        let mut target = vec![0f32; q * ways];
-                        let mut weight = vec![0.5 / (q * (ways - 1)) as f32; q * ways];
-                        for (i, &label) in ep.labels.iter().enumerate() {
-                            target[i * ways + label as usize] = 1.0;
-                            weight[i * ways + label as usize] = 0.5 / q as f32;
-                        }
-                        let target = Tensor::from_vec(target, (q, ways), self.device)?;
-                        let weight = Tensor::from_vec(weight, (q, ways), self.device)?;
-                        let bce = model::loss::bce_with_logits_weighted(&logits, &target, &weight)?;
-                        l = (l + (bce * pair_weight)?)?;
-                    }
+                    let l = episode_loss.compute(&logits, &ep.labels, self.device)?;
                     loss = Some(match loss {
                         Some(acc) => (acc + l)?,
                         None => l,
@@ -378,9 +364,19 @@ impl Loop<'_> {
         let total = cfg.total_steps();
         let per_epoch = cfg.steps_per_epoch();
         let b = cfg.batch;
-        let pair_weight = match &cfg.objective {
-            Objective::Episodes { pair_weight, .. } => *pair_weight,
-            Objective::Pairs => 0.0,
+        let episode_loss = match &cfg.objective {
+            Objective::Episodes {
+                pair_weight,
+                symmetric,
+                ..
+            } => EpisodeLoss {
+                pair_weight: *pair_weight,
+                symmetric: *symmetric,
+            },
+            Objective::Pairs => EpisodeLoss {
+                pair_weight: 0.0,
+                symmetric: false,
+            },
         };
         let mut items_done = 0usize;
         let start = state.step;
@@ -433,7 +429,7 @@ impl Loop<'_> {
                 debug_assert_eq!(got, step);
                 let waited = t0.elapsed().as_secs_f64();
                 let n_items = items(&batch);
-                let loss = self.loss(&batch, pair_weight)?;
+                let loss = self.loss(&batch, &episode_loss)?;
                 drop(batch);
                 let value = loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
                 if !value.is_finite() {

@@ -189,28 +189,41 @@ fn without_validation_the_final_weights_are_best() {
     );
 }
 
-#[test]
-fn episodes_objective_learns() {
+fn episodes_learn(name: &str, queries: usize, symmetric: bool) {
     let data = dataset();
     let out = tempfile::tempdir().unwrap();
-    let mut cfg = tiny(data.path(), out.path(), "episodes");
+    let mut cfg = tiny(data.path(), out.path(), name);
     cfg.objective = train::config::Objective::Episodes {
         ways: 5,
-        queries: 2,
+        queries,
         within_alphabet: 0.5,
         rotations: false,
         pair_weight: 0.5,
+        symmetric,
         per_step: 2,
         per_epoch: 100,
     };
     let s = Trainer::run(cfg, &RunOptions::default()).unwrap();
     assert_eq!(s.steps, 200);
-    let recs = records(&out.path().join("episodes"));
+    let recs = records(&out.path().join(name));
     let (losses, accs) = (losses(&recs), accuracies(&recs));
     // 5-way cross-entropy starts near ln 5 (+ the pair term) and must fall.
     let (first, last) = ends(&losses);
-    assert!(last < 0.7 * first, "loss {first} -> {last}");
-    assert!(accs.iter().cloned().fold(0.0, f64::max) > 0.4, "{accs:?}");
+    assert!(last < 0.7 * first, "{name}: loss {first} -> {last}");
+    assert!(
+        accs.iter().cloned().fold(0.0, f64::max) > 0.4,
+        "{name}: {accs:?}"
+    );
+}
+
+#[test]
+fn episodes_objective_learns() {
+    episodes_learn("episodes", 2, false);
+}
+
+#[test]
+fn symmetric_episodes_objective_learns() {
+    episodes_learn("symmetric", 1, true);
 }
 
 #[test]

@@ -1,0 +1,138 @@
+//! The loss of one N-way episode, given the head's logits of every query against every
+//! support.
+
+use candle_core::{Device, Tensor};
+
+use crate::error::{Result, TrainError};
+
+/// What an episode's loss is made of.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpisodeLoss {
+    /// Weight of the balanced same/different BCE over all query-support pairs, which keeps
+    /// `sigmoid(logit)` a probability.
+    pub pair_weight: f64,
+    /// Also ask each support which query is its match (cross-entropy over the columns), and
+    /// average the two directions. One query per class only: then the logits are square and
+    /// each column has exactly one positive.
+    pub symmetric: bool,
+}
+
+impl EpisodeLoss {
+    /// `logits` is `[queries, ways]`; `labels[i]` is the support index of query `i`.
+    pub fn compute(&self, logits: &Tensor, labels: &[u32], device: &Device) -> Result<Tensor> {
+        let (q, ways) = logits.dims2()?;
+        if labels.len() != q || labels.iter().any(|&l| l as usize >= ways) {
+            return Err(TrainError::Config(format!(
+                "an episode of {q} queries and {ways} supports has labels {labels:?}"
+            )));
+        }
+        let targets = Tensor::from_slice(labels, q, device)?;
+        let mut loss = candle_nn::loss::cross_entropy(logits, &targets)?;
+        if self.symmetric {
+            let mut query_of = vec![u32::MAX; ways];
+            for (i, &label) in labels.iter().enumerate() {
+                query_of[label as usize] = i as u32;
+            }
+            if q != ways || query_of.contains(&u32::MAX) {
+                return Err(TrainError::Config(
+                    "a symmetric episode loss needs exactly one query per class".into(),
+                ));
+            }
+            let columns = Tensor::from_vec(query_of, ways, device)?;
+            let reverse = candle_nn::loss::cross_entropy(&logits.t()?.contiguous()?, &columns)?;
+            loss = ((loss + reverse)? * 0.5)?;
+        }
+        if self.pair_weight > 0.0 {
+            // Positives and negatives weigh half each.
+            let mut target = vec![0f32; q * ways];
+            let mut weight = vec![0.5 / (q * (ways - 1)) as f32; q * ways];
+            for (i, &label) in labels.iter().enumerate() {
+                target[i * ways + label as usize] = 1.0;
+                weight[i * ways + label as usize] = 0.5 / q as f32;
+            }
+            let target = Tensor::from_vec(target, (q, ways), device)?;
+            let weight = Tensor::from_vec(weight, (q, ways), device)?;
+            let bce = model::loss::bce_with_logits_weighted(logits, &target, &weight)?;
+            loss = (loss + (bce * self.pair_weight)?)?;
+        }
+        Ok(loss)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(loss: &EpisodeLoss, logits: &[f32], shape: (usize, usize), labels: &[u32]) -> f32 {
+        let dev = Device::Cpu;
+        let t = Tensor::from_slice(logits, shape, &dev).unwrap();
+        loss.compute(&t, labels, &dev)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    fn ln_sum_exp(xs: &[f32]) -> f32 {
+        xs.iter().map(|x| x.exp()).sum::<f32>().ln()
+    }
+
+    // Query 0 belongs to support 1, query 1 to support 0.
+    const LOGITS: [f32; 4] = [0.0, 2.0, 1.0, -1.0];
+    const LABELS: [u32; 2] = [1, 0];
+
+    #[test]
+    fn rows_only_is_the_cross_entropy_of_each_query() {
+        let plain = EpisodeLoss {
+            pair_weight: 0.0,
+            symmetric: false,
+        };
+        let expected = ((ln_sum_exp(&[0.0, 2.0]) - 2.0) + (ln_sum_exp(&[1.0, -1.0]) - 1.0)) / 2.0;
+        let got = value(&plain, &LOGITS, (2, 2), &LABELS);
+        assert!((got - expected).abs() < 1e-6, "{got} vs {expected}");
+    }
+
+    #[test]
+    fn symmetric_averages_rows_and_columns() {
+        let sym = EpisodeLoss {
+            pair_weight: 0.0,
+            symmetric: true,
+        };
+        // Columns: support 0 sees queries (0.0, 1.0) and matches query 1; support 1 sees
+        // (2.0, -1.0) and matches query 0.
+        let rows = ((ln_sum_exp(&[0.0, 2.0]) - 2.0) + (ln_sum_exp(&[1.0, -1.0]) - 1.0)) / 2.0;
+        let cols = ((ln_sum_exp(&[0.0, 1.0]) - 1.0) + (ln_sum_exp(&[2.0, -1.0]) - 2.0)) / 2.0;
+        let got = value(&sym, &LOGITS, (2, 2), &LABELS);
+        assert!((got - (rows + cols) / 2.0).abs() < 1e-6);
+        // The columns here are harder than the rows, so the loss differs from rows only.
+        assert!((cols - rows).abs() > 0.05);
+    }
+
+    #[test]
+    fn pair_term_weighs_positives_and_negatives_half_each() {
+        let pairs = EpisodeLoss {
+            pair_weight: 2.0,
+            symmetric: false,
+        };
+        let bce = |z: f32, y: f32| z.max(0.0) - z * y + (1.0 + (-z.abs()).exp()).ln();
+        let rows = ((ln_sum_exp(&[0.0, 2.0]) - 2.0) + (ln_sum_exp(&[1.0, -1.0]) - 1.0)) / 2.0;
+        let positives = (bce(2.0, 1.0) + bce(1.0, 1.0)) / 2.0;
+        let negatives = (bce(0.0, 0.0) + bce(-1.0, 0.0)) / 2.0;
+        let expected = rows + 2.0 * (0.5 * positives + 0.5 * negatives);
+        let got = value(&pairs, &LOGITS, (2, 2), &LABELS);
+        assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+    }
+
+    #[test]
+    fn symmetric_refuses_more_than_one_query_per_class() {
+        let sym = EpisodeLoss {
+            pair_weight: 0.0,
+            symmetric: true,
+        };
+        let dev = Device::Cpu;
+        let t = Tensor::from_slice(&[0f32; 6], (3, 2), &dev).unwrap();
+        let err = sym.compute(&t, &[0, 1, 1], &dev).unwrap_err().to_string();
+        assert!(err.contains("one query per class"), "{err}");
+        let err = sym.compute(&t, &[0, 2, 1], &dev).unwrap_err().to_string();
+        assert!(err.contains("labels"), "{err}");
+    }
+}
