@@ -359,6 +359,27 @@ fn bad_input_gets_clear_errors() {
     ]));
     let config = String::from_utf8_lossy(&out.stdout);
     assert!(config.contains("elastic_px = 1.5"), "{config}");
+    let out = run(bin().args([
+        "train",
+        "--preset",
+        "quick",
+        "--symmetric",
+        "true",
+        "--print-config",
+    ]));
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(config.contains("symmetric = true"), "{config}");
+    let err = fails(bin().args([
+        "train",
+        "--preset",
+        "quick",
+        "--symmetric",
+        "true",
+        "--queries",
+        "2",
+        "--print-config",
+    ]));
+    assert!(err.contains("exactly one query per class"), "{err}");
     let out = run(bin().args(["train", "--val-alphabets", "stratified", "--print-config"]));
     let config = String::from_utf8_lossy(&out.stdout);
     for name in data::split::STRATIFIED_VALIDATION {
