@@ -76,30 +76,35 @@ mod tests {
         xs.iter().map(|x| x.exp()).sum::<f32>().ln()
     }
 
+    fn loss(pair_weight: f64, symmetric: bool) -> EpisodeLoss {
+        EpisodeLoss {
+            pair_weight,
+            symmetric,
+        }
+    }
+
+    /// The row (query) cross-entropy of [`LOGITS`], by hand.
+    fn rows() -> f32 {
+        ((ln_sum_exp(&[0.0, 2.0]) - 2.0) + (ln_sum_exp(&[1.0, -1.0]) - 1.0)) / 2.0
+    }
+
     // Query 0 belongs to support 1, query 1 to support 0.
     const LOGITS: [f32; 4] = [0.0, 2.0, 1.0, -1.0];
     const LABELS: [u32; 2] = [1, 0];
 
     #[test]
     fn rows_only_is_the_cross_entropy_of_each_query() {
-        let plain = EpisodeLoss {
-            pair_weight: 0.0,
-            symmetric: false,
-        };
-        let expected = ((ln_sum_exp(&[0.0, 2.0]) - 2.0) + (ln_sum_exp(&[1.0, -1.0]) - 1.0)) / 2.0;
+        let plain = loss(0.0, false);
         let got = value(&plain, &LOGITS, (2, 2), &LABELS);
-        assert!((got - expected).abs() < 1e-6, "{got} vs {expected}");
+        assert!((got - rows()).abs() < 1e-6, "{got} vs {}", rows());
     }
 
     #[test]
     fn symmetric_averages_rows_and_columns() {
-        let sym = EpisodeLoss {
-            pair_weight: 0.0,
-            symmetric: true,
-        };
+        let sym = loss(0.0, true);
         // Columns: support 0 sees queries (0.0, 1.0) and matches query 1; support 1 sees
         // (2.0, -1.0) and matches query 0.
-        let rows = ((ln_sum_exp(&[0.0, 2.0]) - 2.0) + (ln_sum_exp(&[1.0, -1.0]) - 1.0)) / 2.0;
+        let rows = rows();
         let cols = ((ln_sum_exp(&[0.0, 1.0]) - 1.0) + (ln_sum_exp(&[2.0, -1.0]) - 2.0)) / 2.0;
         let got = value(&sym, &LOGITS, (2, 2), &LABELS);
         assert!((got - (rows + cols) / 2.0).abs() < 1e-6);
@@ -109,12 +114,9 @@ mod tests {
 
     #[test]
     fn pair_term_weighs_positives_and_negatives_half_each() {
-        let pairs = EpisodeLoss {
-            pair_weight: 2.0,
-            symmetric: false,
-        };
+        let pairs = loss(2.0, false);
         let bce = |z: f32, y: f32| z.max(0.0) - z * y + (1.0 + (-z.abs()).exp()).ln();
-        let rows = ((ln_sum_exp(&[0.0, 2.0]) - 2.0) + (ln_sum_exp(&[1.0, -1.0]) - 1.0)) / 2.0;
+        let rows = rows();
         let positives = (bce(2.0, 1.0) + bce(1.0, 1.0)) / 2.0;
         let negatives = (bce(0.0, 0.0) + bce(-1.0, 0.0)) / 2.0;
         let expected = rows + 2.0 * (0.5 * positives + 0.5 * negatives);
@@ -124,10 +126,7 @@ mod tests {
 
     #[test]
     fn symmetric_refuses_more_than_one_query_per_class() {
-        let sym = EpisodeLoss {
-            pair_weight: 0.0,
-            symmetric: true,
-        };
+        let sym = loss(0.0, true);
         let dev = Device::Cpu;
         let t = Tensor::from_slice(&[0f32; 6], (3, 2), &dev).unwrap();
         let err = sym.compute(&t, &[0, 1, 1], &dev).unwrap_err().to_string();
