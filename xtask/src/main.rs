@@ -89,6 +89,9 @@ enum Command {
         /// Test-time augmentation for the model (see `eval --tta`).
         #[arg(long)]
         tta: bool,
+        /// Hubness correction for the model (see `eval --hubness`; 0: off).
+        #[arg(long, value_name = "BETA", default_value_t = 0.0)]
+        hubness: f32,
     },
     /// Training and embedding throughput and peak memory of both architectures.
     Bench {
@@ -181,6 +184,7 @@ fn main() -> Result<()> {
             out_dir,
             device,
             tta,
+            hubness,
         } => {
             let dataset = dataset.unwrap_or_else(xtask::default_dataset_dir);
             let checkpoint = match (checkpoint, train) {
@@ -219,6 +223,7 @@ fn main() -> Result<()> {
                 out_dir,
                 device: model::parse_device(&device)?,
                 tta,
+                hubness,
             };
             xtask::sweep::run(&opts)?;
         }

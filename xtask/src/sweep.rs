@@ -22,6 +22,8 @@ pub struct SweepOptions {
     pub device: Device,
     /// Test-time augmentation for the model (see `eval --tta`).
     pub tta: bool,
+    /// Hubness correction for the model (see `eval --hubness`; 0: off).
+    pub hubness: f32,
 }
 
 fn label(choice: &ScorerChoice) -> String {
@@ -41,15 +43,21 @@ fn label(choice: &ScorerChoice) -> String {
 pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
     let mut reports = Vec::new();
     for choice in &opts.scorers {
+        let model = !matches!(choice, ScorerChoice::Baseline(_));
+        let hubness = if model { opts.hubness } else { 0.0 };
         let mut session = Session::open(choice, &opts.dataset, opts.split, &opts.device)
             .and_then(|s| s.with_tta(opts.tta))
+            .and_then(|s| s.with_hubness(hubness))
             .with_context(|| format!("cannot set up {}", label(choice)))?;
         for &protocol in &opts.protocols {
             for &ways in &opts.ways {
                 let (mut report, _) = session.sampled(protocol, ways, opts.trials, opts.seed)?;
                 report.scorer = label(choice);
-                if opts.tta && !matches!(choice, ScorerChoice::Baseline(_)) {
+                if opts.tta && model {
                     report.scorer.push_str(" + TTA");
+                }
+                if hubness > 0.0 {
+                    report.scorer.push_str(&format!(" + hubness {hubness}"));
                 }
                 eprintln!(
                     "{} {protocol} {ways}-way: {} ({:.1} s)",

@@ -270,6 +270,29 @@ fn train_eval_classify_verify() {
         text.contains("| run01 |") && text.contains("| run02 |"),
         "{text}"
     );
+    let out = run(bin()
+        .args(["eval", "--protocol", "runs", "--hubness", "0.25"])
+        .arg("--runs-dir")
+        .arg(&runs)
+        .arg("--checkpoint")
+        .arg(&f.model));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("hubness 0.25") && text.contains("| run02 |"),
+        "{text}"
+    );
+    let err = fails(
+        bin()
+            .args(["eval", "--protocol", "runs", "--hubness=-0.5"])
+            .arg("--runs-dir")
+            .arg(&runs)
+            .arg("--checkpoint")
+            .arg(&f.model),
+    );
+    assert!(
+        err.contains("hubness correction must be a number >= 0"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -33,7 +33,7 @@ pub fn choose(scores: &[f32]) -> (usize, bool) {
     (best, tied)
 }
 
-/// Scores every trial: each candidate's similarity to the query.
+/// Scores every trial: each candidate against the query (see `Scorer::trial_scores`).
 pub fn evaluate(
     scorer: &mut dyn Scorer,
     store: &ImageStore,
@@ -50,11 +50,7 @@ pub fn evaluate(
     Ok(trials
         .par_iter()
         .map(|t| {
-            let scores: Vec<f32> = t
-                .candidates
-                .iter()
-                .map(|&c| scorer.similarity(t.query, c))
-                .collect();
+            let scores = scorer.trial_scores(t.query, &t.candidates);
             let (predicted, tied) = choose(&scores);
             TrialResult {
                 trial: t.clone(),

@@ -1,5 +1,5 @@
 //! Evaluation: N-way one-shot trials (random, within-alphabet, and Lake's fixed runs), scorers
-//! (a trained Siamese network and two training-free baselines), accuracy with confidence
+//! (a trained Siamese network and two training-free baselines), hubness correction, accuracy with confidence
 //! intervals, reports and plots.
 //!
 //! Depends on the model crate's public API only (embed images, score embeddings) and on the
@@ -8,6 +8,7 @@
 pub mod baselines;
 pub mod error;
 pub mod evaluate;
+pub mod hubness;
 pub mod plot;
 pub mod report;
 pub mod runs;

@@ -19,6 +19,14 @@ pub trait Scorer: Send + Sync {
 
     /// Similarity of two prepared images; higher means more likely the same character.
     fn similarity(&self, a: ImageId, b: ImageId) -> f32;
+
+    /// Every candidate's score against the query of one trial; higher is the better match.
+    fn trial_scores(&self, query: ImageId, candidates: &[ImageId]) -> Vec<f32> {
+        candidates
+            .iter()
+            .map(|&c| self.similarity(query, c))
+            .collect()
+    }
 }
 
 /// A trained Siamese network. Each distinct image is embedded once, in batches on the

@@ -12,6 +12,7 @@ use model::{Device, SiameseNet};
 use crate::baselines::{MhdScorer, PixelScorer};
 use crate::error::{EvalError, Result};
 use crate::evaluate::{TrialResult, evaluate};
+use crate::hubness::HubnessCorrected;
 use crate::report::Report;
 use crate::scorer::{EnsembleScorer, ModelScorer, Scorer};
 
@@ -126,6 +127,8 @@ fn check_sides(paths: &[PathBuf], nets: &[Arc<SiameseNet>]) -> Result<()> {
 pub struct Session {
     kind: Kind,
     tta: bool,
+    /// Hubness correction strength (0: off).
+    hubness: f32,
     /// Characters trials are drawn from (all of the split unless restricted).
     subset: Subset,
     scorer: Box<dyn Scorer>,
@@ -176,6 +179,7 @@ impl Session {
             scorer: kind.scorer(false)?,
             kind,
             tta: false,
+            hubness: 0.0,
             subset: Subset::all(&store),
             store,
             split,
@@ -185,8 +189,30 @@ impl Session {
     /// Averages model embeddings over a few shifted views (no effect on baselines).
     pub fn with_tta(mut self, tta: bool) -> Result<Self> {
         self.tta = tta;
-        self.scorer = self.kind.scorer(tta)?;
+        self.scorer = self.build_scorer()?;
         Ok(self)
+    }
+
+    /// Lowers each candidate's score by `beta` times its similarity to its nearest fellow
+    /// candidates (`hubness::HubnessCorrected`); 0 turns it off.
+    pub fn with_hubness(mut self, beta: f32) -> Result<Self> {
+        if !beta.is_finite() || beta < 0.0 {
+            return Err(EvalError::Invalid(format!(
+                "the hubness correction must be a number >= 0, not {beta}"
+            )));
+        }
+        self.hubness = beta;
+        self.scorer = self.build_scorer()?;
+        Ok(self)
+    }
+
+    fn build_scorer(&self) -> Result<Box<dyn Scorer>> {
+        let scorer = self.kind.scorer(self.tta)?;
+        Ok(if self.hubness > 0.0 {
+            Box::new(HubnessCorrected::new(scorer, self.hubness))
+        } else {
+            scorer
+        })
     }
 
     /// Draws trials only from these alphabets (e.g. the validation alphabets of the
@@ -258,7 +284,7 @@ impl Session {
     /// Scores Lake-style runs read from `dir`.
     pub fn runs(&mut self, dir: &Path) -> Result<(Report, Vec<TrialResult>)> {
         let t = Instant::now();
-        let mut scorer = self.kind.scorer(self.tta)?;
+        let mut scorer = self.build_scorer()?;
         let (mut report, results) =
             crate::runs::evaluate_runs(scorer.as_mut(), dir, self.kind.side())?;
         report.seconds = t.elapsed().as_secs_f64();
