@@ -259,36 +259,29 @@ fn train_eval_classify_verify() {
     let runs = f.root.join("runs-lake");
     let index = data::SplitIndex::scan_split(&f.dataset, data::SplitKind::Evaluation).unwrap();
     data::runs::write_runs(&index, &runs, 2, 5, 0).unwrap();
-    let out = run(bin()
-        .args(["eval", "--protocol", "runs"])
-        .arg("--runs-dir")
-        .arg(&runs)
-        .arg("--checkpoint")
-        .arg(&f.model));
+    let eval_runs = |extra: &[&str]| {
+        let mut cmd = bin();
+        cmd.args(["eval", "--protocol", "runs"])
+            .args(extra)
+            .arg("--runs-dir")
+            .arg(&runs)
+            .arg("--checkpoint")
+            .arg(&f.model);
+        cmd
+    };
+    let out = run(&mut eval_runs(&[]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("| run01 |") && text.contains("| run02 |"),
         "{text}"
     );
-    let out = run(bin()
-        .args(["eval", "--protocol", "runs", "--hubness", "0.25"])
-        .arg("--runs-dir")
-        .arg(&runs)
-        .arg("--checkpoint")
-        .arg(&f.model));
+    let out = run(&mut eval_runs(&["--hubness", "0.25"]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("hubness 0.25") && text.contains("| run02 |"),
         "{text}"
     );
-    let err = fails(
-        bin()
-            .args(["eval", "--protocol", "runs", "--hubness=-0.5"])
-            .arg("--runs-dir")
-            .arg(&runs)
-            .arg("--checkpoint")
-            .arg(&f.model),
-    );
+    let err = fails(&mut eval_runs(&["--hubness=-0.5"]));
     assert!(
         err.contains("hubness correction must be a number >= 0"),
         "{err}"
