@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
 use data::image_io::load_user_image;
 use data::{Protocol, SplitKind};
+use eval::adapt::AdaptConfig;
 use eval::plot::{CHOSEN, TRUTH, Tile, WRONG, write_classification};
 use eval::session::{Baseline, ScorerChoice, Session, load_model};
 use model::net::{head_logit, sigmoid};
@@ -105,6 +106,32 @@ pub struct EvalArgs {
     /// its 3 nearest fellow candidates (0: off; 0.25 was chosen on the validation split).
     #[arg(long, value_name = "BETA", default_value_t = 0.0)]
     hubness: f32,
+    /// Support-set adaptation: before scoring a trial, take STEPS gradient steps that rescale
+    /// the head's weights so that distorted copies of each candidate pick their own candidate
+    /// (0: off). Uses the trial's candidates only.
+    #[arg(long, value_name = "STEPS", default_value_t = 0)]
+    adapt: usize,
+    /// Adaptation: distorted copies per candidate.
+    #[arg(long, default_value_t = AdaptConfig::default().views)]
+    adapt_views: usize,
+    /// Adaptation: step size on the log-scales of the head's weights.
+    #[arg(long, default_value_t = AdaptConfig::default().lr)]
+    adapt_lr: f32,
+    /// Adaptation: penalty on the log-scales, pulling back to the trained head.
+    #[arg(long, default_value_t = AdaptConfig::default().l2)]
+    adapt_l2: f32,
+}
+
+impl EvalArgs {
+    fn adaptation(&self) -> AdaptConfig {
+        AdaptConfig {
+            views: self.adapt_views,
+            steps: self.adapt,
+            lr: self.adapt_lr,
+            l2: self.adapt_l2,
+            seed: 0,
+        }
+    }
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -114,13 +141,15 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let (report, _) = if a.protocol == "runs" {
         let mut session = Session::for_runs(&choice, &device)?
             .with_tta(a.tta)?
-            .with_hubness(a.hubness)?;
+            .with_hubness(a.hubness)?
+            .with_adaptation(a.adaptation())?;
         session.runs(&a.runs_dir)?
     } else {
         let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
         let mut session = Session::open(&choice, &dataset, a.split, &device)?
             .with_tta(a.tta)?
-            .with_hubness(a.hubness)?;
+            .with_hubness(a.hubness)?
+            .with_adaptation(a.adaptation())?;
         if !a.alphabets.is_empty() {
             session.restrict_to_alphabets(&data::split::expand_alphabet_names(&a.alphabets))?;
         }

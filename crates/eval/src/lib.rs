@@ -5,6 +5,7 @@
 //! Depends on the model crate's public API only (embed images, score embeddings) and on the
 //! data crate for images and trials; it knows nothing of training.
 
+pub mod adapt;
 pub mod baselines;
 pub mod error;
 pub mod evaluate;

@@ -1,13 +1,17 @@
 //! Scorers: anything that says how alike two images of a store are. Higher is more alike.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use data::{AffineParams, ImageId, ImageStore};
 use model::SiameseNet;
 use rayon::prelude::*;
 
+use crate::adapt::{AdaptConfig, adapted_weights};
 use crate::error::Result;
+
+/// Random stream of the adaptation's distorted copies (see `data::rng_for`).
+const STREAM_ADAPT_COPIES: u32 = 0xada9;
 
 pub trait Scorer: Send + Sync {
     /// A short name for reports (`siamese`, `mhd`, `pixel`).
@@ -41,6 +45,12 @@ pub struct ModelScorer {
     head: (Vec<f32>, f32),
     slots: HashMap<ImageId, usize>,
     embeddings: Vec<f32>,
+    /// Support-set adaptation (off unless `adapt.steps > 0`).
+    adapt: AdaptConfig,
+    /// `adapt.views` embeddings of distorted copies per slot, when adapting.
+    copies: Vec<f32>,
+    /// Adapted head weights by candidate set: Lake's runs score 20 queries against one set.
+    adapted: Mutex<HashMap<Vec<ImageId>, Arc<Vec<f32>>>>,
 }
 
 impl ModelScorer {
@@ -53,7 +63,16 @@ impl ModelScorer {
             views: Vec::new(),
             slots: HashMap::new(),
             embeddings: Vec::new(),
+            adapt: AdaptConfig::default(),
+            copies: Vec::new(),
+            adapted: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Adapts the head to each trial's candidates before scoring it (`adapt::AdaptConfig`).
+    pub fn with_adaptation(mut self, adapt: AdaptConfig) -> Self {
+        self.adapt = adapt;
+        self
     }
 
     /// Averages each embedding over `views` (test-time augmentation).
@@ -65,6 +84,51 @@ impl ModelScorer {
     fn embedding(&self, id: ImageId) -> &[f32] {
         let slot = self.slots[&id];
         &self.embeddings[slot * self.dim..(slot + 1) * self.dim]
+    }
+
+    fn copies_of(&self, id: ImageId) -> Vec<&[f32]> {
+        let per = self.adapt.views * self.dim;
+        let slot = self.slots[&id];
+        self.copies[slot * per..(slot + 1) * per]
+            .chunks(self.dim)
+            .collect()
+    }
+
+    /// The adapted head weights for one candidate set, computed once per set.
+    fn adapted_head(&self, candidates: &[ImageId]) -> Arc<Vec<f32>> {
+        let key = candidates.to_vec();
+        if let Some(w) = self.adapted.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return w;
+        }
+        let embeddings: Vec<&[f32]> = candidates.iter().map(|&c| self.embedding(c)).collect();
+        let copies: Vec<Vec<&[f32]>> = candidates.iter().map(|&c| self.copies_of(c)).collect();
+        let w = Arc::new(adapted_weights(
+            &self.head.0,
+            &embeddings,
+            &copies,
+            &self.adapt,
+        ));
+        if let Ok(mut m) = self.adapted.lock() {
+            m.insert(key, w.clone());
+        }
+        w
+    }
+
+    /// Embeds `ids` (store images), each warped by its own transform from `warp`.
+    fn embed_warped(
+        &self,
+        store: &ImageStore,
+        ids: &[ImageId],
+        warp: impl Fn(ImageId) -> AffineParams + Sync,
+    ) -> Result<Vec<f32>> {
+        let side = store.side();
+        let n = side * side;
+        let mut images = vec![0f32; ids.len() * n];
+        images
+            .par_chunks_mut(n)
+            .zip(ids.par_iter())
+            .for_each(|(out, &id)| warp(id).warp_u8(store.pixels(id), side, out, side));
+        Ok(self.net.embed_images(&images, self.batch)?)
     }
 
     /// Number of distinct images embedded so far.
@@ -80,7 +144,16 @@ impl Scorer for ModelScorer {
         } else {
             format!(", {} views", self.views.len())
         };
-        format!("siamese ({}{tta})", self.net.arch().name)
+        let adapt = if self.adapt.enabled() {
+            let a = &self.adapt;
+            format!(
+                ", adapted: {} steps, {} copies, lr {}, l2 {}",
+                a.steps, a.views, a.lr, a.l2
+            )
+        } else {
+            String::new()
+        };
+        format!("siamese ({}{tta}{adapt})", self.net.arch().name)
     }
 
     fn prepare(&mut self, store: &ImageStore, ids: &[ImageId]) -> Result<()> {
@@ -106,23 +179,34 @@ impl Scorer for ModelScorer {
             self.net
                 .embed_images(&store.batch_f32(&fresh), self.batch)?
         } else {
-            let n = side * side;
             let mut sum = vec![0f32; fresh.len() * self.dim];
             for view in &self.views {
-                let mut images = vec![0f32; fresh.len() * n];
-                images
-                    .par_chunks_mut(n)
-                    .zip(fresh.par_iter())
-                    .for_each(|(out, &id)| {
-                        view.warp_u8(store.pixels(id), side, out, side);
-                    });
-                let e = self.net.embed_images(&images, self.batch)?;
+                let e = self.embed_warped(store, &fresh, |_| *view)?;
                 sum.iter_mut().zip(e).for_each(|(a, b)| *a += b);
             }
             let k = self.views.len() as f32;
             sum.iter_mut().for_each(|v| *v /= k);
             sum
         };
+        if self.adapt.enabled() {
+            // Copy k of every image, one batch of images per k; the result is laid out
+            // image-major like the slots.
+            let distortions = AdaptConfig::distortions();
+            let views = self.adapt.views;
+            let mut copies = vec![0f32; fresh.len() * views * self.dim];
+            for k in 0..views {
+                let e = self.embed_warped(store, &fresh, |id| {
+                    let mut rng =
+                        data::rng_for(self.adapt.seed, STREAM_ADAPT_COPIES, id.into(), k as u64);
+                    distortions.sample(&mut rng)
+                })?;
+                for (i, row) in e.chunks(self.dim).enumerate() {
+                    let at = (i * views + k) * self.dim;
+                    copies[at..at + self.dim].copy_from_slice(row);
+                }
+            }
+            self.copies.extend(copies);
+        }
         let base = self.slots.len();
         for (i, id) in fresh.iter().enumerate() {
             self.slots.insert(*id, base + i);
@@ -133,6 +217,21 @@ impl Scorer for ModelScorer {
 
     fn similarity(&self, a: ImageId, b: ImageId) -> f32 {
         model::net::head_logit(&self.head, self.embedding(a), self.embedding(b))
+    }
+
+    fn trial_scores(&self, query: ImageId, candidates: &[ImageId]) -> Vec<f32> {
+        if !self.adapt.enabled() {
+            return candidates
+                .iter()
+                .map(|&c| self.similarity(query, c))
+                .collect();
+        }
+        let head = (self.adapted_head(candidates).to_vec(), self.head.1);
+        let q = self.embedding(query);
+        candidates
+            .iter()
+            .map(|&c| model::net::head_logit(&head, q, self.embedding(c)))
+            .collect()
     }
 }
 
@@ -168,6 +267,18 @@ impl Scorer for EnsembleScorer {
     fn similarity(&self, a: ImageId, b: ImageId) -> f32 {
         let sum: f32 = self.members.iter().map(|m| m.similarity(a, b)).sum();
         sum / self.members.len() as f32
+    }
+
+    /// The mean of the members' trial scores, so that each member adapts on its own.
+    fn trial_scores(&self, query: ImageId, candidates: &[ImageId]) -> Vec<f32> {
+        let mut sum = vec![0f32; candidates.len()];
+        for m in &self.members {
+            sum.iter_mut()
+                .zip(m.trial_scores(query, candidates))
+                .for_each(|(s, x)| *s += x);
+        }
+        let n = self.members.len() as f32;
+        sum.into_iter().map(|s| s / n).collect()
     }
 }
 

@@ -9,6 +9,7 @@ use data::trials::sample_trials;
 use data::{ImageStore, Protocol, SplitIndex, SplitKind, Subset};
 use model::{Device, SiameseNet};
 
+use crate::adapt::AdaptConfig;
 use crate::baselines::{MhdScorer, PixelScorer};
 use crate::error::{EvalError, Result};
 use crate::evaluate::{TrialResult, evaluate};
@@ -56,9 +57,9 @@ enum Kind {
 }
 
 impl Kind {
-    fn scorer(&self, tta: bool) -> Result<Box<dyn Scorer>> {
+    fn scorer(&self, tta: bool, adapt: AdaptConfig) -> Result<Box<dyn Scorer>> {
         let model_scorer = |net: &Arc<SiameseNet>| -> Result<ModelScorer> {
-            let s = ModelScorer::new(net.clone(), 256)?;
+            let s = ModelScorer::new(net.clone(), 256)?.with_adaptation(adapt);
             Ok(if tta {
                 s.with_views(crate::scorer::shift_views())
             } else {
@@ -129,6 +130,8 @@ pub struct Session {
     tta: bool,
     /// Hubness correction strength (0: off).
     hubness: f32,
+    /// Support-set adaptation of the model's head (off unless its steps are > 0).
+    adapt: AdaptConfig,
     /// Characters trials are drawn from (all of the split unless restricted).
     subset: Subset,
     scorer: Box<dyn Scorer>,
@@ -176,10 +179,11 @@ impl Session {
             )));
         }
         Ok(Session {
-            scorer: kind.scorer(false)?,
+            scorer: kind.scorer(false, AdaptConfig::default())?,
             kind,
             tta: false,
             hubness: 0.0,
+            adapt: AdaptConfig::default(),
             subset: Subset::all(&store),
             store,
             split,
@@ -206,8 +210,17 @@ impl Session {
         Ok(self)
     }
 
+    /// Tunes the model's head to each trial's candidates before scoring it
+    /// (`adapt::AdaptConfig`; no effect on baselines).
+    pub fn with_adaptation(mut self, adapt: AdaptConfig) -> Result<Self> {
+        adapt.validate().map_err(EvalError::Invalid)?;
+        self.adapt = adapt;
+        self.scorer = self.build_scorer()?;
+        Ok(self)
+    }
+
     fn build_scorer(&self) -> Result<Box<dyn Scorer>> {
-        let scorer = self.kind.scorer(self.tta)?;
+        let scorer = self.kind.scorer(self.tta, self.adapt)?;
         Ok(if self.hubness > 0.0 {
             Box::new(HubnessCorrected::new(scorer, self.hubness))
         } else {

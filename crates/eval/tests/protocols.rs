@@ -301,3 +301,82 @@ fn ensemble_members_must_share_an_input_size() {
         "{msg}"
     );
 }
+
+#[test]
+fn support_adaptation_is_per_trial_and_reproducible() {
+    use std::sync::Arc;
+    let s = store(SyntheticSpec::new(2, 5, 4), 16);
+    let net = Arc::new(
+        model::SiameseNet::new(
+            &model::Arch::conv4(16, 4),
+            model::Init::Default,
+            0,
+            &model::Device::Cpu,
+        )
+        .unwrap(),
+    );
+    let adapt = eval::adapt::AdaptConfig {
+        views: 3,
+        steps: 5,
+        lr: 1.0,
+        l2: 0.1,
+        seed: 0,
+    };
+    let ids: Vec<ImageId> = (0..s.len() as u32).collect();
+    let mut plain = eval::ModelScorer::new(net.clone(), 8).unwrap();
+    let mut off = eval::ModelScorer::new(net.clone(), 8)
+        .unwrap()
+        .with_adaptation(eval::adapt::AdaptConfig { steps: 0, ..adapt });
+    let mut adapted = eval::ModelScorer::new(net.clone(), 8)
+        .unwrap()
+        .with_adaptation(adapt);
+    for scorer in [&mut plain, &mut off, &mut adapted] {
+        scorer.prepare(&s, &ids).unwrap();
+    }
+    // Prepared in two halves, in another order: each image's copies depend only on the seed
+    // and the image, so the scores are the same.
+    let mut halves = eval::ModelScorer::new(net.clone(), 3)
+        .unwrap()
+        .with_adaptation(adapt);
+    let (lo, hi) = ids.split_at(ids.len() / 2);
+    halves.prepare(&s, hi).unwrap();
+    halves.prepare(&s, lo).unwrap();
+
+    let trials = [
+        (0u32, vec![4u32, 9, 13, 17]),
+        (1, vec![4, 9, 13, 17]),
+        (2, vec![5, 8]),
+    ];
+    let mut changed = false;
+    for (q, cands) in &trials {
+        let base = plain.trial_scores(*q, cands);
+        assert_eq!(off.trial_scores(*q, cands), base);
+        let got = adapted.trial_scores(*q, cands);
+        assert_eq!(got.len(), cands.len());
+        assert!(got.iter().all(|x| x.is_finite()));
+        assert_eq!(halves.trial_scores(*q, cands), got);
+        changed |= got.iter().zip(&base).any(|(a, b)| (a - b).abs() > 1e-6);
+    }
+    assert!(changed, "adaptation left every score as it was");
+    // Pairwise similarity (used by the hubness correction) stays the trained head's.
+    assert_eq!(adapted.similarity(0, 4), plain.similarity(0, 4));
+    assert!(
+        adapted.name().contains("adapted: 5 steps"),
+        "{}",
+        adapted.name()
+    );
+
+    // An ensemble of one adapting member scores trials as that member does.
+    let mut alone = eval::EnsembleScorer::new(vec![
+        eval::ModelScorer::new(net, 8)
+            .unwrap()
+            .with_adaptation(adapt),
+    ])
+    .unwrap();
+    alone.prepare(&s, &ids).unwrap();
+    let (q, cands) = &trials[0];
+    assert_eq!(
+        alone.trial_scores(*q, cands),
+        adapted.trial_scores(*q, cands)
+    );
+}
