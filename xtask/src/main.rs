@@ -92,6 +92,9 @@ enum Command {
         /// Hubness correction for the model (see `eval --hubness`; 0: off).
         #[arg(long, value_name = "BETA", default_value_t = 0.0)]
         hubness: f32,
+        /// Support-set adaptation for the model (see `eval --adapt`; 0: off).
+        #[arg(long, value_name = "STEPS", default_value_t = 0)]
+        adapt: usize,
     },
     /// Training and embedding throughput and peak memory of both architectures.
     Bench {
@@ -185,6 +188,7 @@ fn main() -> Result<()> {
             device,
             tta,
             hubness,
+            adapt,
         } => {
             let dataset = dataset.unwrap_or_else(xtask::default_dataset_dir);
             let checkpoint = match (checkpoint, train) {
@@ -224,6 +228,7 @@ fn main() -> Result<()> {
                 device: model::parse_device(&device)?,
                 tta,
                 hubness,
+                adapt,
             };
             xtask::sweep::run(&opts)?;
         }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use data::{Protocol, SplitKind};
 use eval::Report;
+use eval::adapt::AdaptConfig;
 use eval::plot::{Chart, Series, write_chart};
 use eval::session::{Baseline, ScorerChoice, Session};
 use model::Device;
@@ -24,6 +25,8 @@ pub struct SweepOptions {
     pub tta: bool,
     /// Hubness correction for the model (see `eval --hubness`; 0: off).
     pub hubness: f32,
+    /// Support-set adaptation steps for the model (see `eval --adapt`; 0: off).
+    pub adapt: usize,
 }
 
 fn label(choice: &ScorerChoice) -> String {
@@ -45,9 +48,14 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
     for choice in &opts.scorers {
         let model = !matches!(choice, ScorerChoice::Baseline(_));
         let hubness = if model { opts.hubness } else { 0.0 };
+        let adapt = AdaptConfig {
+            steps: if model { opts.adapt } else { 0 },
+            ..AdaptConfig::default()
+        };
         let mut session = Session::open(choice, &opts.dataset, opts.split, &opts.device)
             .and_then(|s| s.with_tta(opts.tta))
             .and_then(|s| s.with_hubness(hubness))
+            .and_then(|s| s.with_adaptation(adapt))
             .with_context(|| format!("cannot set up {}", label(choice)))?;
         for &protocol in &opts.protocols {
             for &ways in &opts.ways {
@@ -58,6 +66,11 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
                 }
                 if hubness > 0.0 {
                     report.scorer.push_str(&format!(" + hubness {hubness}"));
+                }
+                if adapt.enabled() {
+                    report
+                        .scorer
+                        .push_str(&format!(" + adapted ({} steps)", adapt.steps));
                 }
                 eprintln!(
                     "{} {protocol} {ways}-way: {} ({:.1} s)",

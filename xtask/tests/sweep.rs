@@ -40,6 +40,7 @@ fn sweep_writes_every_output() {
         device: candle_core::Device::Cpu,
         tta: false,
         hubness: 0.25,
+        adapt: 3,
     };
     let reports = xtask::sweep::run(&opts).unwrap();
     assert_eq!(reports.len(), 2 * 2 * 2);
@@ -47,11 +48,13 @@ fn sweep_writes_every_output() {
     let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
     assert_eq!(md.lines().count(), 2 + 8);
     assert!(md.contains("| pixel NN | within-alphabet | 5 |"), "{md}");
-    // The hubness correction is the model's; the baseline is scored as it always was.
+    // The hubness correction and the adaptation are the model's; the baseline is scored as
+    // it always was.
     assert!(
-        md.contains("| siamese (m.safetensors) + hubness 0.25 | random | 2 |"),
+        md.contains("| siamese (m.safetensors) + hubness 0.25 + adapted (3 steps) | random | 2 |"),
         "{md}"
     );
+    assert!(md.contains("| pixel NN | random | 2 |"), "{md}");
     let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 8);
     let json: serde_json::Value =
