@@ -157,19 +157,23 @@ fn plots_are_written_as_png_and_svg() {
     assert!(text.starts_with("<svg") && text.contains("accuracy"));
 }
 
-#[test]
-fn test_time_views_average_embeddings() {
-    use std::sync::Arc;
-    let s = store(SyntheticSpec::new(2, 4, 4), 16);
-    let net = Arc::new(
+/// An untrained four-block network on 16x16 images.
+fn tiny_net(seed: u64) -> std::sync::Arc<model::SiameseNet> {
+    std::sync::Arc::new(
         model::SiameseNet::new(
             &model::Arch::conv4(16, 4),
             model::Init::Default,
-            0,
+            seed,
             &model::Device::Cpu,
         )
         .unwrap(),
-    );
+    )
+}
+
+#[test]
+fn test_time_views_average_embeddings() {
+    let s = store(SyntheticSpec::new(2, 4, 4), 16);
+    let net = tiny_net(0);
     let ids: Vec<ImageId> = (0..s.len() as u32).collect();
     let mut plain = eval::ModelScorer::new(net.clone(), 8).unwrap();
     let mut same = eval::ModelScorer::new(net.clone(), 8)
@@ -224,20 +228,8 @@ fn sessions_can_be_restricted_to_alphabets() {
 
 #[test]
 fn ensembles_score_the_mean_of_their_members_logits() {
-    use std::sync::Arc;
     let s = store(SyntheticSpec::new(2, 4, 4), 16);
-    let net = |seed| {
-        Arc::new(
-            model::SiameseNet::new(
-                &model::Arch::conv4(16, 4),
-                model::Init::Default,
-                seed,
-                &model::Device::Cpu,
-            )
-            .unwrap(),
-        )
-    };
-    let (a, b) = (net(0), net(1));
+    let (a, b) = (tiny_net(0), tiny_net(1));
     let ids: Vec<ImageId> = (0..s.len() as u32).collect();
     let mut one = eval::ModelScorer::new(a.clone(), 8).unwrap();
     let mut two = eval::ModelScorer::new(b.clone(), 8).unwrap();
@@ -304,17 +296,8 @@ fn ensemble_members_must_share_an_input_size() {
 
 #[test]
 fn support_adaptation_is_per_trial_and_reproducible() {
-    use std::sync::Arc;
     let s = store(SyntheticSpec::new(2, 5, 4), 16);
-    let net = Arc::new(
-        model::SiameseNet::new(
-            &model::Arch::conv4(16, 4),
-            model::Init::Default,
-            0,
-            &model::Device::Cpu,
-        )
-        .unwrap(),
-    );
+    let net = tiny_net(0);
     let adapt = eval::adapt::AdaptConfig {
         views: 3,
         steps: 5,
