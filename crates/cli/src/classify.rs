@@ -129,7 +129,7 @@ impl EvalArgs {
             steps: self.adapt,
             lr: self.adapt_lr,
             l2: self.adapt_l2,
-            seed: 0,
+            ..AdaptConfig::default()
         }
     }
 }

@@ -127,11 +127,11 @@ pub fn adapted_weights(
     copies: &[Vec<&[f32]>],
     cfg: &AdaptConfig,
 ) -> Vec<f32> {
-    let (contrib, owner) = contributions(w0, candidates, copies);
-    let mut a = vec![0f32; w0.len()];
-    if contrib.is_empty() || candidates.len() < 2 {
+    if candidates.len() < 2 || copies.iter().all(|c| c.is_empty()) {
         return w0.to_vec();
     }
+    let (contrib, owner) = contributions(w0, candidates, copies);
+    let mut a = vec![0f32; w0.len()];
     // A proximal step for the penalty: stable for any step size and penalty, where a plain
     // gradient step on it diverges once lr * l2 > 2. The clamp keeps exp() finite whatever
     // the step size; a factor of e^8 either way is far beyond any useful rescaling.

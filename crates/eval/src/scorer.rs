@@ -10,6 +10,9 @@ use rayon::prelude::*;
 use crate::adapt::{AdaptConfig, adapted_weights};
 use crate::error::Result;
 
+/// A head on the host: per-dimension weights and the bias (`model::net::head_logit`).
+type Head = (Vec<f32>, f32);
+
 /// Random stream of the adaptation's distorted copies (see `data::rng_for`).
 const STREAM_ADAPT_COPIES: u32 = 0xada9;
 
@@ -42,15 +45,15 @@ pub struct ModelScorer {
     views: Vec<AffineParams>,
     batch: usize,
     dim: usize,
-    head: (Vec<f32>, f32),
+    head: Head,
     slots: HashMap<ImageId, usize>,
     embeddings: Vec<f32>,
     /// Support-set adaptation (off unless `adapt.steps > 0`).
     adapt: AdaptConfig,
     /// `adapt.views` embeddings of distorted copies per slot, when adapting.
     copies: Vec<f32>,
-    /// Adapted head weights by candidate set: Lake's runs score 20 queries against one set.
-    adapted: Mutex<HashMap<Vec<ImageId>, Arc<Vec<f32>>>>,
+    /// Adapted heads by candidate set: Lake's runs score 20 queries against one set.
+    adapted: Mutex<HashMap<Vec<ImageId>, Arc<Head>>>,
 }
 
 impl ModelScorer {
@@ -94,19 +97,18 @@ impl ModelScorer {
             .collect()
     }
 
-    /// The adapted head weights for one candidate set, computed once per set.
-    fn adapted_head(&self, candidates: &[ImageId]) -> Arc<Vec<f32>> {
+    /// The adapted head (weights and the trained bias) for one candidate set, computed once
+    /// per set.
+    fn adapted_head(&self, candidates: &[ImageId]) -> Arc<Head> {
         let key = candidates.to_vec();
         if let Some(w) = self.adapted.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return w;
         }
         let embeddings: Vec<&[f32]> = candidates.iter().map(|&c| self.embedding(c)).collect();
         let copies: Vec<Vec<&[f32]>> = candidates.iter().map(|&c| self.copies_of(c)).collect();
-        let w = Arc::new(adapted_weights(
-            &self.head.0,
-            &embeddings,
-            &copies,
-            &self.adapt,
+        let w = Arc::new((
+            adapted_weights(&self.head.0, &embeddings, &copies, &self.adapt),
+            self.head.1,
         ));
         if let Ok(mut m) = self.adapted.lock() {
             m.insert(key, w.clone());
@@ -220,17 +222,12 @@ impl Scorer for ModelScorer {
     }
 
     fn trial_scores(&self, query: ImageId, candidates: &[ImageId]) -> Vec<f32> {
-        if !self.adapt.enabled() {
-            return candidates
-                .iter()
-                .map(|&c| self.similarity(query, c))
-                .collect();
-        }
-        let head = (self.adapted_head(candidates).to_vec(), self.head.1);
+        let adapted = self.adapt.enabled().then(|| self.adapted_head(candidates));
+        let head = adapted.as_deref().unwrap_or(&self.head);
         let q = self.embedding(query);
         candidates
             .iter()
-            .map(|&c| model::net::head_logit(&head, q, self.embedding(c)))
+            .map(|&c| model::net::head_logit(head, q, self.embedding(c)))
             .collect()
     }
 }
