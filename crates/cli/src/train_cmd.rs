@@ -67,6 +67,9 @@ pub struct TrainArgs {
     /// Episodes: treat 90-degree rotations of characters as new classes.
     #[arg(long)]
     rotations: Option<bool>,
+    /// Episodes: treat mirror images of characters (and of their rotations) as new classes.
+    #[arg(long)]
+    mirrors: Option<bool>,
     /// Episodes: weight of the balanced pair BCE next to the N-way cross-entropy.
     #[arg(long)]
     pair_weight: Option<f64>,
@@ -215,6 +218,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         queries,
         within_alphabet,
         rotations,
+        mirrors,
         pair_weight,
         symmetric,
         per_step,
@@ -232,6 +236,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         }
         if let Some(v) = a.rotations {
             *rotations = v
+        }
+        if let Some(v) = a.mirrors {
+            *mirrors = v
         }
         if let Some(v) = a.pair_weight {
             *pair_weight = v

@@ -1,7 +1,7 @@
 //! N-way training episodes: one support drawing of each of N characters and `queries` other
 //! drawings of each, so a loss can ask "which of the N is the query?" exactly as the one-shot
 //! test does. Episodes can be drawn within one alphabet (the hard, Lake/Koch case), and
-//! characters can be rotated by multiples of 90 degrees to make new classes.
+//! characters can be rotated by multiples of 90 degrees and mirrored to make new classes.
 
 use rand::Rng as _;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -25,8 +25,47 @@ pub struct EpisodeConfig {
     pub within_alphabet: f32,
     /// Treat each 90-degree rotation of a character as a class of its own.
     pub rotations: bool,
+    /// Treat the mirror image (left-right) of a character, and of each of its rotations, as a
+    /// class of its own.
+    pub mirrors: bool,
     pub augment: Option<AffineConfig>,
     pub side: usize,
+}
+
+/// How a class is made from a character: quarter turns, then (optionally) a mirror.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Variant {
+    pub quarter_turns: u8,
+    pub mirrored: bool,
+}
+
+impl Variant {
+    /// Composes the variant with a sampled distortion. The mirror flips the character's own
+    /// x axis (a negative x scale, applied before shear and rotation), so the distortion
+    /// stays in the ranges it was sampled from.
+    pub fn apply(self, p: &mut AffineParams) {
+        p.rotation_deg += 90.0 * self.quarter_turns as f32;
+        if self.mirrored {
+            p.scale_x = -p.scale_x;
+        }
+    }
+}
+
+impl EpisodeConfig {
+    /// Classes made from each character: 1, 4 (rotations), 2 (mirrors) or 8 (both).
+    pub fn variants(&self) -> usize {
+        (if self.rotations { 4 } else { 1 }) * (if self.mirrors { 2 } else { 1 })
+    }
+
+    /// Variant `k` (in `0..variants()`): the rotation is `k mod 4` quarter turns when rotations
+    /// are on; with mirrors, the upper half of the indices are the mirror images.
+    pub fn variant(&self, k: u8) -> Variant {
+        let turns = if self.rotations { 4 } else { 1 };
+        Variant {
+            quarter_turns: k % turns,
+            mirrored: self.mirrors && k >= turns,
+        }
+    }
 }
 
 impl Default for EpisodeConfig {
@@ -36,6 +75,7 @@ impl Default for EpisodeConfig {
             queries: 2,
             within_alphabet: 0.5,
             rotations: false,
+            mirrors: false,
             augment: None,
             side: 28,
         }
@@ -97,7 +137,8 @@ impl<'a> EpisodeSampler<'a> {
             }
             characters.push(imgs);
         }
-        let classes = characters.len() * if config.rotations { 4 } else { 1 };
+        let variants = config.variants();
+        let classes = characters.len() * variants;
         if classes < config.ways {
             return Err(DataError::NotEnoughCharacters {
                 ways: config.ways,
@@ -108,7 +149,7 @@ impl<'a> EpisodeSampler<'a> {
         let alphabets = groups
             .into_iter()
             .map(|(_, v)| v)
-            .filter(|v| v.len() * if config.rotations { 4 } else { 1 } >= config.ways)
+            .filter(|v| v.len() * variants >= config.ways)
             .collect();
         Ok(EpisodeSampler {
             store,
@@ -127,21 +168,21 @@ impl<'a> EpisodeSampler<'a> {
         self.config.ways * (1 + self.config.queries)
     }
 
-    /// Classes (character position, quarter turns) of episode `index`.
+    /// Classes (character position, variant) of episode `index`; see [`EpisodeConfig::variant`].
     fn classes(&self, rng: &mut crate::Rng) -> Vec<(usize, u8)> {
         let ways = self.config.ways;
-        let turns = if self.config.rotations { 4 } else { 1 };
+        let variants = self.config.variants();
         let pool: Vec<usize> =
             if !self.alphabets.is_empty() && rng.random_bool(self.config.within_alphabet as f64) {
                 self.alphabets.choose(rng).expect("non-empty").clone()
             } else {
                 (0..self.characters.len()).collect()
             };
-        // Sample distinct (character, turn) classes.
-        let total = pool.len() * turns;
+        // Sample distinct (character, variant) classes.
+        let total = pool.len() * variants;
         rand::seq::index::sample(rng, total, ways)
             .into_iter()
-            .map(|k| (pool[k / turns], (k % turns) as u8))
+            .map(|k| (pool[k / variants], (k % variants) as u8))
             .collect()
     }
 
@@ -153,18 +194,18 @@ impl<'a> EpisodeSampler<'a> {
         // For each class: a support and `queries` other drawings.
         let mut picks: Vec<(ImageId, u8, u32)> = Vec::with_capacity(self.images_per_episode());
         let mut queries = Vec::new();
-        for (label, &(c, turn)) in classes.iter().enumerate() {
+        for (label, &(c, variant)) in classes.iter().enumerate() {
             let imgs = &self.characters[c];
             let mut chosen: Vec<ImageId> = imgs
                 .choose_multiple(&mut rng, (1 + cfg.queries).min(imgs.len()))
                 .copied()
                 .collect();
             chosen.shuffle(&mut rng);
-            picks.push((chosen[0], turn, label as u32));
+            picks.push((chosen[0], variant, label as u32));
             for q in 0..cfg.queries {
                 // With fewer drawings than queries, repeat (augmentation makes them differ).
                 let id = chosen[1 + q % (chosen.len() - 1)];
-                queries.push((id, turn, label as u32));
+                queries.push((id, variant, label as u32));
             }
         }
         picks.extend(queries);
@@ -179,13 +220,13 @@ impl<'a> EpisodeSampler<'a> {
             .par_chunks_mut(n)
             .zip(picks.par_iter())
             .enumerate()
-            .for_each(|(i, (out, &(id, turn, _)))| {
+            .for_each(|(i, (out, &(id, variant, _)))| {
                 let mut rng = crate::rng_for(self.seed, STREAM_EPISODES, index, 1 + i as u64);
                 let mut p = match &cfg.augment {
                     Some(a) => a.sample(&mut rng),
                     None => AffineParams::identity(),
                 };
-                p.rotation_deg += 90.0 * turn as f32;
+                cfg.variant(variant).apply(&mut p);
                 if p == AffineParams::identity() && self.store.side() == cfg.side {
                     self.store.write_f32(id, out);
                 } else {
@@ -257,10 +298,87 @@ mod tests {
         assert!(EpisodeSampler::new(&s, &Subset::all(&s), plain.clone(), 0).is_err());
         let rotated = EpisodeConfig {
             rotations: true,
-            ..plain
+            ..plain.clone()
         };
         let sampler = EpisodeSampler::new(&s, &Subset::all(&s), rotated, 0).unwrap();
         let e = sampler.episode(0);
         assert_eq!(e.labels.len(), 5);
+        // Mirrors alone double the 3 characters to 6 classes; both make 24.
+        let mirrored = EpisodeConfig {
+            mirrors: true,
+            ..plain.clone()
+        };
+        assert!(EpisodeSampler::new(&s, &Subset::all(&s), mirrored, 0).is_ok());
+        let too_many = EpisodeConfig {
+            ways: 7,
+            mirrors: true,
+            ..plain.clone()
+        };
+        assert!(EpisodeSampler::new(&s, &Subset::all(&s), too_many, 0).is_err());
+        let both = EpisodeConfig {
+            ways: 24,
+            rotations: true,
+            mirrors: true,
+            ..plain
+        };
+        let sampler = EpisodeSampler::new(&s, &Subset::all(&s), both, 0).unwrap();
+        assert_eq!(sampler.episode(3).labels.len(), 24);
+    }
+
+    #[test]
+    fn variants_enumerate_turns_then_mirrors() {
+        let cfg = |rotations, mirrors| EpisodeConfig {
+            rotations,
+            mirrors,
+            ..Default::default()
+        };
+        let v = |quarter_turns, mirrored| Variant {
+            quarter_turns,
+            mirrored,
+        };
+        assert_eq!(cfg(false, false).variants(), 1);
+        assert_eq!(cfg(true, false).variants(), 4);
+        assert_eq!(cfg(false, true).variants(), 2);
+        assert_eq!(cfg(true, true).variants(), 8);
+        // Rotations alone keep their old numbering, so earlier runs reproduce.
+        assert_eq!(cfg(true, false).variant(3), v(3, false));
+        assert_eq!(cfg(false, true).variant(1), v(0, true));
+        assert_eq!(cfg(true, true).variant(2), v(2, false));
+        assert_eq!(cfg(true, true).variant(6), v(2, true));
+    }
+
+    #[test]
+    fn a_mirrored_class_is_the_left_right_flip_of_its_drawings() {
+        // One character per alphabet and two ways: every episode holds a character and its
+        // mirror image, so both variants show up among the supports.
+        let s = store(SyntheticSpec::new(1, 1, 4), 12);
+        let cfg = EpisodeConfig {
+            ways: 2,
+            queries: 1,
+            within_alphabet: 0.0,
+            mirrors: true,
+            side: 12,
+            ..Default::default()
+        };
+        let sampler = EpisodeSampler::new(&s, &Subset::all(&s), cfg, 9).unwrap();
+        let n = 144;
+        let mut plain = vec![0f32; n];
+        for index in 0..6 {
+            let e = sampler.episode(index);
+            let mut flips = 0;
+            for (i, &id) in e.ids.iter().enumerate() {
+                s.write_f32(id, &mut plain);
+                let got = &e.images[i * n..(i + 1) * n];
+                let flipped: Vec<f32> = (0..n).map(|p| plain[p / 12 * 12 + 11 - p % 12]).collect();
+                assert!(plain != flipped, "the synthetic drawing is not symmetric");
+                if got == flipped.as_slice() {
+                    flips += 1;
+                } else {
+                    assert_eq!(got, plain.as_slice(), "image {i} of episode {index}");
+                }
+            }
+            // The mirrored class's support and query, and nothing else.
+            assert_eq!(flips, 2, "episode {index}");
+        }
     }
 }

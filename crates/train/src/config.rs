@@ -56,6 +56,9 @@ pub enum Objective {
         within_alphabet: f32,
         /// Each 90-degree rotation of a character is a class of its own.
         rotations: bool,
+        /// The mirror image of a character (and of each rotation) is a class of its own.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        mirrors: bool,
         pair_weight: f64,
         /// Also score each support against the queries (cross-entropy over the columns of the
         /// logits), averaged with the queries' cross-entropy; needs `queries = 1`.
@@ -77,6 +80,7 @@ impl Objective {
             queries: 2,
             within_alphabet: 0.5,
             rotations: false,
+            mirrors: false,
             pair_weight: 0.5,
             symmetric: false,
             per_step: 1,

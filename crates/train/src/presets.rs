@@ -40,6 +40,7 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
             queries: 1,
             within_alphabet: 0.5,
             rotations: true,
+            mirrors: false,
             pair_weight: 0.5,
             symmetric: false,
             per_step: 1,

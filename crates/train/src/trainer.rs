@@ -198,6 +198,7 @@ impl Trainer {
                 queries,
                 within_alphabet,
                 rotations,
+                mirrors,
                 per_step,
                 ..
             } => {
@@ -206,6 +207,7 @@ impl Trainer {
                     queries: *queries,
                     within_alphabet: *within_alphabet,
                     rotations: *rotations,
+                    mirrors: *mirrors,
                     augment: config.pairs.augment.clone(),
                     side: config.pairs.side,
                 };
