@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use data::episodes::EpisodeConfig;
 use data::{PairConfig, Protocol, ValidationConfig};
 use model::{Arch, Init};
 use serde::{Deserialize, Serialize};
@@ -163,6 +164,30 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// What the episode sampler draws, for an episodes objective (the distortions and the
+    /// image side are the pairs' ones).
+    pub fn episode_config(&self) -> Option<EpisodeConfig> {
+        match &self.objective {
+            Objective::Pairs => None,
+            Objective::Episodes {
+                ways,
+                queries,
+                within_alphabet,
+                rotations,
+                mirrors,
+                ..
+            } => Some(EpisodeConfig {
+                ways: *ways,
+                queries: *queries,
+                within_alphabet: *within_alphabet,
+                rotations: *rotations,
+                mirrors: *mirrors,
+                augment: self.pairs.augment.clone(),
+                side: self.pairs.side,
+            }),
+        }
+    }
+
     pub fn steps_per_epoch(&self) -> u64 {
         match &self.objective {
             Objective::Pairs => self
@@ -286,6 +311,32 @@ mod tests {
             ..TrainConfig::default()
         };
         assert_eq!(TrainConfig::from_toml(&off.to_toml()).unwrap(), off);
+    }
+
+    #[test]
+    fn mirrors_reach_the_sampler_and_older_configs_read_as_without() {
+        let mut cfg = crate::presets::preset("quick").unwrap();
+        let before = cfg.to_toml();
+        assert!(!before.contains("mirrors"), "off is not written: {before}");
+        let sampler = cfg.episode_config().unwrap();
+        assert_eq!((sampler.rotations, sampler.mirrors), (true, false));
+        assert_eq!(sampler.side, cfg.pairs.side);
+        if let Objective::Episodes { mirrors, .. } = &mut cfg.objective {
+            *mirrors = true;
+        }
+        let text = cfg.to_toml();
+        assert!(text.contains("mirrors = true"), "{text}");
+        let back = TrainConfig::from_toml(&text).unwrap();
+        assert_eq!(back.episode_config().unwrap().variants(), 8);
+        assert_eq!(
+            TrainConfig::from_toml(&before)
+                .unwrap()
+                .episode_config()
+                .unwrap()
+                .variants(),
+            4
+        );
+        assert!(TrainConfig::default().episode_config().is_none());
     }
 
     #[test]

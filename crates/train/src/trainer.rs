@@ -7,7 +7,7 @@ use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use data::episodes::{EpisodeBatch, EpisodeConfig, EpisodeSampler};
+use data::episodes::{EpisodeBatch, EpisodeSampler};
 use data::trials::{check_ways, sample_trials};
 use data::{ImageStore, PairBatch, PairConfig, PairSampler, SplitIndex, SplitKind, Subset, Trial};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -193,24 +193,10 @@ impl Trainer {
                 config.pairs.clone(),
                 config.seed,
             )?),
-            Objective::Episodes {
-                ways,
-                queries,
-                within_alphabet,
-                rotations,
-                mirrors,
-                per_step,
-                ..
-            } => {
-                let cfg = EpisodeConfig {
-                    ways: *ways,
-                    queries: *queries,
-                    within_alphabet: *within_alphabet,
-                    rotations: *rotations,
-                    mirrors: *mirrors,
-                    augment: config.pairs.augment.clone(),
-                    side: config.pairs.side,
-                };
+            Objective::Episodes { per_step, .. } => {
+                let cfg = config
+                    .episode_config()
+                    .expect("an episodes objective has an episode config");
                 Sampler::Episodes(
                     EpisodeSampler::new(&store, &partition.train, cfg, config.seed)?,
                     *per_step,

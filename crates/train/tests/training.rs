@@ -198,6 +198,7 @@ fn episodes_learn(name: &str, queries: usize, symmetric: bool) {
         queries,
         within_alphabet: 0.5,
         rotations: false,
+        mirrors: false,
         pair_weight: 0.5,
         symmetric,
         per_step: 2,
