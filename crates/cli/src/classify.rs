@@ -102,6 +102,11 @@ pub struct EvalArgs {
     /// Test-time augmentation: average each embedding over the image and four 2-pixel shifts.
     #[arg(long)]
     tta: bool,
+    /// Paired turns: score each pair N times (1, 2 or 4), both images turned by the same
+    /// multiple of 360/N degrees, and average the logits (1: off). For models trained with
+    /// rotation classes.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    turns: usize,
     /// Hubness correction: lower each candidate's score by BETA times its mean similarity to
     /// its 3 nearest fellow candidates (0: off; 0.25 was chosen on the validation split).
     #[arg(long, value_name = "BETA", default_value_t = 0.0)]
@@ -141,6 +146,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let (report, _) = if a.protocol == "runs" {
         let mut session = Session::for_runs(&choice, &device)?
             .with_tta(a.tta)?
+            .with_turns(a.turns)?
             .with_hubness(a.hubness)?
             .with_adaptation(a.adaptation())?;
         session.runs(&a.runs_dir)?
@@ -148,6 +154,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
         let mut session = Session::open(&choice, &dataset, a.split, &device)?
             .with_tta(a.tta)?
+            .with_turns(a.turns)?
             .with_hubness(a.hubness)?
             .with_adaptation(a.adaptation())?;
         if !a.alphabets.is_empty() {

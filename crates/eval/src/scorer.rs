@@ -43,10 +43,14 @@ pub struct ModelScorer {
     /// Test-time views: each image's embedding is the mean over these distortions (empty:
     /// the image as it is).
     views: Vec<AffineParams>,
+    /// Paired turns: each pair is scored this many times, both images turned by the same
+    /// multiple of `360 / turns` degrees, and the head's logits are averaged (1: off).
+    turns: usize,
     batch: usize,
     dim: usize,
     head: Head,
     slots: HashMap<ImageId, usize>,
+    /// `turns` embeddings per slot, the upright one first.
     embeddings: Vec<f32>,
     /// Support-set adaptation (off unless `adapt.steps > 0`).
     adapt: AdaptConfig,
@@ -64,6 +68,7 @@ impl ModelScorer {
             head: net.head_host()?,
             net,
             views: Vec::new(),
+            turns: 1,
             slots: HashMap::new(),
             embeddings: Vec::new(),
             adapt: AdaptConfig::default(),
@@ -84,9 +89,27 @@ impl ModelScorer {
         self
     }
 
+    /// Scores each pair `turns` times (1, 2 or 4), both images turned by the same multiple of
+    /// `360 / turns` degrees, and averages the head's logits: for networks trained with
+    /// rotation classes, to which a turned pair is as familiar as an upright one.
+    pub fn with_turns(mut self, turns: usize) -> Result<Self> {
+        if ![1, 2, 4].contains(&turns) {
+            return Err(crate::EvalError::Invalid(format!(
+                "paired turns must be 1, 2 or 4, not {turns}"
+            )));
+        }
+        self.turns = turns;
+        Ok(self)
+    }
+
     fn embedding(&self, id: ImageId) -> &[f32] {
-        let slot = self.slots[&id];
-        &self.embeddings[slot * self.dim..(slot + 1) * self.dim]
+        self.embedding_turned(id, 0)
+    }
+
+    /// The embedding of image `id` turned by `k * 360 / turns` degrees.
+    fn embedding_turned(&self, id: ImageId, k: usize) -> &[f32] {
+        let at = (self.slots[&id] * self.turns + k) * self.dim;
+        &self.embeddings[at..at + self.dim]
     }
 
     fn copies_of(&self, id: ImageId) -> Vec<&[f32]> {
@@ -116,6 +139,35 @@ impl ModelScorer {
         w
     }
 
+    /// Embeds `ids` turned by `k * 360 / turns` degrees, averaged over the test-time views if
+    /// there are any.
+    fn embed_turned(&self, store: &ImageStore, ids: &[ImageId], k: usize) -> Result<Vec<f32>> {
+        let degrees = 360.0 * k as f32 / self.turns as f32;
+        if self.views.is_empty() {
+            return if k == 0 {
+                Ok(self.net.embed_images(&store.batch_f32(ids), self.batch)?)
+            } else {
+                let turn = AffineParams {
+                    rotation_deg: degrees,
+                    ..AffineParams::identity()
+                };
+                self.embed_warped(store, ids, |_| turn)
+            };
+        }
+        let mut sum = vec![0f32; ids.len() * self.dim];
+        for view in &self.views {
+            let turned = AffineParams {
+                rotation_deg: view.rotation_deg + degrees,
+                ..*view
+            };
+            let e = self.embed_warped(store, ids, |_| turned)?;
+            sum.iter_mut().zip(e).for_each(|(a, b)| *a += b);
+        }
+        let n = self.views.len() as f32;
+        sum.iter_mut().for_each(|v| *v /= n);
+        Ok(sum)
+    }
+
     /// Embeds `ids` (store images), each warped by its own transform from `warp`.
     fn embed_warped(
         &self,
@@ -131,6 +183,23 @@ impl ModelScorer {
             .zip(ids.par_iter())
             .for_each(|(out, &id)| warp(id).warp_u8(store.pixels(id), side, out, side));
         Ok(self.net.embed_images(&images, self.batch)?)
+    }
+
+    /// `head`'s logit for the pair, averaged over the paired turns.
+    fn logit(&self, head: &Head, a: ImageId, b: ImageId) -> f32 {
+        if self.turns == 1 {
+            return model::net::head_logit(head, self.embedding(a), self.embedding(b));
+        }
+        let sum: f32 = (0..self.turns)
+            .map(|k| {
+                model::net::head_logit(
+                    head,
+                    self.embedding_turned(a, k),
+                    self.embedding_turned(b, k),
+                )
+            })
+            .sum();
+        sum / self.turns as f32
     }
 
     /// Number of distinct images embedded so far.
@@ -155,7 +224,12 @@ impl Scorer for ModelScorer {
         } else {
             String::new()
         };
-        format!("siamese ({}{tta}{adapt})", self.net.arch().name)
+        let turns = if self.turns > 1 {
+            format!(", {} paired turns", self.turns)
+        } else {
+            String::new()
+        };
+        format!("siamese ({}{tta}{turns}{adapt})", self.net.arch().name)
     }
 
     fn prepare(&mut self, store: &ImageStore, ids: &[ImageId]) -> Result<()> {
@@ -177,19 +251,14 @@ impl Scorer for ModelScorer {
         if fresh.is_empty() {
             return Ok(());
         }
-        let emb = if self.views.is_empty() {
-            self.net
-                .embed_images(&store.batch_f32(&fresh), self.batch)?
-        } else {
-            let mut sum = vec![0f32; fresh.len() * self.dim];
-            for view in &self.views {
-                let e = self.embed_warped(store, &fresh, |_| *view)?;
-                sum.iter_mut().zip(e).for_each(|(a, b)| *a += b);
+        let mut emb = vec![0f32; fresh.len() * self.turns * self.dim];
+        for k in 0..self.turns {
+            let turned = self.embed_turned(store, &fresh, k)?;
+            for (i, row) in turned.chunks(self.dim).enumerate() {
+                let at = (i * self.turns + k) * self.dim;
+                emb[at..at + self.dim].copy_from_slice(row);
             }
-            let k = self.views.len() as f32;
-            sum.iter_mut().for_each(|v| *v /= k);
-            sum
-        };
+        }
         if self.adapt.enabled() {
             // Copy k of every image, one batch of images per k; the result is laid out
             // image-major like the slots.
@@ -218,16 +287,15 @@ impl Scorer for ModelScorer {
     }
 
     fn similarity(&self, a: ImageId, b: ImageId) -> f32 {
-        model::net::head_logit(&self.head, self.embedding(a), self.embedding(b))
+        self.logit(&self.head, a, b)
     }
 
     fn trial_scores(&self, query: ImageId, candidates: &[ImageId]) -> Vec<f32> {
         let adapted = self.adapt.enabled().then(|| self.adapted_head(candidates));
         let head = adapted.as_deref().unwrap_or(&self.head);
-        let q = self.embedding(query);
         candidates
             .iter()
-            .map(|&c| model::net::head_logit(head, q, self.embedding(c)))
+            .map(|&c| self.logit(head, query, c))
             .collect()
     }
 }

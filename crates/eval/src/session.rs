@@ -57,9 +57,11 @@ enum Kind {
 }
 
 impl Kind {
-    fn scorer(&self, tta: bool, adapt: AdaptConfig) -> Result<Box<dyn Scorer>> {
+    fn scorer(&self, tta: bool, turns: usize, adapt: AdaptConfig) -> Result<Box<dyn Scorer>> {
         let model_scorer = |net: &Arc<SiameseNet>| -> Result<ModelScorer> {
-            let s = ModelScorer::new(net.clone(), 256)?.with_adaptation(adapt);
+            let s = ModelScorer::new(net.clone(), 256)?
+                .with_adaptation(adapt)
+                .with_turns(turns)?;
             Ok(if tta {
                 s.with_views(crate::scorer::shift_views())
             } else {
@@ -128,6 +130,8 @@ fn check_sides(paths: &[PathBuf], nets: &[Arc<SiameseNet>]) -> Result<()> {
 pub struct Session {
     kind: Kind,
     tta: bool,
+    /// Paired turns of the model's pairs (1: off; `ModelScorer::with_turns`).
+    turns: usize,
     /// Hubness correction strength (0: off).
     hubness: f32,
     /// Support-set adaptation of the model's head (off unless its steps are > 0).
@@ -179,9 +183,10 @@ impl Session {
             )));
         }
         Ok(Session {
-            scorer: kind.scorer(false, AdaptConfig::default())?,
+            scorer: kind.scorer(false, 1, AdaptConfig::default())?,
             kind,
             tta: false,
+            turns: 1,
             hubness: 0.0,
             adapt: AdaptConfig::default(),
             subset: Subset::all(&store),
@@ -193,6 +198,14 @@ impl Session {
     /// Averages model embeddings over a few shifted views (no effect on baselines).
     pub fn with_tta(mut self, tta: bool) -> Result<Self> {
         self.tta = tta;
+        self.scorer = self.build_scorer()?;
+        Ok(self)
+    }
+
+    /// Scores each pair of the model `turns` times (1, 2 or 4), both images turned alike, and
+    /// averages the logits (no effect on baselines).
+    pub fn with_turns(mut self, turns: usize) -> Result<Self> {
+        self.turns = turns;
         self.scorer = self.build_scorer()?;
         Ok(self)
     }
@@ -220,7 +233,7 @@ impl Session {
     }
 
     fn build_scorer(&self) -> Result<Box<dyn Scorer>> {
-        let scorer = self.kind.scorer(self.tta, self.adapt)?;
+        let scorer = self.kind.scorer(self.tta, self.turns, self.adapt)?;
         Ok(if self.hubness > 0.0 {
             Box::new(HubnessCorrected::new(scorer, self.hubness))
         } else {

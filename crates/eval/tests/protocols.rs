@@ -196,6 +196,81 @@ fn test_time_views_average_embeddings() {
     assert!(shifted.name().contains("5 views"));
 }
 
+/// The image turned by a quarter turn, by index arithmetic.
+fn quarter_turn(pixels: &[f32], side: usize) -> Vec<f32> {
+    (0..side * side)
+        .map(|p| pixels[(p % side) * side + side - 1 - p / side])
+        .collect()
+}
+
+#[test]
+fn paired_turns_average_the_logits_of_both_images_turned_alike() {
+    let s = store(SyntheticSpec::new(2, 4, 4), 16);
+    let net = tiny_net(0);
+    let ids: Vec<ImageId> = (0..s.len() as u32).collect();
+    let mut plain = eval::ModelScorer::new(net.clone(), 8).unwrap();
+    let mut one = eval::ModelScorer::new(net.clone(), 8)
+        .unwrap()
+        .with_turns(1)
+        .unwrap();
+    let mut half = eval::ModelScorer::new(net.clone(), 8)
+        .unwrap()
+        .with_turns(2)
+        .unwrap();
+    let mut four = eval::ModelScorer::new(net.clone(), 3)
+        .unwrap()
+        .with_turns(4)
+        .unwrap();
+    for scorer in [&mut plain, &mut one, &mut half, &mut four] {
+        scorer.prepare(&s, &ids).unwrap();
+    }
+    let head = net.head_host().unwrap();
+    // Expected: the logits of the pair turned by hand 0..4 quarter turns (the set of turns
+    // is the same whichever way the scorer turns), averaged.
+    let expected = |a: ImageId, b: ImageId, turns: usize| -> f32 {
+        let (mut x, mut y) = (s.image_f32(a), s.image_f32(b));
+        let mut logits = Vec::new();
+        for k in 0..4 {
+            if k % (4 / turns) == 0 {
+                let mut both = x.clone();
+                both.extend(&y);
+                let e = net.embed_images(&both, 2).unwrap();
+                let (ea, eb) = e.split_at(e.len() / 2);
+                logits.push(model::net::head_logit(&head, ea, eb));
+            }
+            x = quarter_turn(&x, 16);
+            y = quarter_turn(&y, 16);
+        }
+        logits.iter().sum::<f32>() / logits.len() as f32
+    };
+    let mut differs = false;
+    for (a, b) in [(0, 5), (3, 9), (2, 3), (7, 12)] {
+        assert_eq!(one.similarity(a, b), plain.similarity(a, b));
+        let got = four.similarity(a, b);
+        let want = expected(a, b, 4);
+        assert!(
+            (got - want).abs() < 1e-4,
+            "4 turns ({a}, {b}): {got} vs {want}"
+        );
+        let got = half.similarity(a, b);
+        let want = expected(a, b, 2);
+        assert!(
+            (got - want).abs() < 1e-4,
+            "2 turns ({a}, {b}): {got} vs {want}"
+        );
+        differs |= (four.similarity(a, b) - plain.similarity(a, b)).abs() > 1e-4;
+        assert_eq!(four.trial_scores(a, &[b, a])[0], four.similarity(a, b));
+    }
+    assert!(differs, "turning changed no score");
+    assert!(four.name().contains("4 paired turns"), "{}", four.name());
+    let err = eval::ModelScorer::new(net, 8)
+        .unwrap()
+        .with_turns(3)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("1, 2 or 4"), "{err}");
+}
+
 #[test]
 fn sessions_can_be_restricted_to_alphabets() {
     let tmp = tempfile::tempdir().unwrap();
