@@ -89,6 +89,9 @@ enum Command {
         /// Test-time augmentation for the model (see `eval --tta`).
         #[arg(long)]
         tta: bool,
+        /// Paired turns for the model (see `eval --turns`; 1: off).
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        turns: usize,
         /// Hubness correction for the model (see `eval --hubness`; 0: off).
         #[arg(long, value_name = "BETA", default_value_t = 0.0)]
         hubness: f32,
@@ -187,6 +190,7 @@ fn main() -> Result<()> {
             out_dir,
             device,
             tta,
+            turns,
             hubness,
             adapt,
         } => {
@@ -227,6 +231,7 @@ fn main() -> Result<()> {
                 out_dir,
                 device: model::parse_device(&device)?,
                 tta,
+                turns,
                 hubness,
                 adapt,
             };

@@ -23,6 +23,8 @@ pub struct SweepOptions {
     pub device: Device,
     /// Test-time augmentation for the model (see `eval --tta`).
     pub tta: bool,
+    /// Paired turns for the model (see `eval --turns`; 1: off).
+    pub turns: usize,
     /// Hubness correction for the model (see `eval --hubness`; 0: off).
     pub hubness: f32,
     /// Support-set adaptation steps for the model (see `eval --adapt`; 0: off).
@@ -54,6 +56,7 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
         };
         let mut session = Session::open(choice, &opts.dataset, opts.split, &opts.device)
             .and_then(|s| s.with_tta(opts.tta))
+            .and_then(|s| s.with_turns(opts.turns))
             .and_then(|s| s.with_hubness(hubness))
             .and_then(|s| s.with_adaptation(adapt))
             .with_context(|| format!("cannot set up {}", label(choice)))?;
@@ -63,6 +66,11 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
                 report.scorer = label(choice);
                 if opts.tta && model {
                     report.scorer.push_str(" + TTA");
+                }
+                if opts.turns > 1 && model {
+                    report
+                        .scorer
+                        .push_str(&format!(" + {} paired turns", opts.turns));
                 }
                 if hubness > 0.0 {
                     report.scorer.push_str(&format!(" + hubness {hubness}"));

@@ -39,6 +39,7 @@ fn sweep_writes_every_output() {
         out_dir: out.clone(),
         device: candle_core::Device::Cpu,
         tta: false,
+        turns: 2,
         hubness: 0.25,
         adapt: 3,
     };
@@ -48,10 +49,12 @@ fn sweep_writes_every_output() {
     let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
     assert_eq!(md.lines().count(), 2 + 8);
     assert!(md.contains("| pixel NN | within-alphabet | 5 |"), "{md}");
-    // The hubness correction and the adaptation are the model's; the baseline is scored as
-    // it always was.
+    // The paired turns, the hubness correction and the adaptation are the model's; the
+    // baseline is scored as it always was.
     assert!(
-        md.contains("| siamese (m.safetensors) + hubness 0.25 + adapted (3 steps) | random | 2 |"),
+        md.contains(
+            "| siamese (m.safetensors) + 2 paired turns + hubness 0.25 + adapted (3 steps) | random | 2 |"
+        ),
         "{md}"
     );
     assert!(md.contains("| pixel NN | random | 2 |"), "{md}");
