@@ -178,6 +178,27 @@ fn train_eval_classify_verify() {
         .arg(&files[1]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("p(same character) = "), "{text}");
+    // Paired turns score the same two files four ways and average the logits.
+    let turned = run(bin()
+        .arg("verify")
+        .arg("--checkpoint")
+        .arg(&f.model)
+        .args(["--turns", "4"])
+        .arg(&files[0])
+        .arg(&files[1]));
+    let turned = String::from_utf8_lossy(&turned.stdout);
+    assert!(turned.starts_with("p(same character) = "), "{turned}");
+    assert!(turned.contains("mean of 4 paired turns"), "{turned}");
+    let err = fails(
+        bin()
+            .arg("verify")
+            .arg("--checkpoint")
+            .arg(&f.model)
+            .args(["--turns", "3"])
+            .arg(&files[0])
+            .arg(&files[1]),
+    );
+    assert!(err.contains("1, 2 or 4"), "{err}");
 
     // Export drops the optimizer state; the exported file scores exactly like the checkpoint.
     let last = f.root.join("runs/tiny/last.safetensors");
