@@ -34,6 +34,9 @@ pub struct ScorerArgs {
     /// with rotation classes, like the shipped one; 4 was checked on the validation split.
     #[arg(long, value_name = "N", default_value_t = 1)]
     turns: usize,
+    /// Also score each (turned) pair with both images mirrored left-right (twice the work).
+    #[arg(long)]
+    mirror_pairs: bool,
 }
 
 impl ScorerArgs {
@@ -153,6 +156,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let mut session = Session::for_runs(&choice, &device)?
             .with_tta(a.tta)?
             .with_turns(a.scorer.turns)?
+            .with_mirrored_pairs(a.scorer.mirror_pairs)?
             .with_hubness(a.hubness)?
             .with_adaptation(a.adaptation())?;
         session.runs(&a.runs_dir)?
@@ -161,6 +165,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let mut session = Session::open(&choice, &dataset, a.split, &device)?
             .with_tta(a.tta)?
             .with_turns(a.scorer.turns)?
+            .with_mirrored_pairs(a.scorer.mirror_pairs)?
             .with_hubness(a.hubness)?
             .with_adaptation(a.adaptation())?;
         if !a.alphabets.is_empty() {
@@ -220,8 +225,9 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
         return classify_files(&a, &choice, &device, query);
     }
     let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
-    let mut session =
-        Session::open(&choice, &dataset, a.split, &device)?.with_turns(a.scorer.turns)?;
+    let mut session = Session::open(&choice, &dataset, a.split, &device)?
+        .with_turns(a.scorer.turns)?
+        .with_mirrored_pairs(a.scorer.mirror_pairs)?;
     let (_, results) = session.sampled(a.protocol, a.ways, 1, a.seed)?;
     let r = &results[0];
     let store = &session.store;
@@ -287,7 +293,7 @@ fn classify_files(
         .iter()
         .map(|p| load(p))
         .collect::<Result<_>>()?;
-    let (name, scores) = file_logits(net, a.scorer.turns, &q, &cands)?;
+    let (name, scores) = file_logits(net, &a.scorer, &q, &cands)?;
     let names: Vec<String> = a
         .candidates
         .iter()
@@ -306,7 +312,7 @@ fn classify_files(
 /// options such as paired turns apply. Returns the scorer's name too.
 fn file_logits(
     net: Arc<SiameseNet>,
-    turns: usize,
+    options: &ScorerArgs,
     query: &[f32],
     candidates: &[Vec<f32>],
 ) -> Result<(String, Vec<f32>)> {
@@ -321,7 +327,9 @@ fn file_logits(
     }
     let store = b.finish();
     let ids: Vec<ImageId> = (0..store.len() as ImageId).collect();
-    let mut scorer = ModelScorer::new(net, 64)?.with_turns(turns)?;
+    let mut scorer = ModelScorer::new(net, 64)?
+        .with_turns(options.turns)?
+        .with_mirrored_pairs(options.mirror_pairs);
     scorer.prepare(&store, &ids)?;
     Ok((scorer.name(), scorer.trial_scores(ids[0], &ids[1..])))
 }
@@ -410,12 +418,13 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
         load_user_image(&a.a, side).with_context(|| format!("cannot use {}", a.a.display()))?;
     let second =
         load_user_image(&a.b, side).with_context(|| format!("cannot use {}", a.b.display()))?;
-    let (_, logits) = file_logits(net, a.scorer.turns, &first, &[second])?;
+    let (_, logits) = file_logits(net, &a.scorer, &first, &[second])?;
     let logit = logits[0];
     let p = sigmoid(logit);
-    let turns = match a.scorer.turns {
-        1 => String::new(),
-        n => format!(", mean of {n} paired turns"),
+    let turns = match (a.scorer.turns, a.scorer.mirror_pairs) {
+        (1, false) => String::new(),
+        (n, false) => format!(", mean of {n} paired turns"),
+        (n, true) => format!(", mean of {n} paired turns and their mirror images"),
     };
     println!(
         "p(same character) = {p:.4} (logit {logit:.3}{turns}): {}",

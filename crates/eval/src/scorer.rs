@@ -46,11 +46,13 @@ pub struct ModelScorer {
     /// Paired turns: each pair is scored this many times, both images turned by the same
     /// multiple of `360 / turns` degrees, and the head's logits are averaged (1: off).
     turns: usize,
+    /// Each turned pair is also scored with both images mirrored left-right.
+    mirrored: bool,
     batch: usize,
     dim: usize,
     head: Head,
     slots: HashMap<ImageId, usize>,
-    /// `turns` embeddings per slot, the upright one first.
+    /// `pair_views()` embeddings per slot, the upright one first.
     embeddings: Vec<f32>,
     /// Support-set adaptation (off unless `adapt.steps > 0`).
     adapt: AdaptConfig,
@@ -69,6 +71,7 @@ impl ModelScorer {
             net,
             views: Vec::new(),
             turns: 1,
+            mirrored: false,
             slots: HashMap::new(),
             embeddings: Vec::new(),
             adapt: AdaptConfig::default(),
@@ -102,13 +105,40 @@ impl ModelScorer {
         Ok(self)
     }
 
+    /// Also scores each (turned) pair with both images mirrored left-right, doubling the
+    /// logits averaged.
+    pub fn with_mirrored_pairs(mut self, mirrored: bool) -> Self {
+        self.mirrored = mirrored;
+        self
+    }
+
+    /// Ways each pair is looked at: the turns, and their mirror images when mirrored.
+    fn pair_views(&self) -> usize {
+        self.turns * if self.mirrored { 2 } else { 1 }
+    }
+
+    /// Pair view `k`: `k mod turns` turns of `360 / turns` degrees, mirrored (before the turn)
+    /// from `turns` on.
+    fn pair_view(&self, k: usize, base: &AffineParams) -> AffineParams {
+        let degrees = 360.0 * (k % self.turns) as f32 / self.turns as f32;
+        AffineParams {
+            rotation_deg: base.rotation_deg + degrees,
+            scale_x: if k >= self.turns {
+                -base.scale_x
+            } else {
+                base.scale_x
+            },
+            ..*base
+        }
+    }
+
     fn embedding(&self, id: ImageId) -> &[f32] {
         self.embedding_turned(id, 0)
     }
 
-    /// The embedding of image `id` turned by `k * 360 / turns` degrees.
+    /// The embedding of image `id` in pair view `k`.
     fn embedding_turned(&self, id: ImageId, k: usize) -> &[f32] {
-        let at = (self.slots[&id] * self.turns + k) * self.dim;
+        let at = (self.slots[&id] * self.pair_views() + k) * self.dim;
         &self.embeddings[at..at + self.dim]
     }
 
@@ -139,27 +169,19 @@ impl ModelScorer {
         w
     }
 
-    /// Embeds `ids` turned by `k * 360 / turns` degrees, averaged over the test-time views if
-    /// there are any.
+    /// Embeds `ids` in pair view `k`, averaged over the test-time views if there are any.
     fn embed_turned(&self, store: &ImageStore, ids: &[ImageId], k: usize) -> Result<Vec<f32>> {
-        let degrees = 360.0 * k as f32 / self.turns as f32;
         if self.views.is_empty() {
             return if k == 0 {
                 Ok(self.net.embed_images(&store.batch_f32(ids), self.batch)?)
             } else {
-                let turn = AffineParams {
-                    rotation_deg: degrees,
-                    ..AffineParams::identity()
-                };
-                self.embed_warped(store, ids, |_| turn)
+                let view = self.pair_view(k, &AffineParams::identity());
+                self.embed_warped(store, ids, |_| view)
             };
         }
         let mut sum = vec![0f32; ids.len() * self.dim];
         for view in &self.views {
-            let turned = AffineParams {
-                rotation_deg: view.rotation_deg + degrees,
-                ..*view
-            };
+            let turned = self.pair_view(k, view);
             let e = self.embed_warped(store, ids, |_| turned)?;
             sum.iter_mut().zip(e).for_each(|(a, b)| *a += b);
         }
@@ -185,12 +207,13 @@ impl ModelScorer {
         Ok(self.net.embed_images(&images, self.batch)?)
     }
 
-    /// `head`'s logit for the pair, averaged over the paired turns.
+    /// `head`'s logit for the pair, averaged over the pair views.
     fn logit(&self, head: &Head, a: ImageId, b: ImageId) -> f32 {
-        if self.turns == 1 {
+        let n = self.pair_views();
+        if n == 1 {
             return model::net::head_logit(head, self.embedding(a), self.embedding(b));
         }
-        let sum: f32 = (0..self.turns)
+        let sum: f32 = (0..n)
             .map(|k| {
                 model::net::head_logit(
                     head,
@@ -199,7 +222,7 @@ impl ModelScorer {
                 )
             })
             .sum();
-        sum / self.turns as f32
+        sum / n as f32
     }
 
     /// Number of distinct images embedded so far.
@@ -224,10 +247,10 @@ impl Scorer for ModelScorer {
         } else {
             String::new()
         };
-        let turns = if self.turns > 1 {
-            format!(", {} paired turns", self.turns)
-        } else {
-            String::new()
+        let turns = match (self.turns, self.mirrored) {
+            (1, false) => String::new(),
+            (n, false) => format!(", {n} paired turns"),
+            (n, true) => format!(", {n} paired turns and their mirror images"),
         };
         format!("siamese ({}{tta}{turns}{adapt})", self.net.arch().name)
     }
@@ -251,11 +274,12 @@ impl Scorer for ModelScorer {
         if fresh.is_empty() {
             return Ok(());
         }
-        let mut emb = vec![0f32; fresh.len() * self.turns * self.dim];
-        for k in 0..self.turns {
+        let views = self.pair_views();
+        let mut emb = vec![0f32; fresh.len() * views * self.dim];
+        for k in 0..views {
             let turned = self.embed_turned(store, &fresh, k)?;
             for (i, row) in turned.chunks(self.dim).enumerate() {
-                let at = (i * self.turns + k) * self.dim;
+                let at = (i * views + k) * self.dim;
                 emb[at..at + self.dim].copy_from_slice(row);
             }
         }

@@ -57,11 +57,12 @@ enum Kind {
 }
 
 impl Kind {
-    fn scorer(&self, tta: bool, turns: usize, adapt: AdaptConfig) -> Result<Box<dyn Scorer>> {
+    fn scorer(&self, tta: bool, pairs: PairViews, adapt: AdaptConfig) -> Result<Box<dyn Scorer>> {
         let model_scorer = |net: &Arc<SiameseNet>| -> Result<ModelScorer> {
             let s = ModelScorer::new(net.clone(), 256)?
                 .with_adaptation(adapt)
-                .with_turns(turns)?;
+                .with_turns(pairs.turns)?
+                .with_mirrored_pairs(pairs.mirrored);
             Ok(if tta {
                 s.with_views(crate::scorer::shift_views())
             } else {
@@ -127,11 +128,27 @@ fn check_sides(paths: &[PathBuf], nets: &[Arc<SiameseNet>]) -> Result<()> {
     Ok(())
 }
 
+/// How many ways each pair of the model is looked at (`eval --turns`, `--mirror-pairs`).
+#[derive(Clone, Copy, Debug)]
+struct PairViews {
+    turns: usize,
+    mirrored: bool,
+}
+
+impl Default for PairViews {
+    fn default() -> Self {
+        PairViews {
+            turns: 1,
+            mirrored: false,
+        }
+    }
+}
+
 pub struct Session {
     kind: Kind,
     tta: bool,
-    /// Paired turns of the model's pairs (1: off; `ModelScorer::with_turns`).
-    turns: usize,
+    /// Paired turns (and mirror images) of the model's pairs.
+    pairs: PairViews,
     /// Hubness correction strength (0: off).
     hubness: f32,
     /// Support-set adaptation of the model's head (off unless its steps are > 0).
@@ -183,10 +200,10 @@ impl Session {
             )));
         }
         Ok(Session {
-            scorer: kind.scorer(false, 1, AdaptConfig::default())?,
+            scorer: kind.scorer(false, PairViews::default(), AdaptConfig::default())?,
             kind,
             tta: false,
-            turns: 1,
+            pairs: PairViews::default(),
             hubness: 0.0,
             adapt: AdaptConfig::default(),
             subset: Subset::all(&store),
@@ -205,7 +222,14 @@ impl Session {
     /// Scores each pair of the model `turns` times (1, 2 or 4), both images turned alike, and
     /// averages the logits (no effect on baselines).
     pub fn with_turns(mut self, turns: usize) -> Result<Self> {
-        self.turns = turns;
+        self.pairs.turns = turns;
+        self.scorer = self.build_scorer()?;
+        Ok(self)
+    }
+
+    /// Also scores each (turned) pair of the model with both images mirrored left-right.
+    pub fn with_mirrored_pairs(mut self, mirrored: bool) -> Result<Self> {
+        self.pairs.mirrored = mirrored;
         self.scorer = self.build_scorer()?;
         Ok(self)
     }
@@ -233,7 +257,7 @@ impl Session {
     }
 
     fn build_scorer(&self) -> Result<Box<dyn Scorer>> {
-        let scorer = self.kind.scorer(self.tta, self.turns, self.adapt)?;
+        let scorer = self.kind.scorer(self.tta, self.pairs, self.adapt)?;
         Ok(if self.hubness > 0.0 {
             Box::new(HubnessCorrected::new(scorer, self.hubness))
         } else {

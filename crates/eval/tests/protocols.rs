@@ -196,6 +196,13 @@ fn test_time_views_average_embeddings() {
     assert!(shifted.name().contains("5 views"));
 }
 
+/// The image mirrored left-right, by index arithmetic.
+fn mirror(pixels: &[f32], side: usize) -> Vec<f32> {
+    (0..side * side)
+        .map(|p| pixels[p / side * side + side - 1 - p % side])
+        .collect()
+}
+
 /// The image turned by a quarter turn, by index arithmetic.
 fn quarter_turn(pixels: &[f32], side: usize) -> Vec<f32> {
     (0..side * side)
@@ -221,28 +228,40 @@ fn paired_turns_average_the_logits_of_both_images_turned_alike() {
         .unwrap()
         .with_turns(4)
         .unwrap();
-    for scorer in [&mut plain, &mut one, &mut half, &mut four] {
+    let mut eight = eval::ModelScorer::new(net.clone(), 8)
+        .unwrap()
+        .with_turns(4)
+        .unwrap()
+        .with_mirrored_pairs(true);
+    for scorer in [&mut plain, &mut one, &mut half, &mut four, &mut eight] {
         scorer.prepare(&s, &ids).unwrap();
     }
     let head = net.head_host().unwrap();
+    let logit = |x: &[f32], y: &[f32]| -> f32 {
+        let mut both = x.to_vec();
+        both.extend(y);
+        let e = net.embed_images(&both, 2).unwrap();
+        let (ea, eb) = e.split_at(e.len() / 2);
+        model::net::head_logit(&head, ea, eb)
+    };
     // Expected: the logits of the pair turned by hand 0..4 quarter turns (the set of turns
-    // is the same whichever way the scorer turns), averaged.
-    let expected = |a: ImageId, b: ImageId, turns: usize| -> f32 {
+    // is the same whichever way the scorer turns), and mirrored, averaged.
+    let expected_views = |a: ImageId, b: ImageId, turns: usize, mirrored: bool| -> f32 {
         let (mut x, mut y) = (s.image_f32(a), s.image_f32(b));
         let mut logits = Vec::new();
         for k in 0..4 {
             if k % (4 / turns) == 0 {
-                let mut both = x.clone();
-                both.extend(&y);
-                let e = net.embed_images(&both, 2).unwrap();
-                let (ea, eb) = e.split_at(e.len() / 2);
-                logits.push(model::net::head_logit(&head, ea, eb));
+                logits.push(logit(&x, &y));
+                if mirrored {
+                    logits.push(logit(&mirror(&x, 16), &mirror(&y, 16)));
+                }
             }
             x = quarter_turn(&x, 16);
             y = quarter_turn(&y, 16);
         }
         logits.iter().sum::<f32>() / logits.len() as f32
     };
+    let expected = |a, b, turns| expected_views(a, b, turns, false);
     let mut differs = false;
     for (a, b) in [(0, 5), (3, 9), (2, 3), (7, 12)] {
         assert_eq!(one.similarity(a, b), plain.similarity(a, b));
@@ -258,11 +277,22 @@ fn paired_turns_average_the_logits_of_both_images_turned_alike() {
             (got - want).abs() < 1e-4,
             "2 turns ({a}, {b}): {got} vs {want}"
         );
+        let got = eight.similarity(a, b);
+        let want = expected_views(a, b, 4, true);
+        assert!(
+            (got - want).abs() < 1e-4,
+            "8 views ({a}, {b}): {got} vs {want}"
+        );
         differs |= (four.similarity(a, b) - plain.similarity(a, b)).abs() > 1e-4;
         assert_eq!(four.trial_scores(a, &[b, a])[0], four.similarity(a, b));
     }
     assert!(differs, "turning changed no score");
     assert!(four.name().contains("4 paired turns"), "{}", four.name());
+    assert!(
+        eight.name().contains("and their mirror images"),
+        "{}",
+        eight.name()
+    );
     let err = eval::ModelScorer::new(net, 8)
         .unwrap()
         .with_turns(3)
