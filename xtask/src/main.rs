@@ -92,6 +92,9 @@ enum Command {
         /// Paired turns for the model (see `eval --turns`; 1: off).
         #[arg(long, value_name = "N", default_value_t = 1)]
         turns: usize,
+        /// Mirrored pairs for the model (see `eval --mirror-pairs`).
+        #[arg(long)]
+        mirror_pairs: bool,
         /// Hubness correction for the model (see `eval --hubness`; 0: off).
         #[arg(long, value_name = "BETA", default_value_t = 0.0)]
         hubness: f32,
@@ -191,6 +194,7 @@ fn main() -> Result<()> {
             device,
             tta,
             turns,
+            mirror_pairs,
             hubness,
             adapt,
         } => {
@@ -232,6 +236,7 @@ fn main() -> Result<()> {
                 device: model::parse_device(&device)?,
                 tta,
                 turns,
+                mirror_pairs,
                 hubness,
                 adapt,
             };

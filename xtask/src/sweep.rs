@@ -25,6 +25,8 @@ pub struct SweepOptions {
     pub tta: bool,
     /// Paired turns for the model (see `eval --turns`; 1: off).
     pub turns: usize,
+    /// Mirrored pairs for the model (see `eval --mirror-pairs`).
+    pub mirror_pairs: bool,
     /// Hubness correction for the model (see `eval --hubness`; 0: off).
     pub hubness: f32,
     /// Support-set adaptation steps for the model (see `eval --adapt`; 0: off).
@@ -57,6 +59,7 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
         let mut session = Session::open(choice, &opts.dataset, opts.split, &opts.device)
             .and_then(|s| s.with_tta(opts.tta))
             .and_then(|s| s.with_turns(opts.turns))
+            .and_then(|s| s.with_mirrored_pairs(opts.mirror_pairs))
             .and_then(|s| s.with_hubness(hubness))
             .and_then(|s| s.with_adaptation(adapt))
             .with_context(|| format!("cannot set up {}", label(choice)))?;
@@ -71,6 +74,9 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
                     report
                         .scorer
                         .push_str(&format!(" + {} paired turns", opts.turns));
+                }
+                if opts.mirror_pairs && model {
+                    report.scorer.push_str(" + mirrored pairs");
                 }
                 if hubness > 0.0 {
                     report.scorer.push_str(&format!(" + hubness {hubness}"));

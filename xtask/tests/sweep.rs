@@ -40,6 +40,7 @@ fn sweep_writes_every_output() {
         device: candle_core::Device::Cpu,
         tta: false,
         turns: 2,
+        mirror_pairs: true,
         hubness: 0.25,
         adapt: 3,
     };
@@ -53,7 +54,7 @@ fn sweep_writes_every_output() {
     // baseline is scored as it always was.
     assert!(
         md.contains(
-            "| siamese (m.safetensors) + 2 paired turns + hubness 0.25 + adapted (3 steps) | random | 2 |"
+            "| siamese (m.safetensors) + 2 paired turns + mirrored pairs + hubness 0.25 + adapted (3 steps) | random | 2 |"
         ),
         "{md}"
     );
