@@ -1,6 +1,7 @@
 //! `eval`, `classify` and `verify`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
@@ -15,7 +16,6 @@ use eval::scorer::Scorer;
 use eval::session::{Baseline, ScorerChoice, Session, load_model};
 use model::SiameseNet;
 use model::net::sigmoid;
-use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct ScorerArgs {

@@ -94,7 +94,8 @@ impl ModelScorer {
 
     /// Scores each pair `turns` times (1, 2 or 4), both images turned by the same multiple of
     /// `360 / turns` degrees, and averages the head's logits: for networks trained with
-    /// rotation classes, to which a turned pair is as familiar as an upright one.
+    /// rotation classes, to which a turned pair is as familiar as an upright one. With
+    /// `with_adaptation`, the head adapted on the upright copies scores every view.
     pub fn with_turns(mut self, turns: usize) -> Result<Self> {
         if ![1, 2, 4].contains(&turns) {
             return Err(crate::EvalError::Invalid(format!(
@@ -133,11 +134,11 @@ impl ModelScorer {
     }
 
     fn embedding(&self, id: ImageId) -> &[f32] {
-        self.embedding_turned(id, 0)
+        self.embedding_in_view(id, 0)
     }
 
     /// The embedding of image `id` in pair view `k`.
-    fn embedding_turned(&self, id: ImageId, k: usize) -> &[f32] {
+    fn embedding_in_view(&self, id: ImageId, k: usize) -> &[f32] {
         let at = (self.slots[&id] * self.pair_views() + k) * self.dim;
         &self.embeddings[at..at + self.dim]
     }
@@ -170,7 +171,7 @@ impl ModelScorer {
     }
 
     /// Embeds `ids` in pair view `k`, averaged over the test-time views if there are any.
-    fn embed_turned(&self, store: &ImageStore, ids: &[ImageId], k: usize) -> Result<Vec<f32>> {
+    fn embed_view(&self, store: &ImageStore, ids: &[ImageId], k: usize) -> Result<Vec<f32>> {
         if self.views.is_empty() {
             return if k == 0 {
                 Ok(self.net.embed_images(&store.batch_f32(ids), self.batch)?)
@@ -217,8 +218,8 @@ impl ModelScorer {
             .map(|k| {
                 model::net::head_logit(
                     head,
-                    self.embedding_turned(a, k),
-                    self.embedding_turned(b, k),
+                    self.embedding_in_view(a, k),
+                    self.embedding_in_view(b, k),
                 )
             })
             .sum();
@@ -277,7 +278,7 @@ impl Scorer for ModelScorer {
         let views = self.pair_views();
         let mut emb = vec![0f32; fresh.len() * views * self.dim];
         for k in 0..views {
-            let turned = self.embed_turned(store, &fresh, k)?;
+            let turned = self.embed_view(store, &fresh, k)?;
             for (i, row) in turned.chunks(self.dim).enumerate() {
                 let at = (i * views + k) * self.dim;
                 emb[at..at + self.dim].copy_from_slice(row);
