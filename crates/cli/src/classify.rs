@@ -303,7 +303,12 @@ fn classify_files(
                 .unwrap_or_default()
         })
         .collect();
-    let title = format!("{name} | query {}", query.display());
+    // The file name, not the path: the title must fit above a few tiles.
+    let shown = query
+        .file_name()
+        .unwrap_or(query.as_os_str())
+        .to_string_lossy();
+    let title = format!("{name} | query {shown}");
     report(&a.out, &title, &q, side, &cands, &names, &scores, a.truth)
 }
 

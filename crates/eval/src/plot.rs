@@ -240,7 +240,10 @@ pub fn write_classification(
     let cell = 130u32;
     let cols = (candidates.len() as u32).clamp(1, 5);
     let rows = (candidates.len() as u32).div_ceil(cols).max(1);
-    let width = cell * (cols + 1) + 60;
+    // Wide enough for the title too (about 10 px a character at 18 px), so a long scorer
+    // name above a few tiles is not cut off.
+    let title_width = 20 + 10 * title.chars().count() as u32;
+    let width = (cell * (cols + 1) + 60).max(title_width);
     let height = cell * rows + 90;
     render_png(path, (width, height), |root| {
         root.draw(&Text::new(title.to_string(), (10, 10), ("sans-serif", 18)))

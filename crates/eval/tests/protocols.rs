@@ -157,6 +157,27 @@ fn plots_are_written_as_png_and_svg() {
     assert!(text.starts_with("<svg") && text.contains("accuracy"));
 }
 
+#[test]
+fn classification_sheets_are_wide_enough_for_their_title() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pixels = vec![0.5f32; 16 * 16];
+    let tile = |caption: &str| eval::plot::Tile {
+        pixels: &pixels,
+        side: 16,
+        caption: caption.into(),
+        border: None,
+    };
+    let (query, candidates) = (tile("query"), vec![tile("#0"), tile("#1")]);
+    let width = |title: &str| {
+        let png = tmp.path().join("c.png");
+        eval::plot::write_classification(&png, title, &query, &candidates).unwrap();
+        image::open(&png).unwrap().width()
+    };
+    // Two candidates fill 3 cells of 130 px and a margin; an 80-character title needs more.
+    assert_eq!(width("short"), 450);
+    assert_eq!(width(&"x".repeat(80)), 820);
+}
+
 /// An untrained four-block network on 16x16 images.
 fn tiny_net(seed: u64) -> std::sync::Arc<model::SiameseNet> {
     std::sync::Arc::new(
