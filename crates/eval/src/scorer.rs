@@ -275,32 +275,19 @@ impl Scorer for ModelScorer {
         if fresh.is_empty() {
             return Ok(());
         }
-        let views = self.pair_views();
-        let mut emb = vec![0f32; fresh.len() * views * self.dim];
-        for k in 0..views {
-            let turned = self.embed_view(store, &fresh, k)?;
-            for (i, row) in turned.chunks(self.dim).enumerate() {
-                let at = (i * views + k) * self.dim;
-                emb[at..at + self.dim].copy_from_slice(row);
-            }
-        }
+        let emb = image_major(self.pair_views(), self.dim, |k| {
+            self.embed_view(store, &fresh, k)
+        })?;
         if self.adapt.enabled() {
-            // Copy k of every image, one batch of images per k; the result is laid out
-            // image-major like the slots.
+            // Copy k of every image, one batch of images per k.
             let distortions = AdaptConfig::distortions();
-            let views = self.adapt.views;
-            let mut copies = vec![0f32; fresh.len() * views * self.dim];
-            for k in 0..views {
-                let e = self.embed_warped(store, &fresh, |id| {
+            let copies = image_major(self.adapt.views, self.dim, |k| {
+                self.embed_warped(store, &fresh, |id| {
                     let mut rng =
                         data::rng_for(self.adapt.seed, STREAM_ADAPT_COPIES, id.into(), k as u64);
                     distortions.sample(&mut rng)
-                })?;
-                for (i, row) in e.chunks(self.dim).enumerate() {
-                    let at = (i * views + k) * self.dim;
-                    copies[at..at + self.dim].copy_from_slice(row);
-                }
-            }
+                })
+            })?;
             self.copies.extend(copies);
         }
         let base = self.slots.len();
@@ -323,6 +310,30 @@ impl Scorer for ModelScorer {
             .map(|&c| self.logit(head, query, c))
             .collect()
     }
+}
+
+/// Embeddings of the same images in `views` ways (`embed(k)`: all images, way `k`), laid out
+/// image-major like the scorer's slots: image i's `views` rows are contiguous.
+fn image_major(
+    views: usize,
+    dim: usize,
+    embed: impl Fn(usize) -> Result<Vec<f32>>,
+) -> Result<Vec<f32>> {
+    if views == 1 {
+        return embed(0);
+    }
+    let mut out = Vec::new();
+    for k in 0..views {
+        let e = embed(k)?;
+        if out.is_empty() {
+            out = vec![0f32; e.len() * views];
+        }
+        for (i, row) in e.chunks(dim).enumerate() {
+            let at = (i * views + k) * dim;
+            out[at..at + dim].copy_from_slice(row);
+        }
+    }
+    Ok(out)
 }
 
 /// Several networks voting: a pair's score is the mean of the members' head logits. Each
