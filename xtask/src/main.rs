@@ -89,9 +89,10 @@ enum Command {
         /// Test-time augmentation for the model (see `eval --tta`).
         #[arg(long)]
         tta: bool,
-        /// Paired turns for the model (see `eval --turns`; 1: off).
-        #[arg(long, value_name = "N", default_value_t = 1)]
-        turns: usize,
+        /// Paired turns for the model (see `eval --turns`) [default: 4 for models trained with
+        /// rotation classes, like the shipped one; 1 otherwise].
+        #[arg(long, value_name = "N")]
+        turns: Option<usize>,
         /// Mirrored pairs for the model (see `eval --mirror-pairs`).
         #[arg(long)]
         mirror_pairs: bool,

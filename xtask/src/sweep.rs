@@ -23,8 +23,9 @@ pub struct SweepOptions {
     pub device: Device,
     /// Test-time augmentation for the model (see `eval --tta`).
     pub tta: bool,
-    /// Paired turns for the model (see `eval --turns`; 1: off).
-    pub turns: usize,
+    /// Paired turns for the model (see `eval --turns`); `None`: the turns that suit each
+    /// model (`train::checkpoint::paired_turns`).
+    pub turns: Option<usize>,
     /// Mirrored pairs for the model (see `eval --mirror-pairs`).
     pub mirror_pairs: bool,
     /// Hubness correction for the model (see `eval --hubness`; 0: off).
@@ -56,9 +57,15 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
             steps: if model { opts.adapt } else { 0 },
             ..AdaptConfig::default()
         };
+        let turns = match (opts.turns, choice) {
+            (Some(n), _) => n,
+            (None, ScorerChoice::Checkpoint(path)) => train::checkpoint::paired_turns(path)?,
+            (None, ScorerChoice::Ensemble(paths)) => train::checkpoint::paired_turns_of(paths)?,
+            (None, ScorerChoice::Baseline(_)) => 1,
+        };
         let mut session = Session::open(choice, &opts.dataset, opts.split, &opts.device)
             .and_then(|s| s.with_tta(opts.tta))
-            .and_then(|s| s.with_turns(opts.turns))
+            .and_then(|s| s.with_turns(turns))
             .and_then(|s| s.with_mirrored_pairs(opts.mirror_pairs))
             .and_then(|s| s.with_hubness(hubness))
             .and_then(|s| s.with_adaptation(adapt))
@@ -70,10 +77,8 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
                 if opts.tta && model {
                     report.scorer.push_str(" + TTA");
                 }
-                if opts.turns > 1 && model {
-                    report
-                        .scorer
-                        .push_str(&format!(" + {} paired turns", opts.turns));
+                if turns > 1 && model {
+                    report.scorer.push_str(&format!(" + {turns} paired turns"));
                 }
                 if opts.mirror_pairs && model {
                     report.scorer.push_str(" + mirrored pairs");

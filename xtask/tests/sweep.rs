@@ -39,7 +39,7 @@ fn sweep_writes_every_output() {
         out_dir: out.clone(),
         device: candle_core::Device::Cpu,
         tta: false,
-        turns: 2,
+        turns: Some(2),
         mirror_pairs: true,
         hubness: 0.25,
         adapt: 3,
@@ -65,4 +65,65 @@ fn sweep_writes_every_output() {
         serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 8);
     assert!(out.join("sweep.png").is_file() && out.join("sweep.svg").is_file());
+}
+
+/// Without `--turns`, each model gets the turns that suit it: four for a checkpoint trained
+/// with rotation classes, upright for one without (and for an ensemble that mixes them).
+#[test]
+fn sweep_turns_rotation_trained_models_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_split(
+        tmp.path(),
+        "images_evaluation",
+        SyntheticSpec::new(1, 5, 20),
+    )
+    .unwrap();
+    let arch = Arch::conv4(16, 4);
+    let net = SiameseNet::new(&arch, Init::Default, 0, &candle_core::Device::Cpu).unwrap();
+    let mut cfg = train::TrainConfig {
+        arch,
+        objective: train::config::Objective::episodes(10),
+        ..Default::default()
+    };
+    let upright = tmp.path().join("upright.safetensors");
+    let state = train::checkpoint::TrainState::default();
+    train::checkpoint::save_checkpoint(&upright, &net, None, &state, &cfg).unwrap();
+    if let train::config::Objective::Episodes { rotations, .. } = &mut cfg.objective {
+        *rotations = true;
+    }
+    let rotated = tmp.path().join("rotated.safetensors");
+    train::checkpoint::save_checkpoint(&rotated, &net, None, &state, &cfg).unwrap();
+    let opts = xtask::sweep::SweepOptions {
+        scorers: vec![
+            ScorerChoice::Checkpoint(rotated.clone()),
+            ScorerChoice::Checkpoint(upright.clone()),
+            ScorerChoice::Ensemble(vec![rotated, upright]),
+        ],
+        ways: vec![2],
+        protocols: vec![Protocol::Random],
+        trials: 10,
+        seed: 1,
+        dataset: tmp.path().to_path_buf(),
+        split: SplitKind::Evaluation,
+        out_dir: tmp.path().join("sweep"),
+        device: candle_core::Device::Cpu,
+        tta: false,
+        turns: None,
+        mirror_pairs: false,
+        hubness: 0.0,
+        adapt: 0,
+    };
+    let names: Vec<String> = xtask::sweep::run(&opts)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.scorer)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "siamese (rotated.safetensors) + 4 paired turns",
+            "siamese (upright.safetensors)",
+            "siamese ensemble of 2",
+        ]
+    );
 }

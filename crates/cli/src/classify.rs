@@ -30,10 +30,11 @@ pub struct ScorerArgs {
     #[arg(long, default_value = "auto")]
     device: String,
     /// Paired turns: score each pair N times (1, 2 or 4), both images turned by the same
-    /// multiple of 360/N degrees, and average the model's logits (1: off). For models trained
-    /// with rotation classes, like the shipped one; 4 was checked on the validation split.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    turns: usize,
+    /// multiple of 360/N degrees, and average the model's logits (1: upright only).
+    /// [default: 4 for models trained with rotation classes, like the shipped one (chosen on
+    /// the validation split); 1 for others and for baselines]
+    #[arg(long, value_name = "N")]
+    turns: Option<usize>,
     /// Also score each (turned) pair with both images mirrored left-right (twice the work).
     #[arg(long)]
     mirror_pairs: bool,
@@ -67,6 +68,29 @@ impl ScorerArgs {
                 Ok(p)
             }
         }
+    }
+
+    /// `--turns`, or the paired turns that suit the model(s): an ensemble is turned only when
+    /// every member was trained with rotation classes.
+    fn turns(&self) -> Result<usize> {
+        if let Some(n) = self.turns {
+            return Ok(n);
+        }
+        if self.baseline.is_some() {
+            return Ok(1);
+        }
+        let paths = match self.checkpoint.as_slice() {
+            [] => vec![self.checkpoint_path()?],
+            many => many.to_vec(),
+        };
+        let turns = train::checkpoint::paired_turns_of(&paths)?;
+        if turns > 1 {
+            tracing::info!(
+                turns,
+                "the model was trained with rotation classes, so each pair is scored in {turns}                  paired turns (--turns 1 scores upright only)"
+            );
+        }
+        Ok(turns)
     }
 
     fn device(&self) -> Result<model::Device> {
@@ -155,7 +179,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let (report, _) = if a.protocol == "runs" {
         let mut session = Session::for_runs(&choice, &device)?
             .with_tta(a.tta)?
-            .with_turns(a.scorer.turns)?
+            .with_turns(a.scorer.turns()?)?
             .with_mirrored_pairs(a.scorer.mirror_pairs)?
             .with_hubness(a.hubness)?
             .with_adaptation(a.adaptation())?;
@@ -164,7 +188,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
         let mut session = Session::open(&choice, &dataset, a.split, &device)?
             .with_tta(a.tta)?
-            .with_turns(a.scorer.turns)?
+            .with_turns(a.scorer.turns()?)?
             .with_mirrored_pairs(a.scorer.mirror_pairs)?
             .with_hubness(a.hubness)?
             .with_adaptation(a.adaptation())?;
@@ -226,7 +250,7 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
     }
     let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
     let mut session = Session::open(&choice, &dataset, a.split, &device)?
-        .with_turns(a.scorer.turns)?
+        .with_turns(a.scorer.turns()?)?
         .with_mirrored_pairs(a.scorer.mirror_pairs)?;
     let (_, results) = session.sampled(a.protocol, a.ways, 1, a.seed)?;
     let r = &results[0];
@@ -293,7 +317,7 @@ fn classify_files(
         .iter()
         .map(|p| load(p))
         .collect::<Result<_>>()?;
-    let (name, scores) = file_logits(net, &a.scorer, &q, &cands)?;
+    let (name, scores) = file_logits(net, (a.scorer.turns()?, a.scorer.mirror_pairs), &q, &cands)?;
     let names: Vec<String> = a
         .candidates
         .iter()
@@ -317,7 +341,7 @@ fn classify_files(
 /// options such as paired turns apply. Returns the scorer's name too.
 fn file_logits(
     net: Arc<SiameseNet>,
-    options: &ScorerArgs,
+    (turns, mirror_pairs): (usize, bool),
     query: &[f32],
     candidates: &[Vec<f32>],
 ) -> Result<(String, Vec<f32>)> {
@@ -333,8 +357,8 @@ fn file_logits(
     let store = b.finish();
     let ids: Vec<ImageId> = (0..store.len() as ImageId).collect();
     let mut scorer = ModelScorer::new(net, 64)?
-        .with_turns(options.turns)?
-        .with_mirrored_pairs(options.mirror_pairs);
+        .with_turns(turns)?
+        .with_mirrored_pairs(mirror_pairs);
     scorer.prepare(&store, &ids)?;
     Ok((scorer.name(), scorer.trial_scores(ids[0], &ids[1..])))
 }
@@ -423,10 +447,11 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
         load_user_image(&a.a, side).with_context(|| format!("cannot use {}", a.a.display()))?;
     let second =
         load_user_image(&a.b, side).with_context(|| format!("cannot use {}", a.b.display()))?;
-    let (_, logits) = file_logits(net, &a.scorer, &first, &[second])?;
+    let views = (a.scorer.turns()?, a.scorer.mirror_pairs);
+    let (_, logits) = file_logits(net, views, &first, &[second])?;
     let logit = logits[0];
     let p = sigmoid(logit);
-    let turns = match (a.scorer.turns, a.scorer.mirror_pairs) {
+    let turns = match views {
         (1, false) => String::new(),
         (n, false) => format!(", mean of {n} paired turns"),
         (n, true) => format!(", mean of {n} paired turns and their mirror images"),

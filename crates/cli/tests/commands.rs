@@ -199,6 +199,50 @@ fn train_eval_classify_verify() {
             .arg(&files[1]),
     );
     assert!(err.contains("1, 2 or 4"), "{err}");
+    assert!(
+        !text.contains("paired turns"),
+        "pairs-trained: upright only: {text}"
+    );
+
+    // A model trained with rotation classes is scored in four paired turns unless told
+    // otherwise, by `verify` and by `eval` alike.
+    let loaded = train::checkpoint::load_checkpoint(&f.model, &model::Device::Cpu).unwrap();
+    let mut config = loaded.config.clone();
+    config.objective = train::config::Objective::episodes(10);
+    if let train::config::Objective::Episodes { rotations, .. } = &mut config.objective {
+        *rotations = true;
+    }
+    let rotated = f.root.join("rotated.safetensors");
+    train::checkpoint::save_checkpoint(&rotated, &loaded.net, None, &loaded.state, &config)
+        .unwrap();
+    let verify_rotated = |turns: &[&str]| {
+        let out = run(bin()
+            .arg("verify")
+            .arg("--checkpoint")
+            .arg(&rotated)
+            .args(turns)
+            .arg(&files[0])
+            .arg(&files[1]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(verify_rotated(&[]), turned);
+    assert_eq!(verify_rotated(&["--turns", "1"]), text);
+    let out = run(bin()
+        .args([
+            "eval",
+            "--protocol",
+            "random",
+            "--ways",
+            "3",
+            "--trials",
+            "10",
+        ])
+        .arg("--checkpoint")
+        .arg(&rotated)
+        .arg("--dataset")
+        .arg(&f.dataset));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("4 paired turns"), "{report}");
 
     // Export drops the optimizer state; the exported file scores exactly like the checkpoint.
     let last = f.root.join("runs/tiny/last.safetensors");

@@ -80,6 +80,20 @@ pub fn load(path: &Path, device: &Device) -> Result<(SiameseNet, Extras)> {
     load_bytes(&bytes, path, device)
 }
 
+/// The metadata of a file written by [`save`] (the architecture and format keys included),
+/// without building the network.
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    let bytes =
+        std::fs::read(path).map_err(|e| ModelError::file(path, format!("cannot read: {e}")))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+        ModelError::file(
+            path,
+            format!("not a model file: not a valid safetensors file ({e})"),
+        )
+    })?;
+    Ok(header.metadata().clone().unwrap_or_default())
+}
+
 /// As [`load`], and errors unless the file holds `expected`.
 pub fn load_expecting(
     path: &Path,

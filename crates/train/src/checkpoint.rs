@@ -44,6 +44,33 @@ pub fn save_checkpoint(
     Ok(())
 }
 
+/// The paired turns that suit the model in `path` ([`TrainConfig::paired_turns`]), read from
+/// the training config in its metadata; 1 for a file without one.
+pub fn paired_turns(path: &Path) -> Result<usize> {
+    let metadata = model::io::read_metadata(path)?;
+    match metadata.get("config") {
+        None => Ok(1),
+        Some(text) => TrainConfig::from_toml(text)
+            .map(|c| c.paired_turns())
+            .map_err(|e| {
+                TrainError::file(
+                    path,
+                    format!("bad config: {e} (pass --turns to choose the views yourself)"),
+                )
+            }),
+    }
+}
+
+/// The paired turns that suit every model in `paths` scored as one ensemble: turned only when
+/// each member was trained with rotation classes.
+pub fn paired_turns_of(paths: &[impl AsRef<Path>]) -> Result<usize> {
+    let mut turns = usize::MAX;
+    for path in paths {
+        turns = turns.min(paired_turns(path.as_ref())?);
+    }
+    Ok(if turns == usize::MAX { 1 } else { turns })
+}
+
 pub struct Loaded {
     pub net: SiameseNet,
     pub extras: Extras,

@@ -188,6 +188,19 @@ impl TrainConfig {
         }
     }
 
+    /// The paired turns (`eval --turns`) that suit a model trained with this config: 4 when
+    /// each quarter turn of a character was a class of its own (the network has learnt to
+    /// compare turned pairs, so scoring all four is a free ensemble; chosen on the validation
+    /// split), 1 otherwise.
+    pub fn paired_turns(&self) -> usize {
+        match self.objective {
+            Objective::Episodes {
+                rotations: true, ..
+            } => 4,
+            _ => 1,
+        }
+    }
+
     pub fn steps_per_epoch(&self) -> u64 {
         match &self.objective {
             Objective::Pairs => self

@@ -423,3 +423,56 @@ fn ensembles_train_each_member_resume_and_merge() {
     assert_eq!((again.outcome, again.steps), (Outcome::Finished, 100));
     assert_eq!(weights(&merged), expected);
 }
+
+#[test]
+fn rotation_trained_checkpoints_suggest_four_paired_turns() {
+    use train::checkpoint::{TrainState, paired_turns, save_checkpoint};
+    use train::config::Objective;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny(dir.path(), dir.path(), "turns");
+    let net =
+        model::SiameseNet::new(&cfg.arch, Init::Default, 0, &candle_core::Device::Cpu).unwrap();
+    let turns_for = |objective: Objective, file: &str| {
+        let path = dir.path().join(file);
+        let cfg = TrainConfig {
+            objective,
+            ..cfg.clone()
+        };
+        save_checkpoint(&path, &net, None, &TrainState::default(), &cfg).unwrap();
+        paired_turns(&path).unwrap()
+    };
+    assert_eq!(turns_for(Objective::Pairs, "pairs.safetensors"), 1);
+    let episodes = Objective::episodes(10);
+    assert_eq!(turns_for(episodes.clone(), "upright.safetensors"), 1);
+    let rotated = |with_mirrors| {
+        let mut o = episodes.clone();
+        if let Objective::Episodes {
+            rotations, mirrors, ..
+        } = &mut o
+        {
+            (*rotations, *mirrors) = (true, with_mirrors);
+        }
+        o
+    };
+    assert_eq!(turns_for(rotated(false), "rotated.safetensors"), 4);
+    assert_eq!(turns_for(rotated(true), "mirrored.safetensors"), 4);
+
+    // A model file without a training config (not ours to judge) is scored upright.
+    let bare = dir.path().join("bare.safetensors");
+    model::io::save(&net, &bare, &model::io::Extras::default()).unwrap();
+    assert_eq!(paired_turns(&bare).unwrap(), 1);
+    // A damaged config is an error that names the file, not a silent guess.
+    let mut extras = model::io::Extras::default();
+    extras.metadata.insert("config".into(), "seed = [".into());
+    let broken = dir.path().join("broken.safetensors");
+    model::io::save(&net, &broken, &extras).unwrap();
+    let err = paired_turns(&broken).unwrap_err().to_string();
+    assert!(
+        err.contains("broken.safetensors") && err.contains("bad config"),
+        "{err}"
+    );
+    let err = paired_turns(&dir.path().join("missing.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.safetensors"), "{err}");
+}
