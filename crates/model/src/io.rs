@@ -85,7 +85,11 @@ pub fn load(path: &Path, device: &Device) -> Result<(SiameseNet, Extras)> {
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     let bytes =
         std::fs::read(path).map_err(|e| ModelError::file(path, format!("cannot read: {e}")))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+    header_metadata(&bytes, path)
+}
+
+fn header_metadata(bytes: &[u8], path: &Path) -> Result<HashMap<String, String>> {
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| {
         ModelError::file(
             path,
             format!("not a model file: not a valid safetensors file ({e})"),
@@ -120,9 +124,7 @@ pub fn load_expecting(
 
 pub fn load_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<(SiameseNet, Extras)> {
     let not_ours = |why: String| ModelError::file(path, format!("not a model file: {why}"));
-    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|e| not_ours(format!("not a valid safetensors file ({e})")))?;
-    let mut metadata = header.metadata().clone().unwrap_or_default();
+    let mut metadata = header_metadata(bytes, path)?;
     if metadata.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(not_ours(format!(
             "safetensors file without `format = {FORMAT}` metadata"
