@@ -57,11 +57,9 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
             steps: if model { opts.adapt } else { 0 },
             ..AdaptConfig::default()
         };
-        let turns = match (opts.turns, choice) {
-            (Some(n), _) => n,
-            (None, ScorerChoice::Checkpoint(path)) => train::checkpoint::paired_turns(path)?,
-            (None, ScorerChoice::Ensemble(paths)) => train::checkpoint::paired_turns_of(paths)?,
-            (None, ScorerChoice::Baseline(_)) => 1,
+        let turns = match opts.turns {
+            Some(n) => n,
+            None => train::checkpoint::default_turns(choice)?,
         };
         let mut session = Session::open(choice, &opts.dataset, opts.split, &opts.device)
             .and_then(|s| s.with_tta(opts.tta))

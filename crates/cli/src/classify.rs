@@ -76,14 +76,7 @@ impl ScorerArgs {
         if let Some(n) = self.turns {
             return Ok(n);
         }
-        if self.baseline.is_some() {
-            return Ok(1);
-        }
-        let paths = match self.checkpoint.as_slice() {
-            [] => vec![self.checkpoint_path()?],
-            many => many.to_vec(),
-        };
-        let turns = train::checkpoint::paired_turns_of(&paths)?;
+        let turns = train::checkpoint::default_turns(&self.choice()?)?;
         if turns > 1 {
             tracing::info!(
                 turns,

@@ -71,6 +71,17 @@ pub fn paired_turns_of(paths: &[impl AsRef<Path>]) -> Result<usize> {
     Ok(if turns == usize::MAX { 1 } else { turns })
 }
 
+/// The paired turns `eval` uses for `choice` when none are asked for: what suits the model or
+/// ensemble; baselines are scored upright.
+pub fn default_turns(choice: &eval::session::ScorerChoice) -> Result<usize> {
+    use eval::session::ScorerChoice;
+    match choice {
+        ScorerChoice::Checkpoint(path) => paired_turns(path),
+        ScorerChoice::Ensemble(paths) => paired_turns_of(paths),
+        ScorerChoice::Baseline(_) => Ok(1),
+    }
+}
+
 pub struct Loaded {
     pub net: SiameseNet,
     pub extras: Extras,
