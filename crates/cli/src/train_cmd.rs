@@ -136,6 +136,10 @@ pub struct TrainArgs {
     /// Validate every N steps (0: every epoch).
     #[arg(long)]
     val_every: Option<u64>,
+    /// Score validation trials in N paired turns (1, 2 or 4). From a preset the default is
+    /// what `eval` uses for the trained model: 4 with rotation classes, else 1.
+    #[arg(long)]
+    val_turns: Option<usize>,
     /// Stop after this many validations without improvement (0: never).
     #[arg(long)]
     patience: Option<u64>,
@@ -345,6 +349,12 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = a.val_every {
         c.val.every = v
+    }
+    match a.val_turns {
+        Some(v) => c.val.turns = v,
+        // A config file says what it means; a preset follows the objective the flags left.
+        None if a.config.is_none() => c.val.turns = c.paired_turns(),
+        None => {}
     }
     if let Some(v) = a.patience {
         c.patience = v

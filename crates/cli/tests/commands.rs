@@ -481,6 +481,49 @@ fn bad_input_gets_clear_errors() {
         "{config}"
     );
 
+    // Validation is scored as `eval` would score the trained model by default, unless told.
+    let val_turns = |args: &[&str]| {
+        let out = run(bin().args(["train", "--print-config"]).args(args));
+        let config = String::from_utf8_lossy(&out.stdout).into_owned();
+        let val = config.split("[val]").nth(1).unwrap_or_default().to_owned();
+        let line = val
+            .lines()
+            .find(|l| l.starts_with("turns = "))
+            .map(str::to_owned);
+        (line, config)
+    };
+    assert_eq!(
+        val_turns(&["--preset", "quick"]).0.as_deref(),
+        Some("turns = 4")
+    );
+    let (line, quick) = val_turns(&["--preset", "quick", "--rotations", "false"]);
+    assert_eq!(line.as_deref(), Some("turns = 1"));
+    assert_eq!(
+        val_turns(&["--preset", "reference"]).0.as_deref(),
+        Some("turns = 1")
+    );
+    let (line, _) = val_turns(&["--preset", "quick", "--val-turns", "2"]);
+    assert_eq!(line.as_deref(), Some("turns = 2"));
+    let err = fails(bin().args(["train", "--val-turns", "3", "--print-config"]));
+    assert!(
+        err.contains("paired turns must be 1, 2 or 4, not 3"),
+        "{err}"
+    );
+    // A config written before the option (no `turns` key) keeps validating upright, even
+    // with rotation classes: a file says what it means.
+    let old = f.root.join("old-config.toml");
+    let old_text: String = val_turns(&["--preset", "quick"])
+        .1
+        .lines()
+        .filter(|l| !l.starts_with("turns = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(old_text.contains("rotations = true"), "{old_text}");
+    std::fs::write(&old, old_text).unwrap();
+    let (line, _) = val_turns(&["--config", old.to_str().unwrap()]);
+    assert_eq!(line.as_deref(), Some("turns = 1"));
+    assert!(quick.contains("rotations = false"), "{quick}");
+
     let broken = f.root.join("broken.png");
     std::fs::write(&broken, b"\x89PNG garbage").unwrap();
     let err = fails(

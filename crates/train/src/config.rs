@@ -24,6 +24,12 @@ pub struct ValConfig {
     pub pairs: usize,
     /// Seed of the validation trials and pairs (fixed across the run).
     pub seed: u64,
+    /// Paired turns the validation trials are scored in (1, 2 or 4), as `eval --turns`. A
+    /// config without the key (every run before 2026-11-30) validated upright, so the
+    /// default is 1; presets and the CLI set what `eval` uses by default for the model
+    /// ([`TrainConfig::paired_turns`]), so that the curve and `best.safetensors` follow the
+    /// score users get.
+    pub turns: usize,
 }
 
 impl Default for ValConfig {
@@ -35,6 +41,7 @@ impl Default for ValConfig {
             protocol: Protocol::WithinAlphabet,
             pairs: 256,
             seed: 1234,
+            turns: 1,
         }
     }
 }
@@ -282,6 +289,12 @@ impl TrainConfig {
         }
         if self.val.ways < 2 || self.val.trials == 0 {
             return Err("validation needs at least 2 ways and 1 trial".into());
+        }
+        if ![1, 2, 4].contains(&self.val.turns) {
+            return Err(format!(
+                "validation paired turns must be 1, 2 or 4, not {}",
+                self.val.turns
+            ));
         }
         if self.members == 0 {
             return Err("an ensemble needs at least 1 member".into());

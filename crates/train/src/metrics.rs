@@ -28,7 +28,14 @@ pub enum Record {
         ci_low: f64,
         ci_high: f64,
         trials: usize,
+        /// Paired turns the trials were scored in (absent, and 1, before 2026-11-30).
+        #[serde(default = "upright")]
+        turns: usize,
     },
+}
+
+fn upright() -> usize {
+    1
 }
 
 impl Record {
@@ -119,7 +126,7 @@ impl Metrics {
                 _ => None,
             })
             .collect();
-        let (mut val_loss, mut val_acc) = (Vec::new(), Vec::new());
+        let (mut val_loss, mut val_acc, mut val_turns) = (Vec::new(), Vec::new(), 1);
         for r in &self.records {
             if let Record::Val {
                 step,
@@ -127,11 +134,13 @@ impl Metrics {
                 accuracy,
                 ci_low,
                 ci_high,
+                turns,
                 ..
             } = r
             {
                 val_loss.push((*step as f64, *loss, *loss, *loss));
                 val_acc.push((*step as f64, *accuracy, *ci_low, *ci_high));
+                val_turns = *turns;
             }
         }
         let loss = vec![
@@ -145,7 +154,10 @@ impl Metrics {
             },
         ];
         let acc = vec![Series {
-            name: "validation (95% CI)".into(),
+            name: match val_turns {
+                1 => "validation (95% CI)".into(),
+                n => format!("validation, {n} paired turns (95% CI)"),
+            },
             points: val_acc,
         }];
         eval::plot::write_training_curves(path, &loss, &acc)?;

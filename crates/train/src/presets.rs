@@ -54,6 +54,8 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
         val: crate::config::ValConfig {
             every: 1000,
             trials: 400,
+            // Rotation classes: validated as `eval` scores such a model by default.
+            turns: 4,
             ..Default::default()
         },
         validation: data::ValidationConfig {

@@ -334,7 +334,8 @@ impl Loop<'_> {
             .collect();
         let loss = bce_with_logits_host(&logits, &val.pairs.labels) as f64;
         debug_assert_eq!(val.pairs.side, side);
-        let mut scorer = eval::ModelScorer::new(self.net.clone(), 256)?;
+        let mut scorer =
+            eval::ModelScorer::new(self.net.clone(), 256)?.with_turns(self.config.val.turns)?;
         let results = eval::evaluate(&mut scorer, self.store, &val.trials)?;
         let _ = &val.subset;
         Ok((loss, eval::Accuracy::of(&results)))
@@ -490,6 +491,7 @@ impl Loop<'_> {
                         step = state.step,
                         val_loss = vloss,
                         val_accuracy = %acc.display(),
+                        turns = cfg.val.turns,
                         "validation"
                     );
                     metrics.push(Record::Val {
@@ -500,6 +502,7 @@ impl Loop<'_> {
                         ci_low: acc.ci_low,
                         ci_high: acc.ci_high,
                         trials: acc.total,
+                        turns: cfg.val.turns,
                     })?;
                     if state.best_accuracy.is_none_or(|b| acc.accuracy > b) {
                         state.best_accuracy = Some(acc.accuracy);

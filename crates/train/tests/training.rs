@@ -65,6 +65,7 @@ fn tiny(data: &Path, out: &Path, name: &str) -> TrainConfig {
             protocol: Protocol::WithinAlphabet,
             pairs: 32,
             seed: 1,
+            turns: 1,
         },
         patience: 0,
         checkpoint_every: 40,
@@ -475,4 +476,67 @@ fn rotation_trained_checkpoints_suggest_four_paired_turns() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("missing.safetensors"), "{err}");
+}
+
+/// `val.turns` scores the validation trials as `eval --turns` does (the recorded accuracy is
+/// the eval figure of the same weights), without touching training.
+#[test]
+fn validation_is_scored_in_the_configured_paired_turns() {
+    let data = dataset();
+    let out = tempfile::tempdir().unwrap();
+    let run = |turns: usize, name: &str| {
+        let base = tiny(data.path(), out.path(), name);
+        let cfg = TrainConfig {
+            epochs: 1,
+            val: ValConfig { turns, ..base.val },
+            ..base
+        };
+        Trainer::run(cfg.clone(), &RunOptions::default()).unwrap();
+        cfg
+    };
+    let (upright, turned) = (run(1, "upright"), run(4, "turned"));
+    let last = |name: &str| out.path().join(name).join("last.safetensors");
+    assert_eq!(weights(&last("upright")), weights(&last("turned")));
+
+    let recorded = |name: &str| {
+        let recs = records(&out.path().join(name));
+        let vals: Vec<(f64, usize)> = recs
+            .iter()
+            .filter_map(|r| match r {
+                Record::Val {
+                    accuracy, turns, ..
+                } => Some((*accuracy, *turns)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(vals.len(), 1, "{name}: one validation");
+        vals[0]
+    };
+    let store = train::trainer::load_background(&upright).unwrap();
+    let partition = upright.validation.partition(&store).unwrap();
+    let trials = data::trials::sample_trials(
+        &store,
+        partition.val.as_ref().unwrap(),
+        upright.val.protocol,
+        upright.val.ways,
+        upright.val.trials,
+        upright.val.seed,
+    )
+    .unwrap();
+    let net = Arc::new(load(&last("turned"), &candle_core::Device::Cpu).unwrap().0);
+    let eval_accuracy = |turns: usize| {
+        let mut scorer = eval::ModelScorer::new(net.clone(), 64)
+            .unwrap()
+            .with_turns(turns)
+            .unwrap();
+        eval::Accuracy::of(&eval::evaluate(&mut scorer, &store, &trials).unwrap()).accuracy
+    };
+    let (a1, a4) = (eval_accuracy(1), eval_accuracy(4));
+    assert_ne!(
+        a1, a4,
+        "the turned score must differ for this test to tell them apart"
+    );
+    assert_eq!(recorded("upright"), (a1, 1));
+    assert_eq!(recorded("turned"), (a4, 4));
+    assert_eq!(turned.val.turns, 4);
 }
