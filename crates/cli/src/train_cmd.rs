@@ -136,6 +136,10 @@ pub struct TrainArgs {
     /// Validate every N steps (0: every epoch).
     #[arg(long)]
     val_every: Option<u64>,
+    /// Also keep a running average of the weights with this decay (e.g. 0.998), written as
+    /// `ema.safetensors` in the run folder (0: none).
+    #[arg(long, value_name = "DECAY")]
+    ema: Option<f64>,
     /// Score validation trials in N paired turns (1, 2 or 4). From a preset the default is
     /// what `eval` uses for the trained model: 4 with rotation classes, else 1.
     #[arg(long)]
@@ -358,6 +362,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = a.patience {
         c.patience = v
+    }
+    if let Some(v) = a.ema {
+        c.ema = v
     }
     if let Some(v) = a.checkpoint_every {
         c.checkpoint_every = v

@@ -31,10 +31,24 @@ pub fn save_checkpoint(
     state: &TrainState,
     config: &TrainConfig,
 ) -> Result<()> {
+    let tensors = match optimizer {
+        Some(opt) => opt.state_tensors()?,
+        None => Vec::new(),
+    };
+    save_checkpoint_with(path, net, tensors, state, config)
+}
+
+/// [`save_checkpoint`] with any training state as named tensors (the optimizer's, the weight
+/// average's).
+pub fn save_checkpoint_with(
+    path: &Path,
+    net: &SiameseNet,
+    tensors: Vec<(String, candle_core::Tensor)>,
+    state: &TrainState,
+    config: &TrainConfig,
+) -> Result<()> {
     let mut extras = Extras::default();
-    if let Some(opt) = optimizer {
-        extras.tensors.extend(opt.state_tensors()?);
-    }
+    extras.tensors.extend(tensors);
     extras.metadata.insert(
         "train_state".into(),
         serde_json::to_string(state).expect("state serializes"),

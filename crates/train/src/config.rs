@@ -130,10 +130,18 @@ pub struct TrainConfig {
     /// Networks to train (seeds `seed`, `seed + 1`, ...) and merge into one ensemble.
     #[serde(skip_serializing_if = "is_one")]
     pub members: usize,
+    /// Decay of a running average of the weights, written as `ema.safetensors` beside the
+    /// run's other files (0: none; see [`crate::ema`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ema: f64,
 }
 
 fn is_one(n: &usize) -> bool {
     *n == 1
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for TrainConfig {
@@ -166,6 +174,7 @@ impl Default for TrainConfig {
             checkpoint_every: 500,
             log_every: 10,
             members: 1,
+            ema: 0.0,
         }
     }
 }
@@ -294,6 +303,12 @@ impl TrainConfig {
             return Err(format!(
                 "validation paired turns must be 1, 2 or 4, not {}",
                 self.val.turns
+            ));
+        }
+        if !(0.0..1.0).contains(&self.ema) {
+            return Err(format!(
+                "the weight-average decay must be in [0, 1), not {}",
+                self.ema
             ));
         }
         if self.members == 0 {

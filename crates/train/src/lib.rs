@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod ema;
 pub mod ensemble;
 pub mod episode_loss;
 pub mod error;

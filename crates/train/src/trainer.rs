@@ -14,8 +14,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use model::loss::{bce_with_logits, bce_with_logits_host};
 use model::{SiameseNet, parse_device};
 
-use crate::checkpoint::{TrainState, load_checkpoint, save_checkpoint};
+use crate::checkpoint::{TrainState, load_checkpoint, save_checkpoint, save_checkpoint_with};
 use crate::config::{Objective, TrainConfig};
+use crate::ema::WeightAverage;
 use crate::episode_loss::EpisodeLoss;
 use crate::error::{Result, TrainError};
 use crate::metrics::{Metrics, Record};
@@ -182,6 +183,15 @@ impl Trainer {
         if let Some(extras) = &extras {
             optimizer.load_state(&extras.tensors, state.step)?;
         }
+        let ema = if config.ema > 0.0 {
+            let mut ema = WeightAverage::new(config.ema, &net)?;
+            if let Some(extras) = &extras {
+                ema.load_state(&extras.tensors, state.step, &device)?;
+            }
+            Some(ema)
+        } else {
+            None
+        };
         let mut metrics = Metrics::open(
             &run_dir.join("metrics.jsonl"),
             resume.as_ref().map(|_| state.step),
@@ -210,6 +220,7 @@ impl Trainer {
             run_dir: &run_dir,
             validation: validation.as_ref(),
             store: &store,
+            ema,
         };
         loop_.train(&sampler, &mut optimizer, &mut state, &mut metrics, opts)
     }
@@ -256,12 +267,22 @@ struct Loop<'a> {
     run_dir: &'a Path,
     validation: Option<&'a Validation>,
     store: &'a ImageStore,
+    ema: Option<WeightAverage>,
 }
 
 impl Loop<'_> {
+    /// `last.safetensors` (with the optimizer's and the weight average's state), and the
+    /// averaged network as `ema.safetensors`.
     fn checkpoint(&self, optimizer: &Optimizer, state: &TrainState) -> Result<()> {
         let path = self.run_dir.join("last.safetensors");
-        save_checkpoint(&path, self.net, Some(optimizer), state, self.config)?;
+        let mut tensors = optimizer.state_tensors()?;
+        if let Some(ema) = &self.ema {
+            tensors.extend(ema.state_tensors());
+            let averaged = ema.network(self.net)?;
+            let ema_path = self.run_dir.join("ema.safetensors");
+            save_checkpoint(&ema_path, &averaged, None, state, self.config)?;
+        }
+        save_checkpoint_with(&path, self.net, tensors, state, self.config)?;
         tracing::debug!(step = state.step, path = %path.display(), "checkpoint");
         Ok(())
     }
@@ -439,6 +460,9 @@ impl Loop<'_> {
                 let epoch = step as f64 / per_epoch as f64;
                 optimizer.step(&grads, factor, epoch)?;
                 drop(grads);
+                if let Some(ema) = &mut self.ema {
+                    ema.update(self.net)?;
+                }
                 state.step = step + 1;
                 stale_checkpoint = true;
                 let dt = t0.elapsed().as_secs_f64();
