@@ -68,7 +68,11 @@ impl WeightAverage {
     /// The averaged weights as a network of the same architecture.
     pub fn network(&self, net: &SiameseNet) -> Result<SiameseNet> {
         let tensors: HashMap<String, Tensor> = self.shadow.iter().cloned().collect();
-        Ok(SiameseNet::from_tensors(net.arch(), &tensors, net.device())?)
+        Ok(SiameseNet::from_tensors(
+            net.arch(),
+            &tensors,
+            net.device(),
+        )?)
     }
 
     /// The shadow as named tensors for a checkpoint.
@@ -122,8 +126,14 @@ mod tests {
         let net = SiameseNet::new(&Arch::conv4(16, 4), Init::Default, 0, &Device::Cpu).unwrap();
         let set = |value: f32| {
             for v in net.vars() {
-                v.set(&v.as_tensor().ones_like().unwrap().affine(value as f64, 0.0).unwrap())
-                    .unwrap();
+                v.set(
+                    &v.as_tensor()
+                        .ones_like()
+                        .unwrap()
+                        .affine(value as f64, 0.0)
+                        .unwrap(),
+                )
+                .unwrap();
             }
         };
         set(0.0);
@@ -132,7 +142,11 @@ mod tests {
         set(10.0);
         ema.update(&net).unwrap();
         let averaged = ema.network(&net).unwrap();
-        assert!(first_weight(&averaged).iter().all(|&x| (x - 9.0).abs() < 1e-5));
+        assert!(
+            first_weight(&averaged)
+                .iter()
+                .all(|&x| (x - 9.0).abs() < 1e-5)
+        );
         // n = 1: d = min(0.5, 2/11) = 2/11, so s = 2/11 * 9 + 9/11 * 20.
         set(20.0);
         ema.update(&net).unwrap();
@@ -151,12 +165,21 @@ mod tests {
 
     #[test]
     fn the_shadow_round_trips_through_a_checkpoint_map() {
-        let net = SiameseNet::new(&Arch::conv4(16, 4), Init::Default, 1, &Device::Cpu).unwrap();
+        let net = SiameseNet::new(
+            &Arch::preset("conv4-16-bn").unwrap(),
+            Init::Default,
+            1,
+            &Device::Cpu,
+        )
+        .unwrap();
         let mut ema = WeightAverage::new(0.9, &net).unwrap();
         ema.update(&net).unwrap();
         let saved: HashMap<String, Tensor> = ema.state_tensors().into_iter().collect();
         assert!(saved.keys().all(|k| k.starts_with("ema.")));
-        assert!(saved.keys().any(|k| k.ends_with("running_var")), "buffers too");
+        assert!(
+            saved.keys().any(|k| k.ends_with("running_var")),
+            "buffers too"
+        );
         let mut back = WeightAverage::new(0.9, &net).unwrap();
         back.load_state(&saved, 1, &Device::Cpu).unwrap();
         assert_eq!(back.updates(), 1);

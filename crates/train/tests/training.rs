@@ -71,6 +71,7 @@ fn tiny(data: &Path, out: &Path, name: &str) -> TrainConfig {
         checkpoint_every: 40,
         log_every: 5,
         members: 1,
+        ema: 0.0,
     }
 }
 
@@ -539,4 +540,71 @@ fn validation_is_scored_in_the_configured_paired_turns() {
     assert_eq!(recorded("upright"), (a1, 1));
     assert_eq!(recorded("turned"), (a4, 4));
     assert_eq!(turned.val.turns, 4);
+}
+
+/// `ema` leaves training alone, writes the averaged network beside it, and averages across a
+/// resume exactly as without one.
+#[test]
+fn weight_average_resumes_exactly_and_leaves_training_alone() {
+    let data = dataset();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = |name: &str, ema: f64| TrainConfig {
+        epochs: 2,
+        ema,
+        ..tiny(data.path(), out.path(), name)
+    };
+    let file = |name: &str, f: &str| out.path().join(name).join(f);
+    Trainer::run(cfg("plain", 0.0), &RunOptions::default()).unwrap();
+    Trainer::run(cfg("straight", 0.9), &RunOptions::default()).unwrap();
+    assert!(!file("plain", "ema.safetensors").exists());
+    assert_eq!(
+        weights(&file("plain", "last.safetensors")),
+        weights(&file("straight", "last.safetensors")),
+        "the average does not change training"
+    );
+    let (last, averaged) = (
+        weights(&file("straight", "last.safetensors")),
+        weights(&file("straight", "ema.safetensors")),
+    );
+    assert_ne!(last, averaged);
+    // The saved config says how it was made, and is read back.
+    let saved = std::fs::read_to_string(file("straight", "config.toml")).unwrap();
+    assert!(saved.contains("ema = 0.9"), "{saved}");
+
+    let first = Trainer::run(
+        cfg("split", 0.9),
+        &RunOptions {
+            stop_after: Some(50),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((first.outcome, first.steps), (Outcome::Interrupted, 50));
+    Trainer::run(
+        TrainConfig::default(),
+        &RunOptions {
+            resume: Some(out.path().join("split")),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(weights(&file("split", "ema.safetensors")), averaged);
+
+    // A decay near 0 tracks the last weights: the average is updated on every step.
+    Trainer::run(cfg("tracking", 1e-9), &RunOptions::default()).unwrap();
+    for (a, b) in weights(&file("tracking", "ema.safetensors"))
+        .iter()
+        .flatten()
+        .zip(last.iter().flatten())
+    {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+
+    let err = Trainer::run(cfg("bad", 1.0), &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("weight-average decay must be in [0, 1)"),
+        "{err}"
+    );
 }
