@@ -155,7 +155,7 @@ fn validate(config: &TrainConfig, net: &std::sync::Arc<model::SiameseNet>) -> Re
     };
     let v = &config.val;
     let trials = sample_trials(&store, val, v.protocol, v.ways, v.trials, v.seed)?;
-    let mut scorer = eval::ModelScorer::new(net.clone(), 256)?;
+    let mut scorer = crate::trainer::validation_scorer(net, config)?;
     let results = eval::evaluate(&mut scorer, &store, &trials)?;
     Ok(Some(eval::Accuracy::of(&results).accuracy))
 }

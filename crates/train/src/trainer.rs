@@ -66,6 +66,14 @@ struct Validation {
     pairs: PairBatch,
 }
 
+/// How validation trials are scored: as `eval` would, in the config's paired turns.
+pub(crate) fn validation_scorer(
+    net: &Arc<SiameseNet>,
+    config: &TrainConfig,
+) -> Result<eval::ModelScorer> {
+    Ok(eval::ModelScorer::new(net.clone(), 256)?.with_turns(config.val.turns)?)
+}
+
 /// Loads the split folder, with the command that fetches it when missing.
 pub fn load_background(config: &TrainConfig) -> Result<ImageStore> {
     let index = SplitIndex::scan_split(&config.dataset, SplitKind::Background)?;
@@ -355,8 +363,7 @@ impl Loop<'_> {
             .collect();
         let loss = bce_with_logits_host(&logits, &val.pairs.labels) as f64;
         debug_assert_eq!(val.pairs.side, side);
-        let mut scorer =
-            eval::ModelScorer::new(self.net.clone(), 256)?.with_turns(self.config.val.turns)?;
+        let mut scorer = validation_scorer(self.net, self.config)?;
         let results = eval::evaluate(&mut scorer, self.store, &val.trials)?;
         let _ = &val.subset;
         Ok((loss, eval::Accuracy::of(&results)))
