@@ -257,6 +257,11 @@ impl SiameseNet {
             .collect()
     }
 
+    /// Running batch-norm statistics, in the order of [`SiameseNet::named_buffers`].
+    pub fn buffers(&self) -> &[Var] {
+        &self.buffers
+    }
+
     /// Running batch-norm statistics by name (saved with the weights, not trained).
     pub fn named_buffers(&self) -> Vec<(String, Var)> {
         buffer_names(&self.arch)

@@ -54,8 +54,10 @@ impl WeightAverage {
     /// Moves the shadow towards the network's weights.
     pub fn update(&mut self, net: &SiameseNet) -> Result<()> {
         let d = self.current_decay();
-        for ((_, s), (_, w)) in self.shadow.iter_mut().zip(named_state(net)) {
-            *s = ((&*s * d)? + (w * (1.0 - d))?)?;
+        // Same order as `named_state`, without building the names each step.
+        let weights = net.vars().iter().chain(net.buffers());
+        for ((_, s), w) in self.shadow.iter_mut().zip(weights) {
+            *s = ((&*s * d)? + (w.as_tensor() * (1.0 - d))?)?;
         }
         self.updates += 1;
         Ok(())
