@@ -495,7 +495,8 @@ fn validation_is_scored_in_the_configured_paired_turns() {
         Trainer::run(cfg.clone(), &RunOptions::default()).unwrap();
         cfg
     };
-    let (upright, _) = (run(1, "upright"), run(4, "turned"));
+    let upright = run(1, "upright");
+    run(4, "turned");
     let last = |name: &str| out.path().join(name).join("last.safetensors");
     assert_eq!(weights(&last("upright")), weights(&last("turned")));
 
