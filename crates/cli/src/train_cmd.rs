@@ -442,9 +442,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         println!("no validation split: the final weights are the model, {dir}/best.safetensors");
     }
     println!(
-        "{:.0} s, {:.1} pairs/s, {:.1}% of step time waiting for data; metrics in {dir}/metrics.jsonl, curves in {dir}/curves.png",
+        "{:.0} s, {:.1} {}/s, {:.1}% of step time waiting for data; metrics in {dir}/metrics.jsonl, curves in {dir}/curves.png",
         summary.seconds,
         summary.pairs_per_s,
+        summary.item_name,
         100.0 * summary.data_wait
     );
     Ok(())

@@ -565,6 +565,26 @@ fn training_without_validation_says_where_the_model_is() {
     assert!(text.contains("finished 4 steps"), "{text}");
     assert!(text.contains("no validation split"), "{text}");
     assert!(!text.contains("best validation accuracy"), "{text}");
+    assert!(text.contains(" pairs/s,"), "{text}");
+
+    // An episodic run counts its rate in episodes, not pairs.
+    let out = run(bin()
+        .args(["train", "--preset", "quick", "--arch", "conv4-16x8"])
+        .args(["--epochs", "1", "--episodes-per-epoch", "2", "--ways", "3"])
+        .args([
+            "--val-alphabets",
+            "0",
+            "--no-progress",
+            "--name",
+            "episodic",
+        ])
+        .arg("--out-dir")
+        .arg(f.root.join("runs"))
+        .arg("--dataset")
+        .arg(&f.dataset));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("finished 2 steps"), "{text}");
+    assert!(text.contains(" episodes/s,"), "{text}");
 
     // `--members 2`: two networks, merged into one ensemble network that the commands use.
     let out = run(bin()

@@ -80,6 +80,14 @@ pub enum Objective {
 }
 
 impl Objective {
+    /// What one training item is, for rates such as "2.2 episodes/s".
+    pub fn item_name(&self) -> &'static str {
+        match self {
+            Objective::Pairs => "pairs",
+            Objective::Episodes { .. } => "episodes",
+        }
+    }
+
     /// 20-way episodes with 2 queries per class, half within one alphabet, pair weight 0.5,
     /// one episode per step.
     pub fn episodes(per_epoch: u64) -> Self {

@@ -103,6 +103,7 @@ pub fn run(config: TrainConfig, opts: &RunOptions) -> Result<Summary> {
                 best: None,
                 seconds: started.elapsed().as_secs_f64(),
                 pairs_per_s: 0.0,
+                item_name: config.objective.item_name(),
                 data_wait: 0.0,
                 members: config.members,
             });
@@ -140,6 +141,7 @@ pub fn run(config: TrainConfig, opts: &RunOptions) -> Result<Summary> {
         best: accuracy.map(|a| (steps, a)),
         seconds,
         pairs_per_s: pairs / seconds.max(1e-9),
+        item_name: config.objective.item_name(),
         data_wait: waited / seconds.max(1e-9),
         members: config.members,
     })

@@ -38,7 +38,9 @@ pub struct Summary {
     pub steps: u64,
     pub best: Option<(u64, f64)>,
     pub seconds: f64,
+    /// Training items (pairs or episodes, as `item_name` says) per second.
     pub pairs_per_s: f64,
+    pub item_name: &'static str,
     pub data_wait: f64,
     /// Networks trained and merged (1 unless the config asks for an ensemble).
     pub members: usize,
@@ -416,10 +418,7 @@ impl Loop<'_> {
         let (mut window_loss, mut window_steps, mut window_wait, mut window_time) =
             (0.0f64, 0u64, 0.0f64, 0.0f64);
         let mut window_items = 0usize;
-        let unit = match &cfg.objective {
-            Objective::Pairs => "pairs",
-            Objective::Episodes { .. } => "episodes",
-        };
+        let unit = cfg.objective.item_name();
         let (mut all_wait, mut all_time) = (0.0f64, 0.0f64);
         let mut stale_checkpoint = false;
 
@@ -580,6 +579,7 @@ impl Loop<'_> {
             best: metrics.best_val(),
             seconds: started.elapsed().as_secs_f64(),
             pairs_per_s: items_done as f64 / all_time.max(1e-9),
+            item_name: unit,
             data_wait: all_wait / all_time.max(1e-9),
             members: 1,
         })
