@@ -444,7 +444,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     println!(
         "{:.0} s, {:.1} {}/s, {:.1}% of step time waiting for data; metrics in {dir}/metrics.jsonl, curves in {dir}/curves.png",
         summary.seconds,
-        summary.pairs_per_s,
+        summary.items_per_s,
         summary.item_name,
         100.0 * summary.data_wait
     );

@@ -93,7 +93,7 @@ pub fn run(config: TrainConfig, opts: &RunOptions) -> Result<Summary> {
         };
         let s = Trainer::run(member, &opts)?;
         steps += s.steps;
-        pairs += s.pairs_per_s * s.seconds;
+        pairs += s.items_per_s * s.seconds;
         waited += s.data_wait * s.seconds;
         if s.outcome == Outcome::Interrupted {
             return Ok(Summary {
@@ -102,7 +102,7 @@ pub fn run(config: TrainConfig, opts: &RunOptions) -> Result<Summary> {
                 steps,
                 best: None,
                 seconds: started.elapsed().as_secs_f64(),
-                pairs_per_s: 0.0,
+                items_per_s: 0.0,
                 item_name: config.objective.item_name(),
                 data_wait: 0.0,
                 members: config.members,
@@ -140,7 +140,7 @@ pub fn run(config: TrainConfig, opts: &RunOptions) -> Result<Summary> {
         steps,
         best: accuracy.map(|a| (steps, a)),
         seconds,
-        pairs_per_s: pairs / seconds.max(1e-9),
+        items_per_s: pairs / seconds.max(1e-9),
         item_name: config.objective.item_name(),
         data_wait: waited / seconds.max(1e-9),
         members: config.members,

@@ -39,7 +39,7 @@ pub struct Summary {
     pub best: Option<(u64, f64)>,
     pub seconds: f64,
     /// Training items (pairs or episodes, as `item_name` says) per second.
-    pub pairs_per_s: f64,
+    pub items_per_s: f64,
     pub item_name: &'static str,
     pub data_wait: f64,
     /// Networks trained and merged (1 unless the config asks for an ensemble).
@@ -578,7 +578,7 @@ impl Loop<'_> {
             steps: state.step,
             best: metrics.best_val(),
             seconds: started.elapsed().as_secs_f64(),
-            pairs_per_s: items_done as f64 / all_time.max(1e-9),
+            items_per_s: items_done as f64 / all_time.max(1e-9),
             item_name: unit,
             data_wait: all_wait / all_time.max(1e-9),
             members: 1,
