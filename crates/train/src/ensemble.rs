@@ -61,7 +61,7 @@ pub fn run(config: TrainConfig, opts: &RunOptions) -> Result<Summary> {
         .map_err(|e| TrainError::file(&config_path, format!("cannot write: {e}")))?;
 
     let started = Instant::now();
-    let (mut steps, mut pairs, mut waited) = (0u64, 0.0f64, 0.0f64);
+    let (mut steps, mut items, mut waited) = (0u64, 0.0f64, 0.0f64);
     for i in 0..config.members {
         let member = member_config(&config, i);
         let dir = member.run_dir();
@@ -93,7 +93,7 @@ pub fn run(config: TrainConfig, opts: &RunOptions) -> Result<Summary> {
         };
         let s = Trainer::run(member, &opts)?;
         steps += s.steps;
-        pairs += s.items_per_s * s.seconds;
+        items += s.items_per_s * s.seconds;
         waited += s.data_wait * s.seconds;
         if s.outcome == Outcome::Interrupted {
             return Ok(Summary {
@@ -140,7 +140,7 @@ pub fn run(config: TrainConfig, opts: &RunOptions) -> Result<Summary> {
         steps,
         best: accuracy.map(|a| (steps, a)),
         seconds,
-        items_per_s: pairs / seconds.max(1e-9),
+        items_per_s: items / seconds.max(1e-9),
         item_name: config.objective.item_name(),
         data_wait: waited / seconds.max(1e-9),
         members: config.members,
