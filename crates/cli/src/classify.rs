@@ -151,6 +151,10 @@ pub struct EvalArgs {
     /// Adaptation: penalty on the log-scales, pulling back to the trained head.
     #[arg(long, default_value_t = AdaptConfig::default().l2)]
     adapt_l2: f32,
+    /// Adaptation: fit with each copy compared with each candidate in the same paired turns
+    /// (and mirror images) as the query, not upright only.
+    #[arg(long)]
+    adapt_in_views: bool,
 }
 
 impl EvalArgs {
@@ -160,6 +164,7 @@ impl EvalArgs {
             steps: self.adapt,
             lr: self.adapt_lr,
             l2: self.adapt_l2,
+            in_views: self.adapt_in_views,
             ..AdaptConfig::default()
         }
     }

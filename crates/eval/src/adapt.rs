@@ -28,6 +28,10 @@ pub struct AdaptConfig {
     pub l2: f32,
     /// Seed of the distortions (each image's copies depend only on it and the image).
     pub seed: u64,
+    /// Fit in the pair views the query is scored in (paired turns, mirror images): each copy
+    /// is compared with each candidate in every view and its logit is the mean over the
+    /// views, as the query's is. Off: upright copies against upright candidates.
+    pub in_views: bool,
 }
 
 impl Default for AdaptConfig {
@@ -38,6 +42,7 @@ impl Default for AdaptConfig {
             lr: 1.0,
             l2: 0.01,
             seed: 0,
+            in_views: false,
         }
     }
 }
@@ -146,11 +151,14 @@ pub fn adapted_weights(
 }
 
 /// `w0_d * |copy - candidate|_d` for every copy and candidate, and each copy's candidate.
+/// Embeddings may hold several views, one after another (`w0.len()` values each, the same
+/// views in the same order for every image); a contribution is then the mean over the views.
 fn contributions(
     w0: &[f32],
     candidates: &[&[f32]],
     copies: &[Vec<&[f32]>],
 ) -> (Vec<Vec<Vec<f32>>>, Vec<usize>) {
+    let dim = w0.len().max(1);
     let mut contrib = Vec::new();
     let mut owner = Vec::new();
     for (i, own) in copies.iter().enumerate() {
@@ -159,10 +167,16 @@ fn contributions(
                 candidates
                     .iter()
                     .map(|c| {
-                        w0.iter()
-                            .zip(copy.iter().zip(c.iter()))
-                            .map(|(w, (x, y))| w * (x - y).abs())
-                            .collect()
+                        debug_assert_eq!(copy.len(), c.len());
+                        let views = (copy.len() / dim).max(1) as f32;
+                        let mut g = vec![0f32; w0.len()];
+                        for (x, y) in copy.chunks_exact(dim).zip(c.chunks_exact(dim)) {
+                            g.iter_mut()
+                                .zip(w0.iter().zip(x.iter().zip(y)))
+                                .for_each(|(g, (w, (x, y)))| *g += w * (x - y).abs());
+                        }
+                        g.iter_mut().for_each(|g| *g /= views);
+                        g
                     })
                     .collect(),
             );
@@ -215,12 +229,28 @@ mod tests {
             lr: 1.0,
             l2: 0.0,
             seed: 0,
+            in_views: false,
         };
         let w = adapted_weights(&w0, &cands, &copies, &cfg);
         assert!((w[0] + 1.0).abs() < 1e-6);
         assert!((w[1] + (1.0 - s).exp()).abs() < 1e-5);
         let w = adapted_weights(&w0, &cands, &copies, &AdaptConfig { l2: 1.0, ..cfg });
         assert!((w[1] + ((1.0 - s) / 2.0).exp()).abs() < 1e-5);
+    }
+
+    #[test]
+    fn contributions_average_over_the_views() {
+        // Two views of 2 dimensions each, head w0 = (-1, -2). Candidate (0,0 | 1,1), copy
+        // (1,0 | 1,3): |diff| is (1,0) in view 0 and (0,2) in view 1, mean (0.5, 1), times w0.
+        let w0 = [-1.0, -2.0];
+        let cand = [0.0f32, 0.0, 1.0, 1.0];
+        let copy = [1.0f32, 0.0, 1.0, 3.0];
+        let (contrib, owner) = contributions(&w0, &[&cand], &[vec![&copy]]);
+        assert_eq!(owner, vec![0]);
+        assert_eq!(contrib, vec![vec![vec![-0.5, -2.0]]]);
+        // One view: the plain contribution.
+        let (one, _) = contributions(&w0, &[&cand[..2]], &[vec![&copy[..2]]]);
+        assert_eq!(one, vec![vec![vec![-1.0, 0.0]]]);
     }
 
     #[test]
@@ -243,6 +273,7 @@ mod tests {
             lr: 0.5,
             l2: 0.0,
             seed: 0,
+            in_views: false,
         };
         let w = adapted_weights(&w0, &cand_refs, &copies, &cfg);
         // The separating dimension gains weight; the jittering one is not touched, since its

@@ -56,7 +56,7 @@ pub struct ModelScorer {
     embeddings: Vec<f32>,
     /// Support-set adaptation (off unless `adapt.steps > 0`).
     adapt: AdaptConfig,
-    /// `adapt.views` embeddings of distorted copies per slot, when adapting.
+    /// `adapt.views` distorted copies per slot, when adapting, each in `copy_views()` views.
     copies: Vec<f32>,
     /// Adapted heads by candidate set: Lake's runs score 20 queries against one set.
     adapted: Mutex<HashMap<Vec<ImageId>, Arc<Head>>>,
@@ -95,7 +95,8 @@ impl ModelScorer {
     /// Scores each pair `turns` times (1, 2 or 4), both images turned by the same multiple of
     /// `360 / turns` degrees, and averages the head's logits: for networks trained with
     /// rotation classes, to which a turned pair is as familiar as an upright one. With
-    /// `with_adaptation`, the head adapted on the upright copies scores every view.
+    /// `with_adaptation`, the adapted head scores every view; it is fitted on upright copies
+    /// unless `AdaptConfig::in_views` asks for the same views as the query's.
     pub fn with_turns(mut self, turns: usize) -> Result<Self> {
         if ![1, 2, 4].contains(&turns) {
             return Err(crate::EvalError::Invalid(format!(
@@ -137,6 +138,22 @@ impl ModelScorer {
         self.embedding_in_view(id, 0)
     }
 
+    /// Image `id`'s embeddings in every pair view, one after another.
+    fn embedding_in_all_views(&self, id: ImageId) -> &[f32] {
+        let per = self.pair_views() * self.dim;
+        let at = self.slots[&id] * per;
+        &self.embeddings[at..at + per]
+    }
+
+    /// Views each adaptation copy is embedded in: the pair views when fitting in them.
+    fn copy_views(&self) -> usize {
+        if self.adapt.in_views {
+            self.pair_views()
+        } else {
+            1
+        }
+    }
+
     /// The embedding of image `id` in pair view `k`.
     fn embedding_in_view(&self, id: ImageId, k: usize) -> &[f32] {
         let at = (self.slots[&id] * self.pair_views() + k) * self.dim;
@@ -144,10 +161,11 @@ impl ModelScorer {
     }
 
     fn copies_of(&self, id: ImageId) -> Vec<&[f32]> {
-        let per = self.adapt.views * self.dim;
+        let one = self.copy_views() * self.dim;
+        let per = self.adapt.views * one;
         let slot = self.slots[&id];
         self.copies[slot * per..(slot + 1) * per]
-            .chunks(self.dim)
+            .chunks(one)
             .collect()
     }
 
@@ -158,7 +176,16 @@ impl ModelScorer {
         if let Some(w) = self.adapted.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return w;
         }
-        let embeddings: Vec<&[f32]> = candidates.iter().map(|&c| self.embedding(c)).collect();
+        let embeddings: Vec<&[f32]> = candidates
+            .iter()
+            .map(|&c| {
+                if self.adapt.in_views {
+                    self.embedding_in_all_views(c)
+                } else {
+                    self.embedding(c)
+                }
+            })
+            .collect();
         let copies: Vec<Vec<&[f32]>> = candidates.iter().map(|&c| self.copies_of(c)).collect();
         let w = Arc::new((
             adapted_weights(&self.head.0, &embeddings, &copies, &self.adapt),
@@ -242,8 +269,12 @@ impl Scorer for ModelScorer {
         let adapt = if self.adapt.enabled() {
             let a = &self.adapt;
             format!(
-                ", adapted: {} steps, {} copies, lr {}, l2 {}",
-                a.steps, a.views, a.lr, a.l2
+                ", adapted{}: {} steps, {} copies, lr {}, l2 {}",
+                if a.in_views { " in the pair views" } else { "" },
+                a.steps,
+                a.views,
+                a.lr,
+                a.l2
             )
         } else {
             String::new()
@@ -279,13 +310,21 @@ impl Scorer for ModelScorer {
             self.embed_view(store, &fresh, k)
         })?;
         if self.adapt.enabled() {
-            // Copy k of every image, one batch of images per k.
+            // Copy v of every image in view k, one batch of images per (v, k). A copy's
+            // distortion depends only on v, so its views are one drawing looked at alike.
             let distortions = AdaptConfig::distortions();
-            let copies = image_major(self.adapt.views, self.dim, |k| {
+            let views = self.copy_views();
+            let copies = image_major(self.adapt.views * views, self.dim, |m| {
+                let (v, k) = (m / views, m % views);
                 self.embed_warped(store, &fresh, |id| {
                     let mut rng =
-                        data::rng_for(self.adapt.seed, STREAM_ADAPT_COPIES, id.into(), k as u64);
-                    distortions.sample(&mut rng)
+                        data::rng_for(self.adapt.seed, STREAM_ADAPT_COPIES, id.into(), v as u64);
+                    let copy = distortions.sample(&mut rng);
+                    if self.adapt.in_views {
+                        self.pair_view(k, &copy)
+                    } else {
+                        copy
+                    }
                 })
             })?;
             self.copies.extend(copies);

@@ -421,6 +421,64 @@ fn ensemble_members_must_share_an_input_size() {
 }
 
 #[test]
+fn adaptation_in_the_pair_views() {
+    let s = store(SyntheticSpec::new(2, 5, 4), 16);
+    let net = tiny_net(0);
+    let upright = eval::adapt::AdaptConfig {
+        // Large steps and no penalty, so that the untrained tiny net's fits move visibly.
+        views: 3,
+        steps: 50,
+        lr: 10.0,
+        l2: 0.0,
+        seed: 0,
+        in_views: false,
+    };
+    let in_views = eval::adapt::AdaptConfig {
+        in_views: true,
+        ..upright
+    };
+    let ids: Vec<ImageId> = (0..s.len() as u32).collect();
+    let scorer = |adapt, turns, batch| {
+        eval::ModelScorer::new(net.clone(), batch)
+            .unwrap()
+            .with_turns(turns)
+            .unwrap()
+            .with_adaptation(adapt)
+    };
+    let (q, cands) = (0u32, vec![4u32, 9, 13, 17]);
+
+    // Without turns there is one view, so fitting "in the views" is the upright fit.
+    let mut a = scorer(upright, 1, 8);
+    let mut b = scorer(in_views, 1, 8);
+    a.prepare(&s, &ids).unwrap();
+    b.prepare(&s, &ids).unwrap();
+    assert_eq!(a.trial_scores(q, &cands), b.trial_scores(q, &cands));
+
+    // With four turns the copies are turned too, which changes the fit; the result still
+    // depends only on the seed and the images, not on how they were prepared.
+    let mut a = scorer(upright, 4, 8);
+    let mut b = scorer(in_views, 4, 8);
+    let mut halves = scorer(in_views, 4, 3);
+    a.prepare(&s, &ids).unwrap();
+    b.prepare(&s, &ids).unwrap();
+    let (lo, hi) = ids.split_at(ids.len() / 2);
+    halves.prepare(&s, hi).unwrap();
+    halves.prepare(&s, lo).unwrap();
+    let (sa, sb) = (a.trial_scores(q, &cands), b.trial_scores(q, &cands));
+    assert!(sb.iter().all(|x| x.is_finite()));
+    assert!(
+        sa.iter().zip(&sb).any(|(x, y)| (x - y).abs() > 1e-6),
+        "{sa:?} {sb:?}"
+    );
+    assert_eq!(halves.trial_scores(q, &cands), sb);
+    assert!(
+        b.name().contains("adapted in the pair views"),
+        "{}",
+        b.name()
+    );
+}
+
+#[test]
 fn support_adaptation_is_per_trial_and_reproducible() {
     let s = store(SyntheticSpec::new(2, 5, 4), 16);
     let net = tiny_net(0);
@@ -430,6 +488,7 @@ fn support_adaptation_is_per_trial_and_reproducible() {
         lr: 1.0,
         l2: 0.1,
         seed: 0,
+        in_views: false,
     };
     let ids: Vec<ImageId> = (0..s.len() as u32).collect();
     let mut plain = eval::ModelScorer::new(net.clone(), 8).unwrap();
