@@ -171,6 +171,12 @@ impl EvalArgs {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
+    if a.adapt_in_views && a.adapt == 0 {
+        bail!(
+            "--adapt-in-views changes how the support-set adaptation is fitted, which is off; \
+             turn it on with --adapt STEPS (50 was chosen on the validation split)"
+        );
+    }
     let choice = a.scorer.choice()?;
     let device = a.scorer.device()?;
     let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);

@@ -389,6 +389,15 @@ fn bad_input_gets_clear_errors() {
         "{err}"
     );
 
+    let err = fails(
+        bin()
+            .args(["eval", "--adapt-in-views", "--checkpoint"])
+            .arg(&f.model)
+            .arg("--dataset")
+            .arg(&f.dataset),
+    );
+    assert!(err.contains("--adapt STEPS"), "{err}");
+
     let err = fails(bin().args(["eval", "--baseline", "mhd", "--dataset", "/no/dataset"]));
     assert!(err.contains("cargo xtask download"), "{err}");
 
