@@ -138,11 +138,11 @@ impl ModelScorer {
         self.embedding_in_view(id, 0)
     }
 
-    /// Image `id`'s embeddings in every pair view, one after another.
-    fn embedding_in_all_views(&self, id: ImageId) -> &[f32] {
-        let per = self.pair_views() * self.dim;
-        let at = self.slots[&id] * per;
-        &self.embeddings[at..at + per]
+    /// Image `id`'s embeddings in the views the adaptation fits in (`copy_views()`), one after
+    /// another: the upright one first, so without fitting in views it is the upright one.
+    fn embedding_for_fit(&self, id: ImageId) -> &[f32] {
+        let at = self.slots[&id] * self.pair_views() * self.dim;
+        &self.embeddings[at..at + self.copy_views() * self.dim]
     }
 
     /// Views each adaptation copy is embedded in: the pair views when fitting in them.
@@ -178,13 +178,7 @@ impl ModelScorer {
         }
         let embeddings: Vec<&[f32]> = candidates
             .iter()
-            .map(|&c| {
-                if self.adapt.in_views {
-                    self.embedding_in_all_views(c)
-                } else {
-                    self.embedding(c)
-                }
-            })
+            .map(|&c| self.embedding_for_fit(c))
             .collect();
         let copies: Vec<Vec<&[f32]>> = candidates.iter().map(|&c| self.copies_of(c)).collect();
         let w = Arc::new((
