@@ -155,6 +155,11 @@ pub struct EvalArgs {
     /// (and mirror images) as the query, not upright only.
     #[arg(long)]
     adapt_in_views: bool,
+    /// Normalise the network's batch-norm layers, for each trial, with the statistics of its
+    /// candidates (in every paired turn) instead of the running statistics of training; each
+    /// trial is then embedded on its own. Not with --tta or --adapt.
+    #[arg(long, conflicts_with_all = ["tta", "adapt"])]
+    support_stats: bool,
 }
 
 impl EvalArgs {
@@ -186,7 +191,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             .with_turns(a.scorer.turns()?)?
             .with_mirrored_pairs(a.scorer.mirror_pairs)?
             .with_hubness(a.hubness)?
-            .with_adaptation(a.adaptation())?;
+            .with_adaptation(a.adaptation())?
+            .with_support_statistics(a.support_stats)?;
         session.runs(&a.runs_dir)?
     } else {
         let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
@@ -195,7 +201,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             .with_turns(a.scorer.turns()?)?
             .with_mirrored_pairs(a.scorer.mirror_pairs)?
             .with_hubness(a.hubness)?
-            .with_adaptation(a.adaptation())?;
+            .with_adaptation(a.adaptation())?
+            .with_support_statistics(a.support_stats)?;
         if !a.alphabets.is_empty() {
             session.restrict_to_alphabets(&data::split::expand_alphabet_names(&a.alphabets))?;
         }

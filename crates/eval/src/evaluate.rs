@@ -1,6 +1,6 @@
 //! Running trials through a scorer.
 
-use data::{ImageId, ImageStore, Trial};
+use data::{ImageStore, Trial};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -39,13 +39,7 @@ pub fn evaluate(
     store: &ImageStore,
     trials: &[Trial],
 ) -> Result<Vec<TrialResult>> {
-    let mut ids: Vec<ImageId> = trials
-        .iter()
-        .flat_map(|t| std::iter::once(t.query).chain(t.candidates.iter().copied()))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    scorer.prepare(store, &ids)?;
+    scorer.prepare_trials(store, trials)?;
     let scorer: &dyn Scorer = scorer;
     Ok(trials
         .par_iter()

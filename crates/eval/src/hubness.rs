@@ -58,6 +58,10 @@ impl Scorer for HubnessCorrected {
         self.inner.prepare(store, ids)
     }
 
+    fn prepare_trials(&mut self, store: &ImageStore, trials: &[data::Trial]) -> Result<()> {
+        self.inner.prepare_trials(store, trials)
+    }
+
     fn similarity(&self, a: ImageId, b: ImageId) -> f32 {
         self.inner.similarity(a, b)
     }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use data::{AffineParams, ImageId, ImageStore};
+use data::{AffineParams, ImageId, ImageStore, Trial};
 use model::SiameseNet;
 use rayon::prelude::*;
 
@@ -24,6 +24,12 @@ pub trait Scorer: Send + Sync {
     /// (embed each distinct image once, extract point sets).
     fn prepare(&mut self, store: &ImageStore, ids: &[ImageId]) -> Result<()>;
 
+    /// Called once with every trial before any is scored: `prepare` with their images, unless
+    /// a scorer's scores depend on a trial's whole candidate set and are computed here.
+    fn prepare_trials(&mut self, store: &ImageStore, trials: &[Trial]) -> Result<()> {
+        self.prepare(store, &trial_images(trials))
+    }
+
     /// Similarity of two prepared images; higher means more likely the same character.
     fn similarity(&self, a: ImageId, b: ImageId) -> f32;
 
@@ -35,6 +41,20 @@ pub trait Scorer: Send + Sync {
             .collect()
     }
 }
+
+/// Every image `trials` show, each once, in order.
+pub fn trial_images(trials: &[Trial]) -> Vec<ImageId> {
+    let mut ids: Vec<ImageId> = trials
+        .iter()
+        .flat_map(|t| std::iter::once(t.query).chain(t.candidates.iter().copied()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// A trial's identity for cached scores: its query and candidates in order.
+type TrialKey = (ImageId, Vec<ImageId>);
 
 /// A trained Siamese network. Each distinct image is embedded once, in batches on the
 /// network's device; pairs are then scored from the cached embeddings with the (cheap) head.
@@ -60,6 +80,10 @@ pub struct ModelScorer {
     copies: Vec<f32>,
     /// Adapted heads by candidate set: Lake's runs score 20 queries against one set.
     adapted: Mutex<HashMap<Vec<ImageId>, Arc<Head>>>,
+    /// Batch norm with each trial's support statistics (`with_support_statistics`).
+    support_stats: bool,
+    /// Scores of each prepared trial under support statistics.
+    trial_scores: HashMap<TrialKey, Vec<f32>>,
 }
 
 impl ModelScorer {
@@ -77,7 +101,20 @@ impl ModelScorer {
             adapt: AdaptConfig::default(),
             copies: Vec::new(),
             adapted: Mutex::new(HashMap::new()),
+            support_stats: false,
+            trial_scores: HashMap::new(),
         })
+    }
+
+    /// Normalises every batch-norm layer, for each trial, with the statistics of its
+    /// candidates (in every pair view) instead of the running statistics of training: each
+    /// training episode was normalised by its own statistics, and a within-alphabet trial's
+    /// candidates are such a set. The query is normalised alike but does not move the
+    /// statistics. Each trial is then embedded on its own (candidates x pair views + pair
+    /// views images), instead of each image once.
+    pub fn with_support_statistics(mut self, on: bool) -> Self {
+        self.support_stats = on;
+        self
     }
 
     /// Adapts the head to each trial's candidates before scoring it (`adapt::AdaptConfig`).
@@ -247,6 +284,40 @@ impl ModelScorer {
         sum / n as f32
     }
 
+    /// One trial's scores with batch norm in each layer using the statistics of its
+    /// candidates: candidates (each in every pair view), then the query's views, as one batch.
+    fn support_scores(&self, store: &ImageStore, trial: &Trial) -> Result<Vec<f32>> {
+        let views = self.pair_views();
+        let side = store.side();
+        let n = side * side;
+        let order: Vec<(ImageId, usize)> = trial
+            .candidates
+            .iter()
+            .chain(std::iter::once(&trial.query))
+            .flat_map(|&id| (0..views).map(move |k| (id, k)))
+            .collect();
+        let mut images = vec![0f32; order.len() * n];
+        for (out, &(id, k)) in images.chunks_mut(n).zip(&order) {
+            if k == 0 {
+                store.write_f32(id, out);
+            } else {
+                let view = self.pair_view(k, &AffineParams::identity());
+                view.warp_u8(store.pixels(id), side, out, side);
+            }
+        }
+        let support = trial.candidates.len() * views;
+        let e = self.net.embed_images_with_support_stats(&images, support)?;
+        let at = |row: usize| &e[row * self.dim..(row + 1) * self.dim];
+        Ok((0..trial.candidates.len())
+            .map(|c| {
+                let sum: f32 = (0..views)
+                    .map(|k| model::net::head_logit(&self.head, at(support + k), at(c * views + k)))
+                    .sum();
+                sum / views as f32
+            })
+            .collect())
+    }
+
     /// Number of distinct images embedded so far.
     pub fn embedded(&self) -> usize {
         self.slots.len()
@@ -331,11 +402,49 @@ impl Scorer for ModelScorer {
         Ok(())
     }
 
+    fn prepare_trials(&mut self, store: &ImageStore, trials: &[Trial]) -> Result<()> {
+        self.prepare(store, &trial_images(trials))?;
+        if !self.support_stats {
+            return Ok(());
+        }
+        if self.adapt.enabled() || !self.views.is_empty() {
+            return Err(crate::EvalError::Invalid(
+                "support-set statistics do not combine with test-time views or the \
+                 support-set adaptation"
+                    .into(),
+            ));
+        }
+        let fresh: Vec<&Trial> = trials
+            .iter()
+            .filter(|t| {
+                !self
+                    .trial_scores
+                    .contains_key(&(t.query, t.candidates.clone()))
+            })
+            .collect();
+        let scores = fresh
+            .par_iter()
+            .map(|t| self.support_scores(store, t))
+            .collect::<Result<Vec<_>>>()?;
+        for (t, s) in fresh.into_iter().zip(scores) {
+            self.trial_scores.insert((t.query, t.candidates.clone()), s);
+        }
+        Ok(())
+    }
+
     fn similarity(&self, a: ImageId, b: ImageId) -> f32 {
         self.logit(&self.head, a, b)
     }
 
     fn trial_scores(&self, query: ImageId, candidates: &[ImageId]) -> Vec<f32> {
+        if self.support_stats {
+            // `prepare_trials` scored every trial; one it did not see is scored as a pair
+            // scorer would, which only a caller skipping it can reach.
+            if let Some(s) = self.trial_scores.get(&(query, candidates.to_vec())) {
+                return s.clone();
+            }
+            tracing::warn!("a trial was not prepared: scored with the running statistics");
+        }
         let adapted = self.adapt.enabled().then(|| self.adapted_head(candidates));
         let head = adapted.as_deref().unwrap_or(&self.head);
         candidates
@@ -396,6 +505,12 @@ impl Scorer for EnsembleScorer {
         self.members
             .iter_mut()
             .try_for_each(|m| m.prepare(store, ids))
+    }
+
+    fn prepare_trials(&mut self, store: &ImageStore, trials: &[Trial]) -> Result<()> {
+        self.members
+            .iter_mut()
+            .try_for_each(|m| m.prepare_trials(store, trials))
     }
 
     fn similarity(&self, a: ImageId, b: ImageId) -> f32 {

@@ -61,6 +61,7 @@ impl Kind {
         let model_scorer = |net: &Arc<SiameseNet>| -> Result<ModelScorer> {
             let s = ModelScorer::new(net.clone(), 256)?
                 .with_adaptation(adapt)
+                .with_support_statistics(pairs.support_stats)
                 .with_turns(pairs.turns)?
                 .with_mirrored_pairs(pairs.mirrored);
             Ok(if tta {
@@ -133,6 +134,8 @@ fn check_sides(paths: &[PathBuf], nets: &[Arc<SiameseNet>]) -> Result<()> {
 struct PairViews {
     turns: usize,
     mirrored: bool,
+    /// Batch norm with each trial's candidate statistics (`ModelScorer::with_support_statistics`).
+    support_stats: bool,
 }
 
 impl Default for PairViews {
@@ -140,6 +143,7 @@ impl Default for PairViews {
         PairViews {
             turns: 1,
             mirrored: false,
+            support_stats: false,
         }
     }
 }
@@ -230,6 +234,14 @@ impl Session {
     /// Also scores each (turned) pair of the model with both images mirrored left-right.
     pub fn with_mirrored_pairs(mut self, mirrored: bool) -> Result<Self> {
         self.pairs.mirrored = mirrored;
+        self.scorer = self.build_scorer()?;
+        Ok(self)
+    }
+
+    /// Normalises the model's batch-norm layers, for each trial, with the statistics of its
+    /// candidates instead of the running ones (no effect on baselines).
+    pub fn with_support_statistics(mut self, on: bool) -> Result<Self> {
+        self.pairs.support_stats = on;
         self.scorer = self.build_scorer()?;
         Ok(self)
     }

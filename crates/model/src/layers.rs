@@ -77,6 +77,31 @@ pub struct BatchNorm<'a> {
     pub beta: &'a Tensor,
     pub running_mean: &'a Tensor,
     pub running_var: &'a Tensor,
+    /// In inference, normalise the whole batch with the statistics of its first `k` images
+    /// instead of the running ones (a one-shot trial's support set, the way each training
+    /// episode was normalised by its own statistics).
+    pub stats_from_first: Option<usize>,
+}
+
+impl BatchNorm<'_> {
+    /// The (mean, biased variance) an inference pass normalises `z` `[N, C, H, W]` with.
+    fn inference_stats(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
+        match self.stats_from_first {
+            Some(k) => {
+                let n = z.dim(0)?;
+                if k == 0 || k > n {
+                    return Err(crate::ModelError::Arch(format!(
+                        "batch-norm statistics from the first {k} of {n} images"
+                    )));
+                }
+                let head = z.narrow(0, 0, k)?;
+                let mean = head.mean_keepdim((0, 2, 3))?;
+                let var = head.broadcast_sub(&mean)?.sqr()?.mean_keepdim((0, 2, 3))?;
+                Ok((mean.flatten_all()?, var.flatten_all()?))
+            }
+            None => Ok((self.running_mean.clone(), self.running_var.clone())),
+        }
+    }
 }
 
 /// conv + bias, batch norm, ReLU (+ 2x2 max-pool). In training the batch's statistics
@@ -114,10 +139,8 @@ pub fn conv_bn_block(
         let running = if train {
             None
         } else {
-            Some((
-                bn.running_mean.to_vec1::<f32>()?,
-                bn.running_var.to_vec1::<f32>()?,
-            ))
+            let (mean, var) = bn.inference_stats(&z)?;
+            Some((mean.to_vec1::<f32>()?, var.to_vec1::<f32>()?))
         };
         let op = BnReluPoolOp::new(out_channels, geometry.conv_side(), pool, running);
         let stats = op.stats.clone();
@@ -161,9 +184,10 @@ pub fn reference_conv_bn_block(
         let stats = Some((mean.detach().flatten_all()?, unbiased));
         (mean, var, stats)
     } else {
+        let (mean, var) = bn.inference_stats(&z)?;
         (
-            bn.running_mean.reshape((1, c, 1, 1))?,
-            bn.running_var.reshape((1, c, 1, 1))?,
+            mean.reshape((1, c, 1, 1))?,
+            var.reshape((1, c, 1, 1))?,
             None,
         )
     };

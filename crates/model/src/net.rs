@@ -282,7 +282,12 @@ impl SiameseNet {
     }
 
     /// Every tower's embedding of `images`, concatenated.
-    fn towers(&self, images: &Tensor, train: bool) -> Result<Tensor> {
+    fn towers(
+        &self,
+        images: &Tensor,
+        train: bool,
+        stats_from_first: Option<usize>,
+    ) -> Result<Tensor> {
         let side = self.arch.input_side;
         let (n, c, h, w) = images.dims4()?;
         if c != 1 || h != side || w != side {
@@ -293,7 +298,7 @@ impl SiameseNet {
         let (mut next, mut buffer) = (0, 0);
         let mut out = Vec::with_capacity(self.arch.towers);
         for _ in 0..self.arch.towers {
-            out.push(self.tower(images, train, &mut next, &mut buffer)?);
+            out.push(self.tower(images, train, stats_from_first, &mut next, &mut buffer)?);
         }
         debug_assert_eq!(next + 2, self.vars.len());
         if out.len() == 1 {
@@ -309,6 +314,7 @@ impl SiameseNet {
         &self,
         images: &Tensor,
         train: bool,
+        stats_from_first: Option<usize>,
         next: &mut usize,
         buffer: &mut usize,
     ) -> Result<Tensor> {
@@ -326,6 +332,7 @@ impl SiameseNet {
                     beta: &beta,
                     running_mean: running.0.as_tensor(),
                     running_var: running.1.as_tensor(),
+                    stats_from_first,
                 };
                 let (y, stats) =
                     conv_bn_block(&x, &w, &bias, b.padding, b.pool, i > 0, train, &norm)?;
@@ -354,12 +361,21 @@ impl SiameseNet {
 
     /// Embeddings `[N, D]` of images `[N, 1, S, S]`, tracking gradients.
     pub fn embed(&self, images: &Tensor) -> Result<Tensor> {
-        self.towers(images, true)
+        self.towers(images, true, None)
     }
 
     /// Embeddings without building a backward graph.
     pub fn embed_inference(&self, images: &Tensor) -> Result<Tensor> {
-        self.towers(images, false)
+        self.towers(images, false, None)
+    }
+
+    /// Embeddings without a backward graph, every batch-norm layer normalising the whole batch
+    /// with the statistics of its first `support` images instead of the running ones: a
+    /// one-shot trial's candidates first, then its queries. Training normalises each episode by
+    /// its own statistics, and a trial's candidates are such a set; the queries do not move the
+    /// statistics, so no query sees another. Networks without batch norm ignore it.
+    pub fn embed_with_support_stats(&self, images: &Tensor, support: usize) -> Result<Tensor> {
+        self.towers(images, false, Some(support))
     }
 
     /// Logits `[N]` that each pair of embeddings shows the same character:
@@ -417,6 +433,25 @@ impl SiameseNet {
             out.extend(e.flatten_all()?.to_vec1::<f32>()?);
         }
         Ok(out)
+    }
+
+    /// `embed_with_support_stats` for images given as `f32` ink values, as one batch.
+    pub fn embed_images_with_support_stats(
+        &self,
+        images: &[f32],
+        support: usize,
+    ) -> Result<Vec<f32>> {
+        let side = self.arch.input_side;
+        let per = side * side;
+        if !images.len().is_multiple_of(per) {
+            return Err(ModelError::ImageSize {
+                got: images.len(),
+                side,
+            });
+        }
+        let t = Tensor::from_slice(images, (images.len() / per, 1, side, side), &self.device)?;
+        let e = self.embed_with_support_stats(&t, support)?;
+        Ok(e.flatten_all()?.to_vec1::<f32>()?)
     }
 
     /// The head's weights and bias on the host, to score cached embeddings cheaply:

@@ -298,6 +298,7 @@ fn batch_norm_block_matches_candle_in_training_and_inference() {
             beta: &beta,
             running_mean: &rm,
             running_var: &rv,
+            stats_from_first: None,
         };
         for train in [true, false] {
             let (ours, s1) = conv_bn_block(&x, &w, &b, pad, pool, true, train, &bn).unwrap();
