@@ -94,10 +94,28 @@ impl BatchNorm<'_> {
                         "batch-norm statistics from the first {k} of {n} images"
                     )));
                 }
-                let head = z.narrow(0, 0, k)?;
-                let mean = head.mean_keepdim((0, 2, 3))?;
-                let var = head.broadcast_sub(&mean)?.sqr()?.mean_keepdim((0, 2, 3))?;
-                Ok((mean.flatten_all()?, var.flatten_all()?))
+                // On the host: candle's reduction over dims (0, 2, 3) is many times slower than
+                // the convolution that produced `z`.
+                let (c, plane) = (z.dim(1)?, z.dim(2)? * z.dim(3)?);
+                let head = z.narrow(0, 0, k)?.flatten_all()?.to_vec1::<f32>()?;
+                let mut sums = vec![(0f64, 0f64); c];
+                for (i, map) in head.chunks(plane).enumerate() {
+                    let (s, q) = map.iter().fold((0f64, 0f64), |(s, q), &v| {
+                        (s + f64::from(v), q + f64::from(v) * f64::from(v))
+                    });
+                    sums[i % c].0 += s;
+                    sums[i % c].1 += q;
+                }
+                let count = (k * plane) as f64;
+                let mean: Vec<f32> = sums.iter().map(|m| (m.0 / count) as f32).collect();
+                let var: Vec<f32> = sums
+                    .iter()
+                    .map(|m| (m.1 / count - (m.0 / count).powi(2)).max(0.0) as f32)
+                    .collect();
+                Ok((
+                    Tensor::from_vec(mean, c, z.device())?,
+                    Tensor::from_vec(var, c, z.device())?,
+                ))
             }
             None => Ok((self.running_mean.clone(), self.running_var.clone())),
         }
