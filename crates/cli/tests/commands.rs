@@ -127,6 +127,38 @@ fn train_eval_classify_verify() {
         assert!(f.root.join(format!("report/eval.{ext}")).is_file());
     }
 
+    // Support-set statistics: each trial embedded on its own; this network has no batch
+    // norm, so every score is the one pair scoring gives.
+    let eval_tiny = |extra: &[&str]| {
+        let out = run(bin()
+            .args(["eval", "--ways", "5", "--trials", "30", "--turns", "2"])
+            .args(extra)
+            .arg("--checkpoint")
+            .arg(&f.model)
+            .arg("--dataset")
+            .arg(&f.dataset));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (plain, support) = (eval_tiny(&[]), eval_tiny(&["--support-stats"]));
+    assert!(
+        support.contains("support-set batch-norm statistics"),
+        "{support}"
+    );
+    let correct = |t: &str| {
+        t.split(" correct of ")
+            .next()
+            .map(|s| s.rsplit(' ').next().unwrap_or("").to_string())
+    };
+    assert_eq!(correct(&plain), correct(&support), "{plain}\n{support}");
+    let err = fails(
+        bin()
+            .args(["eval", "--support-stats", "--tta", "--checkpoint"])
+            .arg(&f.model)
+            .arg("--dataset")
+            .arg(&f.dataset),
+    );
+    assert!(err.contains("--tta"), "{err}");
+
     let out = run(bin()
         .args(["eval", "--baseline", "mhd", "--ways", "5", "--trials", "20"])
         .arg("--dataset")

@@ -349,7 +349,15 @@ impl Scorer for ModelScorer {
             (n, false) => format!(", {n} paired turns"),
             (n, true) => format!(", {n} paired turns and their mirror images"),
         };
-        format!("siamese ({}{tta}{turns}{adapt})", self.net.arch().name)
+        let stats = if self.support_stats {
+            ", support-set batch-norm statistics"
+        } else {
+            ""
+        };
+        format!(
+            "siamese ({}{tta}{turns}{adapt}{stats})",
+            self.net.arch().name
+        )
     }
 
     fn prepare(&mut self, store: &ImageStore, ids: &[ImageId]) -> Result<()> {

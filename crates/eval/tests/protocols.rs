@@ -548,3 +548,109 @@ fn support_adaptation_is_per_trial_and_reproducible() {
         adapted.trial_scores(*q, cands)
     );
 }
+
+#[test]
+fn support_statistics_score_each_trial_with_its_candidates_statistics() {
+    let s = store(SyntheticSpec::new(2, 5, 4), 16);
+    let net = std::sync::Arc::new(
+        model::SiameseNet::new(
+            &model::Arch::preset("conv4-16x4-bn").unwrap(),
+            model::Init::Default,
+            3,
+            &model::Device::Cpu,
+        )
+        .unwrap(),
+    );
+    let head = net.head_host().unwrap();
+    let trials = vec![
+        data::Trial {
+            query: 0,
+            candidates: vec![4, 9, 13, 17],
+            answer: 0,
+        },
+        data::Trial {
+            query: 0,
+            candidates: vec![9, 2, 17],
+            answer: 1,
+        },
+    ];
+    // By hand: candidates in every turn, then the query's turns, as one batch whose first
+    // rows give the statistics; logits of equally turned pairs averaged.
+    let expected = |t: &data::Trial, turns: usize| -> Vec<f32> {
+        let turned = |id: ImageId| -> Vec<Vec<f32>> {
+            let mut x = s.image_f32(id);
+            let mut out = Vec::new();
+            for k in 0..4 {
+                if k % (4 / turns) == 0 {
+                    out.push(x.clone());
+                }
+                x = quarter_turn(&x, 16);
+            }
+            out
+        };
+        let mut batch: Vec<f32> = t
+            .candidates
+            .iter()
+            .flat_map(|&c| turned(c).concat())
+            .collect();
+        batch.extend(turned(t.query).concat());
+        let support = t.candidates.len() * turns;
+        let e = net
+            .embed_images_with_support_stats(&batch, support)
+            .unwrap();
+        let dim = net.arch().embedding_dim().unwrap();
+        let row = |r: usize| &e[r * dim..(r + 1) * dim];
+        (0..t.candidates.len())
+            .map(|c| {
+                (0..turns)
+                    .map(|k| model::net::head_logit(&head, row(support + k), row(c * turns + k)))
+                    .sum::<f32>()
+                    / turns as f32
+            })
+            .collect()
+    };
+    for turns in [1, 4] {
+        let mut scorer = eval::ModelScorer::new(net.clone(), 8)
+            .unwrap()
+            .with_turns(turns)
+            .unwrap()
+            .with_support_statistics(true);
+        let mut running = eval::ModelScorer::new(net.clone(), 8)
+            .unwrap()
+            .with_turns(turns)
+            .unwrap();
+        let results = evaluate(&mut scorer, &s, &trials).unwrap();
+        let plain = evaluate(&mut running, &s, &trials).unwrap();
+        for (r, p) in results.iter().zip(&plain) {
+            let want = expected(&r.trial, turns);
+            assert!(
+                r.scores
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| (a - b).abs() < 1e-3),
+                "{turns} turns: {:?} vs {want:?}",
+                r.scores
+            );
+            assert!(
+                r.scores
+                    .iter()
+                    .zip(&p.scores)
+                    .any(|(a, b)| (a - b).abs() > 1e-3),
+                "support statistics changed nothing"
+            );
+        }
+        // The same candidate against the same query scores differently in another trial: the
+        // statistics are the trial's.
+        assert!((results[0].scores[1] - results[1].scores[0]).abs() > 1e-5);
+    }
+    // It does not combine with the support-set adaptation.
+    let mut both = eval::ModelScorer::new(net, 8)
+        .unwrap()
+        .with_support_statistics(true)
+        .with_adaptation(eval::adapt::AdaptConfig {
+            steps: 5,
+            ..Default::default()
+        });
+    let err = evaluate(&mut both, &s, &trials).unwrap_err();
+    assert!(err.to_string().contains("do not combine"), "{err}");
+}

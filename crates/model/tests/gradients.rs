@@ -300,6 +300,19 @@ fn batch_norm_block_matches_candle_in_training_and_inference() {
             running_var: &rv,
             stats_from_first: None,
         };
+        // Inference with the first images' statistics, on both paths.
+        let support = BatchNorm {
+            stats_from_first: Some(n.div_ceil(2)),
+            ..bn
+        };
+        let (ours, _) = conv_bn_block(&x, &w, &b, pad, pool, true, false, &support).unwrap();
+        let (reference, _) =
+            reference_conv_bn_block(&x, &w, &b, pad, pool, false, &support).unwrap();
+        assert!(
+            max_rel_diff(&ours, &reference) < 1e-4,
+            "support statistics {i}: {}",
+            max_rel_diff(&ours, &reference)
+        );
         for train in [true, false] {
             let (ours, s1) = conv_bn_block(&x, &w, &b, pad, pool, true, train, &bn).unwrap();
             let (reference, s2) =

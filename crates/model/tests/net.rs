@@ -296,3 +296,58 @@ fn batch_norm_nets_track_running_statistics_and_round_trip() {
         vec![0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4]
     );
 }
+
+fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+    t.to_vec2::<f32>().unwrap()
+}
+
+fn close(a: &[f32], b: &[f32]) -> bool {
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs()))
+}
+
+#[test]
+fn support_statistics_normalise_with_the_first_images_only() {
+    let arch = Arch::preset("conv4-16x4-bn").unwrap();
+    let net = SiameseNet::new(&arch, Init::Kaiming, 2, &Device::Cpu).unwrap();
+    let (support, queries) = (images(5, 16, 7), images(3, 16, 8));
+    let both = Tensor::cat(&[&support, &queries], 0).unwrap();
+    let buffers = |n: &SiameseNet| -> Vec<Vec<f32>> {
+        n.named_buffers()
+            .iter()
+            .map(|(_, v)| v.as_tensor().to_vec1::<f32>().unwrap())
+            .collect()
+    };
+    let before = buffers(&net);
+    let got = rows(&net.embed_with_support_stats(&both, 5).unwrap());
+    assert_eq!(buffers(&net), before, "running statistics must not move");
+    // With the whole batch as support, normalisation is training mode's (batch statistics).
+    let alone = rows(&net.embed_with_support_stats(&support, 5).unwrap());
+    let train = rows(&net.embed(&support).unwrap());
+    for (a, t) in alone.iter().zip(&train) {
+        assert!(close(a, t), "{a:?} vs {t:?}");
+    }
+    // The queries do not move the statistics: the support rows are the same with or
+    // without them, and each query's row is the same whatever other queries come with it.
+    for (g, a) in got.iter().zip(&alone) {
+        assert!(close(g, a));
+    }
+    let one = Tensor::cat(&[&support, &queries.narrow(0, 1, 1).unwrap()], 0).unwrap();
+    let one = rows(&net.embed_with_support_stats(&one, 5).unwrap());
+    assert!(close(&one[5], &got[6]));
+    // And it is not the running-statistics embedding.
+    let running = rows(&net.embed_inference(&queries).unwrap());
+    assert!(!close(&running[0], &got[5]));
+    // The host path agrees with the tensor path.
+    let flat = both.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let host = net.embed_images_with_support_stats(&flat, 5).unwrap();
+    assert!(close(&host, &got.concat()));
+    for bad in [0, 9] {
+        let err = net.embed_with_support_stats(&both, bad).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("first {bad} of 8")),
+            "{err}"
+        );
+    }
+}
