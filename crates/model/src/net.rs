@@ -415,17 +415,23 @@ impl SiameseNet {
         self.head_logits(&e.narrow(0, 0, n)?, &e.narrow(0, n, n)?)
     }
 
-    /// Embeds `count` images given as `f32` ink values (`count * S * S`), `batch` at a time,
-    /// returning `count * D` values.
-    pub fn embed_images(&self, images: &[f32], batch: usize) -> Result<Vec<f32>> {
+    /// (side, values per image) of the network's input, checking that `images` holds whole
+    /// images.
+    fn image_len(&self, images: &[f32]) -> Result<(usize, usize)> {
         let side = self.arch.input_side;
-        let per = side * side;
-        if !images.len().is_multiple_of(per) {
+        if !images.len().is_multiple_of(side * side) {
             return Err(ModelError::ImageSize {
                 got: images.len(),
                 side,
             });
         }
+        Ok((side, side * side))
+    }
+
+    /// Embeds `count` images given as `f32` ink values (`count * S * S`), `batch` at a time,
+    /// returning `count * D` values.
+    pub fn embed_images(&self, images: &[f32], batch: usize) -> Result<Vec<f32>> {
+        let (side, per) = self.image_len(images)?;
         let mut out = Vec::with_capacity(images.len() / per * self.arch.embedding_dim()?);
         for chunk in images.chunks(per * batch.max(1)) {
             let t = Tensor::from_slice(chunk, (chunk.len() / per, 1, side, side), &self.device)?;
@@ -441,14 +447,7 @@ impl SiameseNet {
         images: &[f32],
         support: usize,
     ) -> Result<Vec<f32>> {
-        let side = self.arch.input_side;
-        let per = side * side;
-        if !images.len().is_multiple_of(per) {
-            return Err(ModelError::ImageSize {
-                got: images.len(),
-                side,
-            });
-        }
+        let (side, per) = self.image_len(images)?;
         let t = Tensor::from_slice(images, (images.len() / per, 1, side, side), &self.device)?;
         let e = self.embed_with_support_stats(&t, support)?;
         Ok(e.flatten_all()?.to_vec1::<f32>()?)
