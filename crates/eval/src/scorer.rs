@@ -231,12 +231,13 @@ impl ModelScorer {
     /// Embeds `ids` in pair view `k`, averaged over the test-time views if there are any.
     fn embed_view(&self, store: &ImageStore, ids: &[ImageId], k: usize) -> Result<Vec<f32>> {
         if self.views.is_empty() {
-            return if k == 0 {
-                Ok(self.net.embed_images(&store.batch_f32(ids), self.batch)?)
-            } else {
-                let view = self.pair_view(k, &AffineParams::identity());
-                self.embed_warped(store, ids, |_| view)
-            };
+            let n = store.side() * store.side();
+            let mut images = vec![0f32; ids.len() * n];
+            images
+                .par_chunks_mut(n)
+                .zip(ids.par_iter())
+                .for_each(|(out, &id)| self.write_in_view(store, id, k, out));
+            return Ok(self.net.embed_images(&images, self.batch)?);
         }
         let mut sum = vec![0f32; ids.len() * self.dim];
         for view in &self.views {
@@ -247,6 +248,17 @@ impl ModelScorer {
         let n = self.views.len() as f32;
         sum.iter_mut().for_each(|v| *v /= n);
         Ok(sum)
+    }
+
+    /// Image `id` in pair view `k` (no test-time view), as the network's input.
+    fn write_in_view(&self, store: &ImageStore, id: ImageId, k: usize, out: &mut [f32]) {
+        if k == 0 {
+            store.write_f32(id, out);
+        } else {
+            let side = store.side();
+            let view = self.pair_view(k, &AffineParams::identity());
+            view.warp_u8(store.pixels(id), side, out, side);
+        }
     }
 
     /// Embeds `ids` (store images), each warped by its own transform from `warp`.
@@ -288,8 +300,7 @@ impl ModelScorer {
     /// candidates: candidates (each in every pair view), then the query's views, as one batch.
     fn support_scores(&self, store: &ImageStore, trial: &Trial) -> Result<Vec<f32>> {
         let views = self.pair_views();
-        let side = store.side();
-        let n = side * side;
+        let n = store.side() * store.side();
         let order: Vec<(ImageId, usize)> = trial
             .candidates
             .iter()
@@ -298,12 +309,7 @@ impl ModelScorer {
             .collect();
         let mut images = vec![0f32; order.len() * n];
         for (out, &(id, k)) in images.chunks_mut(n).zip(&order) {
-            if k == 0 {
-                store.write_f32(id, out);
-            } else {
-                let view = self.pair_view(k, &AffineParams::identity());
-                view.warp_u8(store.pixels(id), side, out, side);
-            }
+            self.write_in_view(store, id, k, out);
         }
         let support = trial.candidates.len() * views;
         let e = self.net.embed_images_with_support_stats(&images, support)?;
@@ -422,20 +428,17 @@ impl Scorer for ModelScorer {
                     .into(),
             ));
         }
-        let fresh: Vec<&Trial> = trials
+        let fresh: Vec<(TrialKey, &Trial)> = trials
             .iter()
-            .filter(|t| {
-                !self
-                    .trial_scores
-                    .contains_key(&(t.query, t.candidates.clone()))
-            })
+            .map(|t| ((t.query, t.candidates.clone()), t))
+            .filter(|(key, _)| !self.trial_scores.contains_key(key))
             .collect();
         let scores = fresh
             .par_iter()
-            .map(|t| self.support_scores(store, t))
+            .map(|(_, t)| self.support_scores(store, t))
             .collect::<Result<Vec<_>>>()?;
-        for (t, s) in fresh.into_iter().zip(scores) {
-            self.trial_scores.insert((t.query, t.candidates.clone()), s);
+        for ((key, _), s) in fresh.into_iter().zip(scores) {
+            self.trial_scores.insert(key, s);
         }
         Ok(())
     }
