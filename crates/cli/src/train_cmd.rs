@@ -76,6 +76,9 @@ pub struct TrainArgs {
     /// Episodes: also ask each support which query matches it (needs --queries 1).
     #[arg(long)]
     symmetric: Option<bool>,
+    /// Episodes: label smoothing of the cross-entropy, in [0, 1).
+    #[arg(long)]
+    label_smoothing: Option<f64>,
     /// Episodes per optimiser step.
     #[arg(long)]
     episodes_per_step: Option<usize>,
@@ -229,6 +232,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         mirrors,
         pair_weight,
         symmetric,
+        label_smoothing,
         per_step,
         per_epoch,
     } = &mut c.objective
@@ -253,6 +257,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         }
         if let Some(v) = a.symmetric {
             *symmetric = v
+        }
+        if let Some(v) = a.label_smoothing {
+            *label_smoothing = v
         }
         if let Some(v) = a.episodes_per_step {
             *per_step = v

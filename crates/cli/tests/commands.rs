@@ -502,6 +502,28 @@ fn bad_input_gets_clear_errors() {
         "--print-config",
     ]));
     assert!(err.contains("exactly one query per class"), "{err}");
+    let out = run(bin().args([
+        "train",
+        "--preset",
+        "quick",
+        "--label-smoothing",
+        "0.1",
+        "--print-config",
+    ]));
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(config.contains("label_smoothing = 0.1"), "{config}");
+    let plain = run(bin().args(["train", "--preset", "quick", "--print-config"]));
+    let plain = String::from_utf8_lossy(&plain.stdout);
+    assert!(!plain.contains("label_smoothing"), "{plain}");
+    let err = fails(bin().args([
+        "train",
+        "--preset",
+        "quick",
+        "--label-smoothing",
+        "1",
+        "--print-config",
+    ]));
+    assert!(err.contains("label_smoothing must be in [0, 1)"), "{err}");
     let out = run(bin().args(["train", "--val-alphabets", "stratified", "--print-config"]));
     let config = String::from_utf8_lossy(&out.stdout);
     for name in data::split::STRATIFIED_VALIDATION {

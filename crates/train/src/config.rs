@@ -72,6 +72,9 @@ pub enum Objective {
         /// logits), averaged with the queries' cross-entropy; needs `queries = 1`.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         symmetric: bool,
+        /// Label smoothing of the cross-entropy, in [0, 1).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        label_smoothing: f64,
         /// Episodes per optimiser step.
         per_step: usize,
         /// Episodes per epoch.
@@ -99,6 +102,7 @@ impl Objective {
             mirrors: false,
             pair_weight: 0.5,
             symmetric: false,
+            label_smoothing: 0.0,
             per_step: 1,
             per_epoch,
         }
@@ -286,6 +290,7 @@ impl TrainConfig {
             within_alphabet,
             pair_weight,
             symmetric,
+            label_smoothing,
             per_step,
             per_epoch,
             ..
@@ -302,6 +307,11 @@ impl TrainConfig {
             }
             if *symmetric && *queries != 1 {
                 return Err("a symmetric episode loss needs exactly one query per class".into());
+            }
+            if !(0.0..1.0).contains(label_smoothing) {
+                return Err(format!(
+                    "label_smoothing must be in [0, 1), not {label_smoothing}"
+                ));
             }
         }
         if self.val.ways < 2 || self.val.trials == 0 {

@@ -15,6 +15,10 @@ pub struct EpisodeLoss {
     /// average the two directions. One query per class only: then the logits are square and
     /// each column has exactly one positive.
     pub symmetric: bool,
+    /// Label smoothing of the cross-entropy: the target puts `1 - e` on the match and spreads
+    /// `e` evenly over all candidates (PyTorch's convention), which bounds how far apart an
+    /// episode's logits are pushed.
+    pub label_smoothing: f64,
 }
 
 impl EpisodeLoss {
@@ -26,8 +30,14 @@ impl EpisodeLoss {
                 "an episode of {q} queries and {ways} supports has labels {labels:?}"
             )));
         }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(TrainError::Config(format!(
+                "label smoothing must be in [0, 1), not {}",
+                self.label_smoothing
+            )));
+        }
         let targets = Tensor::from_slice(labels, q, device)?;
-        let mut loss = candle_nn::loss::cross_entropy(logits, &targets)?;
+        let mut loss = self.cross_entropy(logits, &targets)?;
         if self.symmetric {
             let mut query_of = vec![u32::MAX; ways];
             for (i, &label) in labels.iter().enumerate() {
@@ -39,7 +49,7 @@ impl EpisodeLoss {
                 ));
             }
             let columns = Tensor::from_vec(query_of, ways, device)?;
-            let reverse = candle_nn::loss::cross_entropy(&logits.t()?.contiguous()?, &columns)?;
+            let reverse = self.cross_entropy(&logits.t()?.contiguous()?, &columns)?;
             loss = ((loss + reverse)? * 0.5)?;
         }
         if self.pair_weight > 0.0 {
@@ -56,6 +66,18 @@ impl EpisodeLoss {
             loss = (loss + (bce * self.pair_weight)?)?;
         }
         Ok(loss)
+    }
+
+    /// Mean cross-entropy of the rows of `logits` against `targets`, label-smoothed.
+    fn cross_entropy(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let e = self.label_smoothing;
+        if e == 0.0 {
+            return Ok(candle_nn::loss::cross_entropy(logits, targets)?);
+        }
+        let log_p = candle_nn::ops::log_softmax(logits, candle_core::D::Minus1)?;
+        let hard = candle_nn::loss::nll(&log_p, targets)?;
+        let uniform = log_p.mean_all()?.neg()?;
+        Ok(((hard * (1.0 - e))? + (uniform * e)?)?)
     }
 }
 
@@ -80,6 +102,7 @@ mod tests {
         EpisodeLoss {
             pair_weight,
             symmetric,
+            label_smoothing: 0.0,
         }
     }
 
@@ -122,6 +145,49 @@ mod tests {
         let expected = rows + 2.0 * (0.5 * positives + 0.5 * negatives);
         let got = value(&pairs, &LOGITS, (2, 2), &LABELS);
         assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+    }
+
+    #[test]
+    fn label_smoothing_mixes_the_match_with_every_candidate() {
+        let e = 0.2f32;
+        let smooth = EpisodeLoss {
+            label_smoothing: e as f64,
+            ..loss(0.0, false)
+        };
+        // Per row: (1 - e) * (lse - z_match) + e * mean over candidates of (lse - z_j).
+        let row = |z: [f32; 2], y: usize| {
+            let lse = ln_sum_exp(&z);
+            (1.0 - e) * (lse - z[y]) + e * ((lse - z[0]) + (lse - z[1])) / 2.0
+        };
+        let expected = (row([0.0, 2.0], 1) + row([1.0, -1.0], 0)) / 2.0;
+        let got = value(&smooth, &LOGITS, (2, 2), &LABELS);
+        assert!((got - expected).abs() < 1e-6, "{got} vs {expected}");
+        assert!(
+            got > rows() + 0.05,
+            "smoothing must cost confident right answers"
+        );
+        // Both directions are smoothed when the loss is symmetric.
+        let both = EpisodeLoss {
+            label_smoothing: e as f64,
+            ..loss(0.0, true)
+        };
+        let col = (row([0.0, 1.0], 1) + row([2.0, -1.0], 0)) / 2.0;
+        let got = value(&both, &LOGITS, (2, 2), &LABELS);
+        assert!((got - (expected + col) / 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn label_smoothing_outside_its_range_is_an_error() {
+        let dev = Device::Cpu;
+        let t = Tensor::from_slice(&LOGITS, (2, 2), &dev).unwrap();
+        for bad in [1.0, -0.1, f64::NAN] {
+            let l = EpisodeLoss {
+                label_smoothing: bad,
+                ..loss(0.0, false)
+            };
+            let err = l.compute(&t, &LABELS, &dev).unwrap_err().to_string();
+            assert!(err.contains("label smoothing"), "{err}");
+        }
     }
 
     #[test]

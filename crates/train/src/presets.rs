@@ -51,6 +51,7 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
             mirrors: false,
             pair_weight: 0.5,
             symmetric: false,
+            label_smoothing: 0.0,
             per_step: 1,
             per_epoch,
         },

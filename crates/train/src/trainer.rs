@@ -387,14 +387,17 @@ impl Loop<'_> {
             Objective::Episodes {
                 pair_weight,
                 symmetric,
+                label_smoothing,
                 ..
             } => EpisodeLoss {
                 pair_weight: *pair_weight,
                 symmetric: *symmetric,
+                label_smoothing: *label_smoothing,
             },
             Objective::Pairs => EpisodeLoss {
                 pair_weight: 0.0,
                 symmetric: false,
+                label_smoothing: 0.0,
             },
         };
         let mut items_done = 0usize;

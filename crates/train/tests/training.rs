@@ -203,6 +203,7 @@ fn episodes_learn(name: &str, queries: usize, symmetric: bool) {
         mirrors: false,
         pair_weight: 0.5,
         symmetric,
+        label_smoothing: 0.0,
         per_step: 2,
         per_epoch: 100,
     };
