@@ -42,6 +42,10 @@ pub struct TrainArgs {
     /// Architecture: koch (105x105 reference), conv4 (28x28), conv4-SIDE.
     #[arg(long)]
     arch: Option<String>,
+    /// What the head weighs per embedding dimension: l1 (|a - b|, Koch et al.) or squared-l2
+    /// ((a - b)^2).
+    #[arg(long)]
+    distance: Option<model::Distance>,
     /// Initialisation: default, koch or kaiming.
     #[arg(long)]
     init: Option<Init>,
@@ -195,6 +199,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     if let Some(v) = &a.arch {
         c.arch = Arch::preset(v)?;
         c.pairs.side = c.arch.input_side;
+    }
+    if let Some(v) = a.distance {
+        c.arch.distance = v
     }
     if let Some(v) = a.init {
         c.init = v

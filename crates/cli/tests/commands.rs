@@ -512,6 +512,18 @@ fn bad_input_gets_clear_errors() {
     ]));
     let config = String::from_utf8_lossy(&out.stdout);
     assert!(config.contains("label_smoothing = 0.1"), "{config}");
+    let out = run(bin().args([
+        "train",
+        "--preset",
+        "quick",
+        "--distance",
+        "squared-l2",
+        "--print-config",
+    ]));
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(config.contains("distance = \"squared-l2\""), "{config}");
+    let err = fails(bin().args(["train", "--distance", "l3", "--print-config"]));
+    assert!(err.contains("expected l1 or squared-l2"), "{err}");
     let plain = run(bin().args(["train", "--preset", "quick", "--print-config"]));
     let plain = String::from_utf8_lossy(&plain.stdout);
     assert!(!plain.contains("label_smoothing"), "{plain}");

@@ -10,6 +10,7 @@
 //! makes the penalty `l2 / 2 * |a|^2` independent of the embedding's scale.
 
 use data::AffineConfig;
+use model::Distance;
 
 /// Bound on each log-scale.
 const MAX_LOG_SCALE: f32 = 8.0;
@@ -81,7 +82,7 @@ impl AdaptConfig {
 /// The mean cross-entropy of the copies picking their own candidate, and its gradient with
 /// respect to the log-scales `a` (the penalty is applied in the update, see `adapted_weights`).
 ///
-/// `contrib[v][j]` holds `w0_d * |copy_v - candidate_j|_d` for every dimension `d`, and
+/// `contrib[v][j]` holds `w0_d * dist(copy_v - candidate_j)_d` for every dimension `d`, and
 /// `owner[v]` is the candidate copy `v` was made from.
 fn loss_and_grad(contrib: &[Vec<Vec<f32>>], owner: &[usize], a: &[f32]) -> (f32, Vec<f32>) {
     let scale: Vec<f32> = a.iter().map(|x| x.exp()).collect();
@@ -125,9 +126,11 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// The adapted head weights for one trial. `candidates[j]` is candidate j's embedding and
-/// `copies[j]` the embeddings of its distorted copies; `w0` is the trained head.
+/// `copies[j]` the embeddings of its distorted copies; `w0` is the trained head and
+/// `distance` what it weighs.
 pub fn adapted_weights(
     w0: &[f32],
+    distance: Distance,
     candidates: &[&[f32]],
     copies: &[Vec<&[f32]>],
     cfg: &AdaptConfig,
@@ -135,7 +138,7 @@ pub fn adapted_weights(
     if candidates.len() < 2 || copies.iter().all(|c| c.is_empty()) {
         return w0.to_vec();
     }
-    let (contrib, owner) = contributions(w0, candidates, copies);
+    let (contrib, owner) = contributions(w0, distance, candidates, copies);
     let mut a = vec![0f32; w0.len()];
     // A proximal step for the penalty: stable for any step size and penalty, where a plain
     // gradient step on it diverges once lr * l2 > 2. The clamp keeps exp() finite whatever
@@ -150,11 +153,12 @@ pub fn adapted_weights(
     w0.iter().zip(&a).map(|(w, x)| w * x.exp()).collect()
 }
 
-/// `w0_d * |copy - candidate|_d` for every copy and candidate, and each copy's candidate.
+/// `w0_d * dist(copy - candidate)_d` for every copy and candidate, and each copy's candidate.
 /// Embeddings may hold several views, one after another (`w0.len()` values each, the same
 /// views in the same order for every image); a contribution is then the mean over the views.
 fn contributions(
     w0: &[f32],
+    distance: Distance,
     candidates: &[&[f32]],
     copies: &[Vec<&[f32]>],
 ) -> (Vec<Vec<Vec<f32>>>, Vec<usize>) {
@@ -173,7 +177,7 @@ fn contributions(
                         for (x, y) in copy.chunks_exact(dim).zip(c.chunks_exact(dim)) {
                             g.iter_mut()
                                 .zip(w0.iter().zip(x.iter().zip(y)))
-                                .for_each(|(g, (w, (x, y)))| *g += w * (x - y).abs());
+                                .for_each(|(g, (w, (x, y)))| *g += w * distance.of(x - y));
                         }
                         g.iter_mut().for_each(|g| *g /= views);
                         g
@@ -210,7 +214,7 @@ mod tests {
         let (v0, v1) = ([0.5f32, 0.0], [0.0f32, 1.0]);
         let cands: Vec<&[f32]> = vec![&c0, &c1];
         let copies: Vec<Vec<&[f32]>> = vec![vec![&v0], vec![&v1]];
-        let (contrib, owner) = contributions(&w0, &cands, &copies);
+        let (contrib, owner) = contributions(&w0, Distance::L1, &cands, &copies);
         let (loss, grad) = loss_and_grad(&contrib, &owner, &[0.0, 0.0]);
         // Copy 0: logits (-0.5, -1.5), p = (s, 1-s) with s = sigmoid(1); its loss ln(1 + e^-1).
         // Copy 1: logits (-1, 0), the same loss. Gradient of copy 0: (p - onehot(0)) . g =
@@ -231,10 +235,16 @@ mod tests {
             seed: 0,
             in_views: false,
         };
-        let w = adapted_weights(&w0, &cands, &copies, &cfg);
+        let w = adapted_weights(&w0, Distance::L1, &cands, &copies, &cfg);
         assert!((w[0] + 1.0).abs() < 1e-6);
         assert!((w[1] + (1.0 - s).exp()).abs() < 1e-5);
-        let w = adapted_weights(&w0, &cands, &copies, &AdaptConfig { l2: 1.0, ..cfg });
+        let w = adapted_weights(
+            &w0,
+            Distance::L1,
+            &cands,
+            &copies,
+            &AdaptConfig { l2: 1.0, ..cfg },
+        );
         assert!((w[1] + ((1.0 - s) / 2.0).exp()).abs() < 1e-5);
     }
 
@@ -245,12 +255,15 @@ mod tests {
         let w0 = [-1.0, -2.0];
         let cand = [0.0f32, 0.0, 1.0, 1.0];
         let copy = [1.0f32, 0.0, 1.0, 3.0];
-        let (contrib, owner) = contributions(&w0, &[&cand], &[vec![&copy]]);
+        let (contrib, owner) = contributions(&w0, Distance::L1, &[&cand], &[vec![&copy]]);
         assert_eq!(owner, vec![0]);
         assert_eq!(contrib, vec![vec![vec![-0.5, -2.0]]]);
         // One view: the plain contribution.
-        let (one, _) = contributions(&w0, &[&cand[..2]], &[vec![&copy[..2]]]);
+        let (one, _) = contributions(&w0, Distance::L1, &[&cand[..2]], &[vec![&copy[..2]]]);
         assert_eq!(one, vec![vec![vec![-1.0, 0.0]]]);
+        // Squared differences: (1,0) and (0,4), mean (0.5, 2), times w0.
+        let (sq, _) = contributions(&w0, Distance::SquaredL2, &[&cand], &[vec![&copy]]);
+        assert_eq!(sq, vec![vec![vec![-0.5, -4.0]]]);
     }
 
     #[test]
@@ -275,13 +288,13 @@ mod tests {
             seed: 0,
             in_views: false,
         };
-        let w = adapted_weights(&w0, &cand_refs, &copies, &cfg);
+        let w = adapted_weights(&w0, Distance::L1, &cand_refs, &copies, &cfg);
         // The separating dimension gains weight; the jittering one is not touched, since its
         // contribution is the same for every candidate of a copy; the constant one neither.
         assert!(w[0] < -1.5, "{w:?}");
         assert!((w[1] + 1.0).abs() < 1e-6, "{w:?}");
         assert!((w[2] + 1.0).abs() < 1e-6, "{w:?}");
-        let (contrib, owner) = contributions(&w0, &cand_refs, &copies);
+        let (contrib, owner) = contributions(&w0, Distance::L1, &cand_refs, &copies);
         let a: Vec<f32> = w.iter().zip(&w0).map(|(w, w0)| (w / w0).ln()).collect();
         let before = loss_and_grad(&contrib, &owner, &[0.0; 3]).0;
         let after = loss_and_grad(&contrib, &owner, &a).0;
@@ -289,9 +302,21 @@ mod tests {
 
         // A strong penalty keeps the head close to the trained one, and a huge step size
         // neither diverges nor leaves the clamp.
-        let held = adapted_weights(&w0, &cand_refs, &copies, &AdaptConfig { l2: 100.0, ..cfg });
+        let held = adapted_weights(
+            &w0,
+            Distance::L1,
+            &cand_refs,
+            &copies,
+            &AdaptConfig { l2: 100.0, ..cfg },
+        );
         assert!((held[0] + 1.0).abs() < 0.05, "{held:?}");
-        let wild = adapted_weights(&w0, &cand_refs, &copies, &AdaptConfig { lr: 1e6, ..cfg });
+        let wild = adapted_weights(
+            &w0,
+            Distance::L1,
+            &cand_refs,
+            &copies,
+            &AdaptConfig { lr: 1e6, ..cfg },
+        );
         assert!(
             wild.iter()
                 .all(|w| w.is_finite() && w.abs() <= MAX_LOG_SCALE.exp() + 1e-3),
@@ -308,9 +333,12 @@ mod tests {
             ..AdaptConfig::default()
         };
         // One candidate, or no copies: the trained head.
-        assert_eq!(adapted_weights(&w0, &[&c], &[vec![&c]], &cfg), w0.to_vec());
         assert_eq!(
-            adapted_weights(&w0, &[&c, &c], &[vec![], vec![]], &cfg),
+            adapted_weights(&w0, Distance::L1, &[&c], &[vec![&c]], &cfg),
+            w0.to_vec()
+        );
+        assert_eq!(
+            adapted_weights(&w0, Distance::L1, &[&c, &c], &[vec![], vec![]], &cfg),
             w0.to_vec()
         );
         assert!(AdaptConfig { lr: 0.0, ..cfg }.validate().is_err());

@@ -10,8 +10,7 @@ use rayon::prelude::*;
 use crate::adapt::{AdaptConfig, adapted_weights};
 use crate::error::Result;
 
-/// A head on the host: per-dimension weights and the bias (`model::net::head_logit`).
-type Head = (Vec<f32>, f32);
+use model::net::HostHead as Head;
 
 /// Random stream of the adaptation's distorted copies (see `data::rng_for`).
 const STREAM_ADAPT_COPIES: u32 = 0xada9;
@@ -218,10 +217,16 @@ impl ModelScorer {
             .map(|&c| self.embedding_for_fit(c))
             .collect();
         let copies: Vec<Vec<&[f32]>> = candidates.iter().map(|&c| self.copies_of(c)).collect();
-        let w = Arc::new((
-            adapted_weights(&self.head.0, &embeddings, &copies, &self.adapt),
-            self.head.1,
-        ));
+        let w = Arc::new(Head {
+            weights: adapted_weights(
+                &self.head.weights,
+                self.head.distance,
+                &embeddings,
+                &copies,
+                &self.adapt,
+            ),
+            ..self.head.clone()
+        });
         if let Ok(mut m) = self.adapted.lock() {
             m.insert(key, w.clone());
         }
@@ -282,16 +287,10 @@ impl ModelScorer {
     fn logit(&self, head: &Head, a: ImageId, b: ImageId) -> f32 {
         let n = self.pair_views();
         if n == 1 {
-            return model::net::head_logit(head, self.embedding(a), self.embedding(b));
+            return head.logit(self.embedding(a), self.embedding(b));
         }
         let sum: f32 = (0..n)
-            .map(|k| {
-                model::net::head_logit(
-                    head,
-                    self.embedding_in_view(a, k),
-                    self.embedding_in_view(b, k),
-                )
-            })
+            .map(|k| head.logit(self.embedding_in_view(a, k), self.embedding_in_view(b, k)))
             .sum();
         sum / n as f32
     }
@@ -317,7 +316,7 @@ impl ModelScorer {
         Ok((0..trial.candidates.len())
             .map(|c| {
                 let sum: f32 = (0..views)
-                    .map(|k| model::net::head_logit(&self.head, at(support + k), at(c * views + k)))
+                    .map(|k| self.head.logit(at(support + k), at(c * views + k)))
                     .sum();
                 sum / views as f32
             })

@@ -263,7 +263,7 @@ fn paired_turns_average_the_logits_of_both_images_turned_alike() {
         both.extend(y);
         let e = net.embed_images(&both, 2).unwrap();
         let (ea, eb) = e.split_at(e.len() / 2);
-        model::net::head_logit(&head, ea, eb)
+        head.logit(ea, eb)
     };
     // Expected: the logits of the pair turned by hand 0..4 quarter turns (the set of turns
     // is the same whichever way the scorer turns), and mirrored, averaged.
@@ -603,7 +603,7 @@ fn support_statistics_score_each_trial_with_its_candidates_statistics() {
         (0..t.candidates.len())
             .map(|c| {
                 (0..turns)
-                    .map(|k| model::net::head_logit(&head, row(support + k), row(c * turns + k)))
+                    .map(|k| head.logit(row(support + k), row(c * turns + k)))
                     .sum::<f32>()
                     / turns as f32
             })

@@ -25,6 +25,46 @@ pub struct ConvSpec {
     pub batch_norm: bool,
 }
 
+/// How the head compares two embeddings, dimension by dimension, before its weighted sum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Distance {
+    /// `|a - b|` (Koch et al.).
+    #[default]
+    L1,
+    /// `(a - b)^2`: with the head's weights, a learned diagonal Mahalanobis distance, the
+    /// squared Euclidean distance prototypical networks use.
+    SquaredL2,
+}
+
+impl Distance {
+    /// One dimension's term for the difference `d = a - b`.
+    pub fn of(self, d: f32) -> f32 {
+        match self {
+            Distance::L1 => d.abs(),
+            Distance::SquaredL2 => d * d,
+        }
+    }
+
+    fn is_l1(&self) -> bool {
+        *self == Distance::L1
+    }
+}
+
+impl std::str::FromStr for Distance {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "l1" => Ok(Distance::L1),
+            "squared-l2" => Ok(Distance::SquaredL2),
+            _ => Err(ModelError::Arch(format!(
+                "unknown head distance `{s}` (expected l1 or squared-l2)"
+            ))),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Arch {
     pub name: String,
@@ -40,6 +80,9 @@ pub struct Arch {
     /// (see `ensemble::merge`). 1 for a plain network.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub towers: usize,
+    /// What the head weighs per dimension of the two embeddings.
+    #[serde(default, skip_serializing_if = "Distance::is_l1")]
+    pub distance: Distance,
 }
 
 fn one() -> usize {
@@ -83,6 +126,7 @@ impl Arch {
             embedding: 4096,
             embedding_activation: Activation::Sigmoid,
             towers: 1,
+            distance: Distance::L1,
         }
     }
 
@@ -106,6 +150,7 @@ impl Arch {
             embedding: 0,
             embedding_activation: Activation::None,
             towers: 1,
+            distance: Distance::L1,
         }
     }
 
@@ -144,6 +189,7 @@ impl Arch {
             embedding: 0,
             embedding_activation: Activation::None,
             towers: 1,
+            distance: Distance::L1,
         }
     }
 

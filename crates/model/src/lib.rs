@@ -18,7 +18,7 @@ pub mod layers;
 pub mod loss;
 pub mod net;
 
-pub use arch::{Activation, Arch, ConvSpec};
+pub use arch::{Activation, Arch, ConvSpec, Distance};
 pub use device::parse_device;
 pub use error::ModelError;
 pub use init::Init;

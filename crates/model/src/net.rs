@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Tensor, Var};
 
-use crate::arch::Arch;
+use crate::arch::{Arch, Distance};
 use crate::error::{ModelError, Result};
 use crate::init::{Init, Initializer, LayerKind};
 use crate::layers::{BatchNorm, activate, conv_block, conv_bn_block, linear};
@@ -378,11 +378,20 @@ impl SiameseNet {
         self.towers(images, false, Some(support))
     }
 
+    /// `|d|` or `d^2`, elementwise, as the architecture's head distance says.
+    fn distance(&self, diff: Tensor) -> Result<Tensor> {
+        Ok(match self.arch.distance {
+            Distance::L1 => diff.abs()?,
+            Distance::SquaredL2 => diff.sqr()?,
+        })
+    }
+
     /// Logits `[N]` that each pair of embeddings shows the same character:
-    /// `head(|e1 - e2|)`. Apply a sigmoid for probabilities.
+    /// `head(dist(e1, e2))`, `dist` being `|e1 - e2|` or `(e1 - e2)^2` per dimension (the
+    /// architecture's `distance`). Apply a sigmoid for probabilities.
     pub fn head_logits(&self, e1: &Tensor, e2: &Tensor) -> Result<Tensor> {
         let n = self.vars.len();
-        let d = (e1 - e2)?.abs()?;
+        let d = self.distance((e1 - e2)?)?;
         Ok(linear(
             &d,
             self.vars[n - 2].as_tensor(),
@@ -392,15 +401,16 @@ impl SiameseNet {
     }
 
     /// Logits `[Q, N]` of every query embedding (`[Q, D]`) against every candidate embedding
-    /// (`[N, D]`): entry `(i, j)` is `head(|q_i - c_j|)`.
+    /// (`[N, D]`): entry `(i, j)` is `head(dist(q_i, c_j))`.
     pub fn pairwise_logits(&self, queries: &Tensor, candidates: &Tensor) -> Result<Tensor> {
         let n = self.vars.len();
         let (q, d) = queries.dims2()?;
         let (c, _) = candidates.dims2()?;
-        let diff = queries
-            .unsqueeze(1)?
-            .broadcast_sub(&candidates.unsqueeze(0)?)?
-            .abs()?;
+        let diff = self.distance(
+            queries
+                .unsqueeze(1)?
+                .broadcast_sub(&candidates.unsqueeze(0)?)?,
+        )?;
         let w = self.vars[n - 2].as_tensor();
         let logits = diff.reshape((q * c, d))?.matmul(&w.t()?)?.reshape((q, c))?;
         Ok(logits.broadcast_add(self.vars[n - 1].as_tensor())?)
@@ -453,9 +463,8 @@ impl SiameseNet {
         Ok(e.flatten_all()?.to_vec1::<f32>()?)
     }
 
-    /// The head's weights and bias on the host, to score cached embeddings cheaply:
-    /// `logit = bias + sum_i w_i |a_i - b_i|`.
-    pub fn head_host(&self) -> Result<(Vec<f32>, f32)> {
+    /// The head on the host, to score cached embeddings cheaply.
+    pub fn head_host(&self) -> Result<HostHead> {
         let n = self.vars.len();
         let w = self.vars[n - 2]
             .as_tensor()
@@ -465,19 +474,33 @@ impl SiameseNet {
             .as_tensor()
             .flatten_all()?
             .to_vec1::<f32>()?[0];
-        Ok((w, b))
+        Ok(HostHead {
+            weights: w,
+            bias: b,
+            distance: self.arch.distance,
+        })
     }
 }
 
-/// `bias + sum_i w_i |a_i - b_i|` on the host.
-pub fn head_logit(head: &(Vec<f32>, f32), a: &[f32], b: &[f32]) -> f32 {
-    head.1
-        + head
-            .0
-            .iter()
-            .zip(a.iter().zip(b))
-            .map(|(w, (x, y))| w * (x - y).abs())
-            .sum::<f32>()
+/// A network's head on the host: per-dimension weights, the bias and the distance they weigh.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostHead {
+    pub weights: Vec<f32>,
+    pub bias: f32,
+    pub distance: Distance,
+}
+
+impl HostHead {
+    /// `bias + sum_i w_i dist(a_i - b_i)`, the network's logit for two cached embeddings.
+    pub fn logit(&self, a: &[f32], b: &[f32]) -> f32 {
+        self.bias
+            + self
+                .weights
+                .iter()
+                .zip(a.iter().zip(b))
+                .map(|(w, (x, y))| w * self.distance.of(x - y))
+                .sum::<f32>()
+    }
 }
 
 pub fn sigmoid(x: f32) -> f32 {

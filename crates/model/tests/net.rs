@@ -3,7 +3,8 @@
 use candle_core::{Device, Tensor};
 use model::io::{Extras, load, load_expecting, save};
 use model::loss::{bce_with_logits, bce_with_logits_host};
-use model::{Arch, Init, SiameseNet};
+use model::net::HostHead;
+use model::{Arch, Distance, Init, SiameseNet};
 
 fn images(n: usize, side: usize, seed: u32) -> Tensor {
     let v: Vec<f32> = (0..n * side * side)
@@ -49,15 +50,46 @@ fn identical_images_give_the_bias_logit() {
     let net = SiameseNet::new(&arch, Init::Kaiming, 3, &Device::Cpu).unwrap();
     let x = images(3, 28, 7);
     let logits = net.forward_pairs(&x, &x).unwrap().to_vec1::<f32>().unwrap();
-    let (_, bias) = net.head_host().unwrap();
+    let bias = net.head_host().unwrap().bias;
     for l in logits {
         assert!((l - bias).abs() < 1e-6);
     }
 }
 
+fn with_distance(distance: Distance) -> Arch {
+    Arch {
+        distance,
+        ..Arch::conv4(28, 8)
+    }
+}
+
+#[test]
+fn host_head_weighs_the_architectures_distance() {
+    let (a, b) = ([1.0f32, -2.0, 0.5], [0.0f32, 1.0, 0.5]);
+    let l1 = HostHead {
+        weights: vec![2.0, -1.0, 7.0],
+        bias: 0.25,
+        distance: Distance::L1,
+    };
+    // 0.25 + 2*1 - 1*3 + 7*0
+    assert_eq!(l1.logit(&a, &b), -0.75);
+    let sq = HostHead {
+        distance: Distance::SquaredL2,
+        ..l1
+    };
+    // 0.25 + 2*1 - 1*9 + 7*0
+    assert_eq!(sq.logit(&a, &b), -6.75);
+}
+
 #[test]
 fn host_head_matches_the_tensor_head() {
-    let arch = Arch::conv4(28, 8);
+    for distance in [Distance::L1, Distance::SquaredL2] {
+        host_head_matches_the_tensor_head_with(distance);
+    }
+}
+
+fn host_head_matches_the_tensor_head_with(distance: Distance) {
+    let arch = with_distance(distance);
     let net = SiameseNet::new(&arch, Init::Default, 5, &Device::Cpu).unwrap();
     let (a, b) = (images(4, 28, 1), images(4, 28, 2));
     let logits = net.forward_pairs(&a, &b).unwrap().to_vec1::<f32>().unwrap();
@@ -65,8 +97,21 @@ fn host_head_matches_the_tensor_head() {
     let eb = net.embed_inference(&b).unwrap().to_vec2::<f32>().unwrap();
     let head = net.head_host().unwrap();
     for i in 0..4 {
-        let host = model::net::head_logit(&head, &ea[i], &eb[i]);
+        let host = head.logit(&ea[i], &eb[i]);
         assert!((host - logits[i]).abs() < 1e-4, "{host} vs {}", logits[i]);
+        let by_hand = head.bias
+            + (0..ea[i].len())
+                .map(|d| {
+                    let diff = ea[i][d] - eb[i][d];
+                    head.weights[d]
+                        * if distance == Distance::L1 {
+                            diff.abs()
+                        } else {
+                            diff * diff
+                        }
+                })
+                .sum::<f32>();
+        assert!((by_hand - logits[i]).abs() < 1e-4, "{distance:?}");
     }
     // embed_images chunks the batch but gives the same embeddings.
     let flat = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -79,7 +124,13 @@ fn host_head_matches_the_tensor_head() {
 
 #[test]
 fn pairwise_logits_match_the_pair_head() {
-    let net = SiameseNet::new(&Arch::conv4(28, 8), Init::Default, 2, &Device::Cpu).unwrap();
+    for distance in [Distance::L1, Distance::SquaredL2] {
+        pairwise_logits_match_the_pair_head_with(distance);
+    }
+}
+
+fn pairwise_logits_match_the_pair_head_with(distance: Distance) {
+    let net = SiameseNet::new(&with_distance(distance), Init::Default, 2, &Device::Cpu).unwrap();
     let q = net.embed_inference(&images(3, 28, 1)).unwrap();
     let c = net.embed_inference(&images(4, 28, 2)).unwrap();
     let all = net
@@ -91,7 +142,7 @@ fn pairwise_logits_match_the_pair_head() {
     let head = net.head_host().unwrap();
     for i in 0..3 {
         for j in 0..4 {
-            assert!((all[i][j] - model::net::head_logit(&head, &qv[i], &cv[j])).abs() < 1e-4);
+            assert!((all[i][j] - head.logit(&qv[i], &cv[j])).abs() < 1e-4);
         }
     }
 }
@@ -135,6 +186,40 @@ fn bce_matches_hand_computed_values() {
     // Stable for huge logits.
     let big = bce_with_logits_host(&[-1000.0], &[1.0]);
     assert!((big - 1000.0).abs() < 1e-3);
+}
+
+#[test]
+fn the_head_distance_round_trips_and_old_architectures_read_as_l1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sq.safetensors");
+    let arch = with_distance(Distance::SquaredL2);
+    let net = SiameseNet::new(&arch, Init::Default, 1, &Device::Cpu).unwrap();
+    save(&net, &path, &Extras::default()).unwrap();
+    let (back, _) = load(&path, &Device::Cpu).unwrap();
+    assert_eq!(back.arch().distance, Distance::SquaredL2);
+    let x = images(2, 28, 4);
+    let y = images(2, 28, 9);
+    let before = net.forward_pairs(&x, &y).unwrap().to_vec1::<f32>().unwrap();
+    let after = back
+        .forward_pairs(&x, &y)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(before, after);
+    // Architectures saved before the field existed have no `distance` and are L1, and an L1
+    // architecture is written without it, so old and new files read the same.
+    let json = serde_json::to_string(&Arch::conv4(28, 8)).unwrap();
+    assert!(!json.contains("distance"), "{json}");
+    let old: Arch = serde_json::from_str(&json).unwrap();
+    assert_eq!(old.distance, Distance::L1);
+    let json = serde_json::to_string(&arch).unwrap();
+    assert!(json.contains(r#""distance":"squared-l2""#), "{json}");
+    assert_eq!(
+        "squared-l2".parse::<Distance>().unwrap(),
+        Distance::SquaredL2
+    );
+    let err = "l2".parse::<Distance>().unwrap_err().to_string();
+    assert!(err.contains("expected l1 or squared-l2"), "{err}");
 }
 
 #[test]

@@ -359,9 +359,7 @@ impl Loop<'_> {
         let head = self.net.head_host()?;
         let d = left.len() / n;
         let logits: Vec<f32> = (0..n)
-            .map(|i| {
-                model::net::head_logit(&head, &left[i * d..(i + 1) * d], &right[i * d..(i + 1) * d])
-            })
+            .map(|i| head.logit(&left[i * d..(i + 1) * d], &right[i * d..(i + 1) * d]))
             .collect();
         let loss = bce_with_logits_host(&logits, &val.pairs.labels) as f64;
         debug_assert_eq!(val.pairs.side, side);

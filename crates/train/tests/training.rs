@@ -191,10 +191,11 @@ fn without_validation_the_final_weights_are_best() {
     );
 }
 
-fn episodes_learn(name: &str, queries: usize, symmetric: bool) {
+fn episodes_learn(name: &str, queries: usize, symmetric: bool, distance: model::Distance) {
     let data = dataset();
     let out = tempfile::tempdir().unwrap();
     let mut cfg = tiny(data.path(), out.path(), name);
+    cfg.arch.distance = distance;
     cfg.objective = train::config::Objective::Episodes {
         ways: 5,
         queries,
@@ -222,12 +223,17 @@ fn episodes_learn(name: &str, queries: usize, symmetric: bool) {
 
 #[test]
 fn episodes_objective_learns() {
-    episodes_learn("episodes", 2, false);
+    episodes_learn("episodes", 2, false, model::Distance::L1);
 }
 
 #[test]
 fn symmetric_episodes_objective_learns() {
-    episodes_learn("symmetric", 1, true);
+    episodes_learn("symmetric", 1, true, model::Distance::L1);
+}
+
+#[test]
+fn episodes_with_a_squared_l2_head_learn() {
+    episodes_learn("squared-l2", 2, false, model::Distance::SquaredL2);
 }
 
 #[test]
