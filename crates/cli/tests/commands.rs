@@ -471,71 +471,42 @@ fn bad_input_gets_clear_errors() {
         "--print-config",
     ]));
     assert!(err.contains("--elastic needs an augmentation"), "{err}");
-    let out = run(bin().args([
-        "train",
-        "--preset",
-        "quick",
-        "--elastic",
-        "1.5",
-        "--print-config",
-    ]));
-    let config = String::from_utf8_lossy(&out.stdout);
-    assert!(config.contains("elastic_px = 1.5"), "{config}");
-    let out = run(bin().args([
-        "train",
-        "--preset",
-        "quick",
-        "--symmetric",
-        "true",
-        "--print-config",
-    ]));
-    let config = String::from_utf8_lossy(&out.stdout);
-    assert!(config.contains("symmetric = true"), "{config}");
-    let err = fails(bin().args([
-        "train",
-        "--preset",
-        "quick",
-        "--symmetric",
-        "true",
-        "--queries",
-        "2",
-        "--print-config",
-    ]));
-    assert!(err.contains("exactly one query per class"), "{err}");
-    let out = run(bin().args([
-        "train",
-        "--preset",
-        "quick",
-        "--label-smoothing",
-        "0.1",
-        "--print-config",
-    ]));
-    let config = String::from_utf8_lossy(&out.stdout);
-    assert!(config.contains("label_smoothing = 0.1"), "{config}");
-    let out = run(bin().args([
-        "train",
-        "--preset",
-        "quick",
-        "--distance",
-        "squared-l2",
-        "--print-config",
-    ]));
-    let config = String::from_utf8_lossy(&out.stdout);
-    assert!(config.contains("distance = \"squared-l2\""), "{config}");
-    let err = fails(bin().args(["train", "--distance", "l3", "--print-config"]));
-    assert!(err.contains("expected l1 or squared-l2"), "{err}");
+    // Each flag reaches the printed config on top of a preset.
+    for (flag, value, line) in [
+        ("--elastic", "1.5", "elastic_px = 1.5"),
+        ("--symmetric", "true", "symmetric = true"),
+        ("--label-smoothing", "0.1", "label_smoothing = 0.1"),
+        ("--distance", "squared-l2", "distance = \"squared-l2\""),
+    ] {
+        let out = run(bin().args(["train", "--preset", "quick", flag, value, "--print-config"]));
+        let config = String::from_utf8_lossy(&out.stdout);
+        assert!(config.contains(line), "{flag}: {config}");
+    }
     let plain = run(bin().args(["train", "--preset", "quick", "--print-config"]));
     let plain = String::from_utf8_lossy(&plain.stdout);
-    assert!(!plain.contains("label_smoothing"), "{plain}");
-    let err = fails(bin().args([
-        "train",
-        "--preset",
-        "quick",
-        "--label-smoothing",
-        "1",
-        "--print-config",
-    ]));
-    assert!(err.contains("label_smoothing must be in [0, 1)"), "{err}");
+    assert!(
+        !plain.contains("label_smoothing") && !plain.contains("distance"),
+        "{plain}"
+    );
+    for (flags, error) in [
+        (
+            &["--symmetric", "true", "--queries", "2"][..],
+            "exactly one query per class",
+        ),
+        (
+            &["--label-smoothing", "1"],
+            "label_smoothing must be in [0, 1)",
+        ),
+        (&["--distance", "l3"], "expected l1 or squared-l2"),
+    ] {
+        let err = fails(
+            bin()
+                .args(["train", "--preset", "quick"])
+                .args(flags)
+                .arg("--print-config"),
+        );
+        assert!(err.contains(error), "{flags:?}: {err}");
+    }
     let out = run(bin().args(["train", "--val-alphabets", "stratified", "--print-config"]));
     let config = String::from_utf8_lossy(&out.stdout);
     for name in data::split::STRATIFIED_VALIDATION {
