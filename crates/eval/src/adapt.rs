@@ -194,6 +194,23 @@ fn contributions(
 mod tests {
     use super::*;
 
+    fn adapted_l1(
+        w0: &[f32],
+        candidates: &[&[f32]],
+        copies: &[Vec<&[f32]>],
+        cfg: &AdaptConfig,
+    ) -> Vec<f32> {
+        adapted_weights(w0, Distance::L1, candidates, copies, cfg)
+    }
+
+    fn contributions_l1(
+        w0: &[f32],
+        candidates: &[&[f32]],
+        copies: &[Vec<&[f32]>],
+    ) -> (Vec<Vec<Vec<f32>>>, Vec<usize>) {
+        contributions(w0, Distance::L1, candidates, copies)
+    }
+
     #[test]
     fn dot_products_of_any_length() {
         for n in [0, 3, 8, 19] {
@@ -214,7 +231,7 @@ mod tests {
         let (v0, v1) = ([0.5f32, 0.0], [0.0f32, 1.0]);
         let cands: Vec<&[f32]> = vec![&c0, &c1];
         let copies: Vec<Vec<&[f32]>> = vec![vec![&v0], vec![&v1]];
-        let (contrib, owner) = contributions(&w0, Distance::L1, &cands, &copies);
+        let (contrib, owner) = contributions_l1(&w0, &cands, &copies);
         let (loss, grad) = loss_and_grad(&contrib, &owner, &[0.0, 0.0]);
         // Copy 0: logits (-0.5, -1.5), p = (s, 1-s) with s = sigmoid(1); its loss ln(1 + e^-1).
         // Copy 1: logits (-1, 0), the same loss. Gradient of copy 0: (p - onehot(0)) . g =
@@ -235,16 +252,10 @@ mod tests {
             seed: 0,
             in_views: false,
         };
-        let w = adapted_weights(&w0, Distance::L1, &cands, &copies, &cfg);
+        let w = adapted_l1(&w0, &cands, &copies, &cfg);
         assert!((w[0] + 1.0).abs() < 1e-6);
         assert!((w[1] + (1.0 - s).exp()).abs() < 1e-5);
-        let w = adapted_weights(
-            &w0,
-            Distance::L1,
-            &cands,
-            &copies,
-            &AdaptConfig { l2: 1.0, ..cfg },
-        );
+        let w = adapted_l1(&w0, &cands, &copies, &AdaptConfig { l2: 1.0, ..cfg });
         assert!((w[1] + ((1.0 - s) / 2.0).exp()).abs() < 1e-5);
     }
 
@@ -255,11 +266,11 @@ mod tests {
         let w0 = [-1.0, -2.0];
         let cand = [0.0f32, 0.0, 1.0, 1.0];
         let copy = [1.0f32, 0.0, 1.0, 3.0];
-        let (contrib, owner) = contributions(&w0, Distance::L1, &[&cand], &[vec![&copy]]);
+        let (contrib, owner) = contributions_l1(&w0, &[&cand], &[vec![&copy]]);
         assert_eq!(owner, vec![0]);
         assert_eq!(contrib, vec![vec![vec![-0.5, -2.0]]]);
         // One view: the plain contribution.
-        let (one, _) = contributions(&w0, Distance::L1, &[&cand[..2]], &[vec![&copy[..2]]]);
+        let (one, _) = contributions_l1(&w0, &[&cand[..2]], &[vec![&copy[..2]]]);
         assert_eq!(one, vec![vec![vec![-1.0, 0.0]]]);
         // Squared differences: (1,0) and (0,4), mean (0.5, 2), times w0.
         let (sq, _) = contributions(&w0, Distance::SquaredL2, &[&cand], &[vec![&copy]]);
@@ -288,13 +299,13 @@ mod tests {
             seed: 0,
             in_views: false,
         };
-        let w = adapted_weights(&w0, Distance::L1, &cand_refs, &copies, &cfg);
+        let w = adapted_l1(&w0, &cand_refs, &copies, &cfg);
         // The separating dimension gains weight; the jittering one is not touched, since its
         // contribution is the same for every candidate of a copy; the constant one neither.
         assert!(w[0] < -1.5, "{w:?}");
         assert!((w[1] + 1.0).abs() < 1e-6, "{w:?}");
         assert!((w[2] + 1.0).abs() < 1e-6, "{w:?}");
-        let (contrib, owner) = contributions(&w0, Distance::L1, &cand_refs, &copies);
+        let (contrib, owner) = contributions_l1(&w0, &cand_refs, &copies);
         let a: Vec<f32> = w.iter().zip(&w0).map(|(w, w0)| (w / w0).ln()).collect();
         let before = loss_and_grad(&contrib, &owner, &[0.0; 3]).0;
         let after = loss_and_grad(&contrib, &owner, &a).0;
@@ -302,21 +313,9 @@ mod tests {
 
         // A strong penalty keeps the head close to the trained one, and a huge step size
         // neither diverges nor leaves the clamp.
-        let held = adapted_weights(
-            &w0,
-            Distance::L1,
-            &cand_refs,
-            &copies,
-            &AdaptConfig { l2: 100.0, ..cfg },
-        );
+        let held = adapted_l1(&w0, &cand_refs, &copies, &AdaptConfig { l2: 100.0, ..cfg });
         assert!((held[0] + 1.0).abs() < 0.05, "{held:?}");
-        let wild = adapted_weights(
-            &w0,
-            Distance::L1,
-            &cand_refs,
-            &copies,
-            &AdaptConfig { lr: 1e6, ..cfg },
-        );
+        let wild = adapted_l1(&w0, &cand_refs, &copies, &AdaptConfig { lr: 1e6, ..cfg });
         assert!(
             wild.iter()
                 .all(|w| w.is_finite() && w.abs() <= MAX_LOG_SCALE.exp() + 1e-3),
@@ -333,12 +332,9 @@ mod tests {
             ..AdaptConfig::default()
         };
         // One candidate, or no copies: the trained head.
+        assert_eq!(adapted_l1(&w0, &[&c], &[vec![&c]], &cfg), w0.to_vec());
         assert_eq!(
-            adapted_weights(&w0, Distance::L1, &[&c], &[vec![&c]], &cfg),
-            w0.to_vec()
-        );
-        assert_eq!(
-            adapted_weights(&w0, Distance::L1, &[&c, &c], &[vec![], vec![]], &cfg),
+            adapted_l1(&w0, &[&c, &c], &[vec![], vec![]], &cfg),
             w0.to_vec()
         );
         assert!(AdaptConfig { lr: 0.0, ..cfg }.validate().is_err());

@@ -5,12 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use data::{AffineParams, ImageId, ImageStore, Trial};
 use model::SiameseNet;
+use model::net::HostHead as Head;
 use rayon::prelude::*;
 
 use crate::adapt::{AdaptConfig, adapted_weights};
 use crate::error::Result;
-
-use model::net::HostHead as Head;
 
 /// Random stream of the adaptation's distorted copies (see `data::rng_for`).
 const STREAM_ADAPT_COPIES: u32 = 0xada9;

@@ -493,13 +493,14 @@ pub struct HostHead {
 impl HostHead {
     /// `bias + sum_i w_i dist(a_i - b_i)`, the network's logit for two cached embeddings.
     pub fn logit(&self, a: &[f32], b: &[f32]) -> f32 {
-        self.bias
-            + self
-                .weights
-                .iter()
-                .zip(a.iter().zip(b))
-                .map(|(w, (x, y))| w * self.distance.of(x - y))
-                .sum::<f32>()
+        // One loop per distance: this runs for every pair scored, and a match per dimension
+        // would be decided again each time.
+        let pairs = self.weights.iter().zip(a.iter().zip(b));
+        let sum: f32 = match self.distance {
+            Distance::L1 => pairs.map(|(w, (x, y))| w * (x - y).abs()).sum(),
+            Distance::SquaredL2 => pairs.map(|(w, (x, y))| w * (x - y) * (x - y)).sum(),
+        };
+        self.bias + sum
     }
 }
 
