@@ -160,6 +160,7 @@ pub fn write_outputs(reports: &[Report], dir: &Path) -> Result<()> {
         y_label: "accuracy",
         series: &series,
         y_range: Some(0.0..1.0),
+        legend: eval::plot::Legend::LowerLeft,
     };
     write_chart(
         &chart,

@@ -25,7 +25,7 @@ pub struct ScorerArgs {
     checkpoint: Vec<PathBuf>,
     /// A baseline that needs no training instead: mhd (modified Hausdorff) or pixel.
     #[arg(long, conflicts_with = "checkpoint")]
-    baseline: Option<Baseline>,
+    pub(crate) baseline: Option<Baseline>,
     /// auto, cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -37,11 +37,11 @@ pub struct ScorerArgs {
     turns: Option<usize>,
     /// Also score each (turned) pair with both images mirrored left-right (twice the work).
     #[arg(long)]
-    mirror_pairs: bool,
+    pub(crate) mirror_pairs: bool,
 }
 
 impl ScorerArgs {
-    fn choice(&self) -> Result<ScorerChoice> {
+    pub(crate) fn choice(&self) -> Result<ScorerChoice> {
         if let Some(b) = self.baseline {
             return Ok(ScorerChoice::Baseline(b));
         }
@@ -52,7 +52,7 @@ impl ScorerArgs {
     }
 
     /// The one checkpoint given, or the shipped model.
-    fn checkpoint_path(&self) -> Result<PathBuf> {
+    pub(crate) fn checkpoint_path(&self) -> Result<PathBuf> {
         match self.checkpoint.as_slice() {
             [p] => Ok(p.clone()),
             [_, _, ..] => bail!("this command takes one --checkpoint (ensembles work with `eval`)"),
@@ -72,7 +72,7 @@ impl ScorerArgs {
 
     /// `--turns`, or the paired turns that suit the model(s): an ensemble is turned only when
     /// every member was trained with rotation classes.
-    fn turns(&self) -> Result<usize> {
+    pub(crate) fn turns(&self) -> Result<usize> {
         if let Some(n) = self.turns {
             return Ok(n);
         }
@@ -86,12 +86,12 @@ impl ScorerArgs {
         Ok(turns)
     }
 
-    fn device(&self) -> Result<model::Device> {
+    pub(crate) fn device(&self) -> Result<model::Device> {
         Ok(model::parse_device(&self.device)?)
     }
 }
 
-fn parse_split(s: &str) -> Result<SplitKind, String> {
+pub(crate) fn parse_split(s: &str) -> Result<SplitKind, String> {
     match s {
         "evaluation" | "images_evaluation" => Ok(SplitKind::Evaluation),
         "background" | "images_background" => Ok(SplitKind::Background),
@@ -471,5 +471,29 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
         "p(same character) = {p:.4} (logit {logit:.3}{turns}): {}",
         if p >= 0.5 { "same" } else { "different" }
     );
+    if let Some(note) = calibration_note(&path)? {
+        println!("{note}");
+    }
     Ok(())
+}
+
+/// What `verify`'s probability rests on: the model's calibration, or a warning when training
+/// never fitted `sigmoid(logit)` to same/different labels and nobody calibrated it since.
+fn calibration_note(path: &Path) -> Result<Option<String>> {
+    let metadata = model::io::read_metadata(path)?;
+    if let Some(text) = metadata.get(eval::calibration::METADATA_KEY) {
+        let record = eval::calibration::Record::from_json(text)
+            .with_context(|| format!("in {}", path.display()))?;
+        return Ok(Some(format!("({})", record.describe())));
+    }
+    let uncalibrated = metadata
+        .get("config")
+        .and_then(|text| train::TrainConfig::from_toml(text).ok())
+        .is_some_and(|config| !config.fits_pair_probabilities());
+    Ok(uncalibrated.then(|| {
+        "warning: this model was trained to rank candidates only (no pair loss), so its \
+         probability is not calibrated and 0.5 need not separate same from different; \
+         `calibrate --out` writes a calibrated copy"
+            .to_string()
+    }))
 }

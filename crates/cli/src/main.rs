@@ -2,6 +2,7 @@
 //! recognition. Thin glue over the library crates: argument parsing, logging, progress and
 //! Ctrl-C handling live here; everything else is in `data`, `model`, `train` and `eval`.
 
+mod calibrate;
 mod classify;
 mod export;
 mod paths;
@@ -39,6 +40,9 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// Probability that two images show the same character.
     Verify(classify::VerifyArgs),
+    /// How far verify's probabilities can be trusted on same/different pairs of a split, and
+    /// (with --out) a model file Platt-scaled so that they can; rankings are unchanged.
+    Calibrate(calibrate::CalibrateArgs),
     /// Write a checkpoint's network without its optimizer state (a model file to ship), or
     /// merge several checkpoints into one ensemble network.
     Export(export::ExportArgs),
@@ -66,6 +70,7 @@ fn main() -> Result<()> {
         Command::Eval(args) => classify::eval(args),
         Command::Classify(args) => classify::classify(args),
         Command::Verify(args) => classify::verify(args),
+        Command::Calibrate(args) => calibrate::run(args),
         Command::Export(args) => export::run(args),
     }
 }

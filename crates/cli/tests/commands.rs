@@ -663,3 +663,235 @@ fn training_without_validation_says_where_the_model_is() {
         .arg(&f.dataset));
     assert!(String::from_utf8_lossy(&out.stdout).contains("n=20"));
 }
+
+/// The numbers of the line `Platt scaling: p = sigmoid(A * logit +/- B) ...` as (A, B).
+fn platt_line(text: &str) -> (f64, f64) {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Platt scaling: p = sigmoid("))
+        .unwrap_or_else(|| panic!("no Platt line in {text}"));
+    let inner = &line["Platt scaling: p = sigmoid(".len()..line.find(')').unwrap()];
+    let words: Vec<&str> = inner.split_whitespace().collect();
+    let scale: f64 = words[0].parse().unwrap();
+    let offset: f64 = words[4].parse().unwrap();
+    (scale, if words[3] == "-" { -offset } else { offset })
+}
+
+/// The cells of the table row that starts with `| name |`.
+fn row<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("| {name} |")))
+        .unwrap_or_else(|| panic!("no row {name} in {text}"));
+    line.split('|')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// The fixture's model with its head replaced by `sign` on every weight and a zero bias:
+/// with -1 the logit is minus the L1 distance of the embeddings, which ranks a character's
+/// drawings above other characters even when the short training has not.
+fn with_head(f: &Fixture, sign: f32, name: &str) -> PathBuf {
+    use candle_core::Tensor;
+    let (net, extras) = model::io::load(&f.model, &model::Device::Cpu).unwrap();
+    let mut tensors: std::collections::HashMap<String, Tensor> = net
+        .named_vars()
+        .into_iter()
+        .chain(net.named_buffers())
+        .map(|(n, v)| (n, v.as_tensor().clone()))
+        .collect();
+    let dims = tensors["head.weight"].dims().to_vec();
+    let weight = Tensor::full(sign, dims.as_slice(), &model::Device::Cpu).unwrap();
+    tensors.insert("head.weight".into(), weight);
+    tensors.insert(
+        "head.bias".into(),
+        Tensor::zeros(1, candle_core::DType::F32, &model::Device::Cpu).unwrap(),
+    );
+    let net = model::SiameseNet::from_tensors(net.arch(), &tensors, &model::Device::Cpu).unwrap();
+    let path = f.root.join(name);
+    let kept = model::io::Extras {
+        tensors: Default::default(),
+        metadata: extras.metadata,
+    };
+    model::io::save(&net, &path, &kept).unwrap();
+    path
+}
+
+#[test]
+fn calibrate_measures_fits_and_writes_a_calibrated_model() {
+    let f = fixture();
+    let distance = with_head(&f, -1.0, "distance.safetensors");
+    let calibrate = |checkpoint: &Path, extra: &[&str]| {
+        let mut cmd = bin();
+        cmd.args(["calibrate", "--trials", "50", "--seed", "2"])
+            .arg("--checkpoint")
+            .arg(checkpoint)
+            .arg("--dataset")
+            .arg(&f.dataset)
+            .args(extra);
+        String::from_utf8_lossy(&run(&mut cmd).stdout).into_owned()
+    };
+    let calibrated = f.root.join("calibrated.safetensors");
+    let plot = f.root.join("plots/reliability");
+    let mut extra = vec!["--out".to_string(), calibrated.display().to_string()];
+    extra.extend(["--plot".to_string(), plot.display().to_string()]);
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let first = calibrate(&distance, &extra);
+    // Two protocols x 50 two-way trials x (one same, one different pair).
+    assert!(
+        first.starts_with(
+            "200 pairs (100 same) of images_background, within-alphabet + random, 1 turn\n"
+        ),
+        "{first}"
+    );
+    let (scale, offset) = platt_line(&first);
+    assert!(scale > 0.0, "{first}");
+    for ext in ["png", "svg", "json"] {
+        assert!(plot.with_extension(ext).is_file(), "{ext}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(plot.with_extension("json")).unwrap())
+            .unwrap();
+    assert_eq!(json["before"]["pairs"], 200);
+
+    // The calibration is folded into the head and recorded in the metadata.
+    let metadata = model::io::read_metadata(&calibrated).unwrap();
+    let record = eval::calibration::Record::from_json(&metadata["calibration"]).unwrap();
+    assert_eq!((record.pairs, record.turns, record.seed), (200, 1, 2));
+    assert!(
+        (record.platt.scale - scale).abs() < 1e-4 && (record.platt.offset - offset).abs() < 1e-4
+    );
+    let (plain, _) = model::io::load(&distance, &model::Device::Cpu).unwrap();
+    let (folded, extras) = model::io::load(&calibrated, &model::Device::Cpu).unwrap();
+    assert!(extras.tensors.is_empty(), "the optimizer state is dropped");
+    assert!(
+        extras.metadata.contains_key("config"),
+        "the training config is kept"
+    );
+    let (h0, h1) = (plain.head_host().unwrap(), folded.head_host().unwrap());
+    let (s, o) = (record.platt.scale as f32, record.platt.offset as f32);
+    assert!(
+        (h1.bias - (s * h0.bias + o)).abs() < 1e-5,
+        "{} vs {}",
+        h1.bias,
+        h0.bias
+    );
+    for (w1, w0) in h1.weights.iter().zip(&h0.weights) {
+        assert!((w1 - s * w0).abs() < 1e-5);
+    }
+
+    // Measured again on the same pairs, the calibrated model's own probabilities are the ones
+    // the fit promised, and a second fit has nothing left to change.
+    let again = calibrate(&calibrated, &[]);
+    assert!(
+        again.contains("the model is already calibrated on 200 pairs"),
+        "{again}"
+    );
+    assert_eq!(
+        row(&again, "as the model gives them")[1..],
+        row(&first, "Platt-scaled")[1..],
+        "{first}\n{again}"
+    );
+    let (scale, offset) = platt_line(&again);
+    assert!((scale - 1.0).abs() < 2e-3 && offset.abs() < 2e-3, "{again}");
+
+    // verify says what its probability rests on.
+    let dir = f.dataset.join("images_evaluation/Synthetic_01");
+    let (a, b) = (
+        dir.join("character01/0001_01.png"),
+        dir.join("character02/0002_01.png"),
+    );
+    let out = run(bin()
+        .arg("verify")
+        .arg("--checkpoint")
+        .arg(&calibrated)
+        .arg(&a)
+        .arg(&b));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().nth(1)
+            == Some(
+                "(calibrated on 200 pairs of images_background (within-alphabet + random), 1 turn)"
+            ),
+        "{text}"
+    );
+    let out = run(bin()
+        .arg("verify")
+        .arg("--checkpoint")
+        .arg(&f.model)
+        .arg(&a)
+        .arg(&b));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "pairs-trained: no note"
+    );
+    // A model trained by cross-entropy alone gets a warning until it is calibrated.
+    let loaded = train::checkpoint::load_checkpoint(&f.model, &model::Device::Cpu).unwrap();
+    let mut config = loaded.config.clone();
+    config.objective = train::config::Objective::episodes(10);
+    if let train::config::Objective::Episodes { pair_weight, .. } = &mut config.objective {
+        *pair_weight = 0.0;
+    }
+    let ranking = f.root.join("ranking.safetensors");
+    train::checkpoint::save_checkpoint(&ranking, &loaded.net, None, &loaded.state, &config)
+        .unwrap();
+    let out = run(bin()
+        .arg("verify")
+        .arg("--checkpoint")
+        .arg(&ranking)
+        .arg(&a)
+        .arg(&b));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("warning: this model was trained to rank candidates only"),
+        "{text}"
+    );
+
+    // Refusals: fitting on the test split, overwriting, baselines.
+    let err = fails(
+        bin()
+            .args(["calibrate", "--split", "evaluation", "--checkpoint"])
+            .arg(&f.model)
+            .arg("--dataset")
+            .arg(&f.dataset)
+            .arg("--out")
+            .arg(f.root.join("never.safetensors")),
+    );
+    assert!(
+        err.contains("refusing to fit a calibration on images_evaluation"),
+        "{err}"
+    );
+    assert!(!f.root.join("never.safetensors").exists());
+    let err = fails(
+        bin()
+            .args(["calibrate", "--checkpoint"])
+            .arg(&f.model)
+            .arg("--dataset")
+            .arg(&f.dataset)
+            .arg("--out")
+            .arg(&calibrated),
+    );
+    assert!(err.contains("exists; pass --force"), "{err}");
+    // A head that ranks other characters first cannot be calibrated.
+    let reversed = with_head(&f, 1.0, "reversed.safetensors");
+    let err = fails(
+        bin()
+            .args(["calibrate", "--trials", "50", "--checkpoint"])
+            .arg(&reversed)
+            .arg("--dataset")
+            .arg(&f.dataset),
+    );
+    assert!(
+        err.contains("do not rank same pairs above different ones"),
+        "{err}"
+    );
+    let err = fails(
+        bin()
+            .args(["calibrate", "--baseline", "mhd"])
+            .arg("--dataset")
+            .arg(&f.dataset),
+    );
+    assert!(err.contains("needs a trained model"), "{err}");
+}

@@ -7,6 +7,7 @@
 
 pub mod adapt;
 pub mod baselines;
+pub mod calibration;
 pub mod error;
 pub mod evaluate;
 pub mod hubness;

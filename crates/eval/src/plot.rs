@@ -9,6 +9,9 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+/// Legend corners of a [`Chart`].
+pub use plotters::prelude::SeriesLabelPosition as Legend;
+
 use crate::error::{EvalError, Result};
 
 static FONT: Once = Once::new();
@@ -96,6 +99,8 @@ pub struct Chart<'a> {
     pub y_label: &'a str,
     pub series: &'a [Series],
     pub y_range: Option<Range<f64>>,
+    /// Where the legend goes (lower left unless a chart's lines live there).
+    pub legend: Legend,
 }
 
 fn padded_range(values: impl Iterator<Item = f64>) -> Range<f64> {
@@ -171,7 +176,7 @@ pub fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Cha
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 14))
-            .position(SeriesLabelPosition::LowerLeft)
+            .position(chart.legend.clone())
             .draw()
             .map_err(plot_err)?;
     }
@@ -202,6 +207,7 @@ pub fn write_training_curves(path: &Path, loss: &[Series], accuracy: &[Series]) 
                 y_label: "loss (train: objective, validation: pair BCE)",
                 series: loss,
                 y_range: None,
+                legend: Legend::LowerLeft,
             },
         )?;
         draw_chart(
@@ -212,6 +218,7 @@ pub fn write_training_curves(path: &Path, loss: &[Series], accuracy: &[Series]) 
                 y_label: "accuracy",
                 series: accuracy,
                 y_range: None,
+                legend: Legend::LowerLeft,
             },
         )
     })

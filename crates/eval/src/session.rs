@@ -11,6 +11,7 @@ use model::{Device, SiameseNet};
 
 use crate::adapt::AdaptConfig;
 use crate::baselines::{MhdScorer, PixelScorer};
+use crate::calibration::ScoredPair;
 use crate::error::{EvalError, Result};
 use crate::evaluate::{TrialResult, evaluate};
 use crate::hubness::HubnessCorrected;
@@ -341,6 +342,28 @@ impl Session {
         );
         report.seconds = t.elapsed().as_secs_f64();
         Ok((report, results))
+    }
+
+    /// Same/different pairs for calibration, each scored like a trial's candidate: `trials`
+    /// 2-way trials drawn under `protocol` give a same pair (the query against its character,
+    /// drawn by another drawer) and a different one each.
+    pub fn scored_pairs(
+        &mut self,
+        protocol: Protocol,
+        trials: usize,
+        seed: u64,
+    ) -> Result<Vec<ScoredPair>> {
+        let drawn = sample_trials(&self.store, &self.subset, protocol, 2, trials, seed)?;
+        let results = evaluate(self.scorer.as_mut(), &self.store, &drawn)?;
+        Ok(results
+            .iter()
+            .flat_map(|r| {
+                r.scores.iter().enumerate().map(|(i, &logit)| ScoredPair {
+                    logit,
+                    same: i == r.trial.answer,
+                })
+            })
+            .collect())
     }
 
     /// Scores Lake-style runs read from `dir`.

@@ -145,6 +145,7 @@ fn plots_are_written_as_png_and_svg() {
         y_label: "accuracy",
         series: &series,
         y_range: Some(0.0..1.0),
+        legend: eval::plot::Legend::LowerLeft,
     };
     let png = tmp.path().join("a.png");
     let svg = tmp.path().join("a.svg");
@@ -653,4 +654,37 @@ fn support_statistics_score_each_trial_with_its_candidates_statistics() {
         });
     let err = evaluate(&mut both, &s, &trials).unwrap_err();
     assert!(err.to_string().contains("do not combine"), "{err}");
+}
+
+#[test]
+fn calibration_pairs_are_balanced_and_scored_like_trials() {
+    let s = store(SyntheticSpec::new(3, 6, 4), 16);
+    let net = tiny_net(3);
+    let mut session =
+        eval::session::Session::from_model(net.clone(), s, data::SplitKind::Background).unwrap();
+    let pairs = session
+        .scored_pairs(Protocol::WithinAlphabet, 30, 5)
+        .unwrap();
+    assert_eq!(pairs.len(), 60);
+    assert_eq!(pairs.iter().filter(|p| p.same).count(), 30);
+    // The same trials through `sampled` give the same logits, in the same order.
+    let (_, results) = session.sampled(Protocol::WithinAlphabet, 2, 30, 5).unwrap();
+    let logits: Vec<f32> = results.iter().flat_map(|r| r.scores.clone()).collect();
+    let same: Vec<bool> = results
+        .iter()
+        .flat_map(|r| (0..2).map(move |i| i == r.trial.answer))
+        .collect();
+    assert_eq!(pairs.iter().map(|p| p.logit).collect::<Vec<_>>(), logits);
+    assert_eq!(pairs.iter().map(|p| p.same).collect::<Vec<_>>(), same);
+    // A logit is the network's: query against a candidate, both embedded by the model.
+    let r = &results[0];
+    let store = &session.store;
+    let embed = |id: ImageId| net.embed_images(&store.image_f32(id), 1).unwrap();
+    let head = net.head_host().unwrap();
+    let by_hand = head.logit(&embed(r.trial.query), &embed(r.trial.candidates[1]));
+    assert!(
+        (by_hand - r.scores[1]).abs() < 1e-4,
+        "{by_hand} vs {}",
+        r.scores[1]
+    );
 }

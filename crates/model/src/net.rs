@@ -463,6 +463,23 @@ impl SiameseNet {
         Ok(e.flatten_all()?.to_vec1::<f32>()?)
     }
 
+    /// Rewrites the head so that every logit becomes `scale * logit + offset`: a Platt
+    /// calibration folded into the weights, so every scorer (paired turns, ensembles of such
+    /// networks) reads calibrated logits without knowing of it. A positive `scale` keeps every
+    /// ranking, hence every N-way answer.
+    pub fn rescale_head(&self, scale: f32, offset: f32) -> Result<()> {
+        if !(scale.is_finite() && scale > 0.0 && offset.is_finite()) {
+            return Err(ModelError::Arch(format!(
+                "a head rescaling needs a finite scale > 0 and a finite offset, not {scale} and {offset}"
+            )));
+        }
+        let n = self.vars.len();
+        let (w, b) = (&self.vars[n - 2], &self.vars[n - 1]);
+        w.set(&(w.as_tensor() * scale as f64)?)?;
+        b.set(&((b.as_tensor() * scale as f64)? + offset as f64)?)?;
+        Ok(())
+    }
+
     /// The head on the host, to score cached embeddings cheaply.
     pub fn head_host(&self) -> Result<HostHead> {
         let n = self.vars.len();

@@ -123,6 +123,43 @@ fn host_head_matches_the_tensor_head_with(distance: Distance) {
 }
 
 #[test]
+fn a_rescaled_head_gives_scale_times_logit_plus_offset_for_both_distances() {
+    for distance in [Distance::L1, Distance::SquaredL2] {
+        let net =
+            SiameseNet::new(&with_distance(distance), Init::Default, 9, &Device::Cpu).unwrap();
+        let (a, b) = (images(3, 28, 4), images(3, 28, 5));
+        let before = net.forward_pairs(&a, &b).unwrap().to_vec1::<f32>().unwrap();
+        let head = net.head_host().unwrap();
+        net.rescale_head(2.5, -1.25).unwrap();
+        let after = net.forward_pairs(&a, &b).unwrap().to_vec1::<f32>().unwrap();
+        for (x, y) in before.iter().zip(&after) {
+            assert!(
+                (2.5 * x - 1.25 - y).abs() < 1e-4,
+                "{distance:?}: {x} -> {y}"
+            );
+        }
+        let rescaled = net.head_host().unwrap();
+        assert!((rescaled.bias - (2.5 * head.bias - 1.25)).abs() < 1e-6);
+        assert!((rescaled.weights[3] - 2.5 * head.weights[3]).abs() < 1e-6);
+        assert_eq!(rescaled.distance, distance);
+    }
+    // A scale of zero or below would tie or reverse every ranking: refused, head untouched.
+    let net =
+        SiameseNet::new(&with_distance(Distance::L1), Init::Default, 9, &Device::Cpu).unwrap();
+    let head = net.head_host().unwrap();
+    for (scale, offset) in [
+        (0.0, 0.0),
+        (-1.0, 0.0),
+        (f32::NAN, 0.0),
+        (1.0, f32::INFINITY),
+    ] {
+        let err = net.rescale_head(scale, offset).unwrap_err().to_string();
+        assert!(err.contains("finite scale > 0"), "{err}");
+    }
+    assert_eq!(net.head_host().unwrap(), head);
+}
+
+#[test]
 fn pairwise_logits_match_the_pair_head() {
     for distance in [Distance::L1, Distance::SquaredL2] {
         pairwise_logits_match_the_pair_head_with(distance);

@@ -229,6 +229,15 @@ impl TrainConfig {
         }
     }
 
+    /// Whether training fitted `sigmoid(logit)` to same/different labels (a pair loss), so
+    /// that 0.5 is a meaningful verdict without calibration. Cross-entropy alone only ranks.
+    pub fn fits_pair_probabilities(&self) -> bool {
+        match self.objective {
+            Objective::Pairs => true,
+            Objective::Episodes { pair_weight, .. } => pair_weight > 0.0,
+        }
+    }
+
     pub fn steps_per_epoch(&self) -> u64 {
         match &self.objective {
             Objective::Pairs => self
@@ -396,6 +405,17 @@ mod tests {
             4
         );
         assert!(TrainConfig::default().episode_config().is_none());
+    }
+
+    #[test]
+    fn only_a_pair_loss_fits_pair_probabilities() {
+        assert!(TrainConfig::default().fits_pair_probabilities());
+        let mut cfg = crate::presets::preset("quick").unwrap();
+        assert!(cfg.fits_pair_probabilities());
+        if let Objective::Episodes { pair_weight, .. } = &mut cfg.objective {
+            *pair_weight = 0.0;
+        }
+        assert!(!cfg.fits_pair_probabilities());
     }
 
     #[test]

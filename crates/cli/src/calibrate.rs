@@ -1,0 +1,258 @@
+//! `calibrate`: how far `verify`'s probabilities can be trusted, measured on same/different
+//! pairs of a split, and (with `--out`) a model file whose head is Platt-scaled so that they
+//! can. The ranking of candidates, hence every N-way result, is unchanged.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use data::{Protocol, SplitKind};
+use eval::calibration::{METADATA_KEY, Platt, Record, Reliability, write_reliability_diagram};
+use eval::session::Session;
+use model::Device;
+
+use crate::classify::{ScorerArgs, parse_split};
+
+#[derive(Args, Debug)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    scorer: ScorerArgs,
+    /// Split the pairs come from. Calibrate on images the model was not selected on: the
+    /// validation alphabets (`--split background --alphabets stratified`) for a screen model;
+    /// never fit on images_evaluation, the test split (measure there without --out).
+    #[arg(long, default_value = "background", value_parser = parse_split)]
+    split: SplitKind,
+    /// Only these alphabets (comma-separated); `stratified` stands for the 6 validation
+    /// alphabets of the hard validation split.
+    #[arg(long, value_delimiter = ',')]
+    alphabets: Vec<String>,
+    /// Protocols the pairs are drawn under (comma-separated): each 2-way trial gives its query
+    /// against a same character by another drawer and against a different character, of the
+    /// same alphabet (within-alphabet) or of any (random).
+    #[arg(long, value_delimiter = ',', default_value = "within-alphabet,random")]
+    protocols: Vec<Protocol>,
+    /// 2-way trials per protocol (two pairs each).
+    #[arg(long, default_value_t = 2000)]
+    trials: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Probability bins of the reliability table and diagram.
+    #[arg(long, default_value_t = 10)]
+    bins: usize,
+    /// Folder with the splits [default: $OMNIGLOT_DIR or data/omniglot].
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// Write the reliability diagram as PLOT.png and PLOT.svg and the figures as PLOT.json.
+    #[arg(long, value_name = "PLOT")]
+    plot: Option<PathBuf>,
+    /// Write a model file with the fitted calibration folded into its head (and recorded in
+    /// its metadata, which `verify` reports); the optimizer state of a checkpoint is dropped.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(a: CalibrateArgs) -> Result<()> {
+    if a.scorer.baseline.is_some() {
+        bail!("calibrate needs a trained model (--checkpoint), not a baseline");
+    }
+    if a.protocols.is_empty() {
+        bail!("--protocols needs at least one of within-alphabet and random");
+    }
+    if a.trials == 0 {
+        bail!("--trials must be at least 1");
+    }
+    if let Some(out) = &a.out {
+        if a.split == SplitKind::Evaluation {
+            bail!(
+                "refusing to fit a calibration on images_evaluation, the test split: fit it on \
+                 --split background (the validation alphabets of a screen model) and measure it \
+                 on images_evaluation without --out"
+            );
+        }
+        if out.exists() && !a.force {
+            bail!("{} exists; pass --force to replace it", out.display());
+        }
+    }
+    let path = a.scorer.checkpoint_path()?;
+    let device = a.scorer.device()?;
+    let turns = a.scorer.turns()?;
+    let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
+    let mut session = Session::open(
+        &eval::session::ScorerChoice::Checkpoint(path.clone()),
+        &dataset,
+        a.split,
+        &device,
+    )?
+    .with_turns(turns)?
+    .with_mirrored_pairs(a.scorer.mirror_pairs)?;
+    let alphabets = data::split::expand_alphabet_names(&a.alphabets);
+    if !alphabets.is_empty() {
+        session.restrict_to_alphabets(&alphabets)?;
+    }
+    let mut pairs = Vec::new();
+    for &protocol in &a.protocols {
+        pairs.extend(
+            session
+                .scored_pairs(protocol, a.trials, a.seed)
+                .with_context(|| format!("cannot draw {protocol} pairs"))?,
+        );
+    }
+    let platt = Platt::fit(&pairs)?;
+    let before = Reliability::measure(&pairs, Platt::IDENTITY, a.bins);
+    let after = Reliability::measure(&pairs, platt, a.bins);
+    let protocols: Vec<String> = a.protocols.iter().map(|p| p.to_string()).collect();
+    let scope = if alphabets.is_empty() {
+        a.split.dir_name().to_string()
+    } else {
+        format!("{} alphabets of {}", alphabets.len(), a.split.dir_name())
+    };
+    println!(
+        "{} pairs ({} same) of {scope}, {}, {turns} turn{}",
+        before.pairs,
+        before.same,
+        protocols.join(" + "),
+        if turns == 1 { "" } else { "s" }
+    );
+    if let Some(record) = existing_record(&path)? {
+        println!("the model is already {}", record.describe());
+    }
+    println!("| probabilities | verdict accuracy (p >= 0.5) | log loss | Brier | ECE |");
+    println!("|---|---|---|---|---|");
+    for (name, r) in [
+        ("as the model gives them", &before),
+        ("Platt-scaled", &after),
+    ] {
+        println!(
+            "| {name} | {:.2}% | {:.4} | {:.4} | {:.4} |",
+            100.0 * r.accuracy,
+            r.log_loss,
+            r.brier,
+            r.ece
+        );
+    }
+    println!(
+        "Platt scaling: p = sigmoid({:.4} * logit {} {:.4}) (fitted on these pairs; rankings unchanged)",
+        platt.scale,
+        if platt.offset < 0.0 { "-" } else { "+" },
+        platt.offset.abs()
+    );
+    println!("\n| predicted p | pairs | mean predicted | observed same |");
+    println!("|---|---|---|---|");
+    for b in before.bins.iter().filter(|b| b.pairs > 0) {
+        println!(
+            "| {:.1}-{:.1} | {} | {:.3} | {:.3} |",
+            b.low,
+            b.high,
+            b.pairs,
+            b.mean_probability,
+            b.observed()
+        );
+    }
+    if let Some(plot) = &a.plot {
+        let (png, svg) = (plot.with_extension("png"), plot.with_extension("svg"));
+        let title = format!("Reliability on {scope}");
+        write_reliability_diagram(
+            &title,
+            &[
+                ("as the model gives them", &before),
+                ("Platt-scaled", &after),
+            ],
+            Some(&png),
+            Some(&svg),
+        )?;
+        let json = serde_json::json!({
+            "checkpoint": path.display().to_string(),
+            "platt": platt,
+            "before": before,
+            "after": after,
+        });
+        crate::write_file(&plot.with_extension("json"), &format!("{json:#}\n"))?;
+        println!("wrote {}, {} and .json", png.display(), svg.display());
+    }
+    if let Some(out) = &a.out {
+        let record = Record {
+            platt: compose(existing_record(&path)?.map(|r| r.platt), platt),
+            split: a.split.dir_name().to_string(),
+            alphabets,
+            protocols,
+            pairs: before.pairs,
+            seed: a.seed,
+            turns,
+            mirror_pairs: a.scorer.mirror_pairs,
+        };
+        write_calibrated(&path, out, platt, &record)?;
+        println!("wrote {} ({})", out.display(), record.describe());
+    }
+    Ok(())
+}
+
+/// The calibration a model file already carries, if any.
+fn existing_record(path: &std::path::Path) -> Result<Option<Record>> {
+    let metadata = model::io::read_metadata(path)?;
+    metadata
+        .get(METADATA_KEY)
+        .map(|text| Record::from_json(text).with_context(|| format!("in {}", path.display())))
+        .transpose()
+}
+
+/// `second` applied after `first`: the whole rescaling relative to the trained head.
+fn compose(first: Option<Platt>, second: Platt) -> Platt {
+    match first {
+        None => second,
+        Some(f) => Platt {
+            scale: second.scale * f.scale,
+            offset: second.scale * f.offset + second.offset,
+        },
+    }
+}
+
+fn write_calibrated(
+    from: &std::path::Path,
+    out: &std::path::Path,
+    platt: Platt,
+    record: &Record,
+) -> Result<()> {
+    let (net, extras) = model::io::load(from, &Device::Cpu)?;
+    net.rescale_head(platt.scale as f32, platt.offset as f32)
+        .with_context(|| format!("cannot calibrate {}", from.display()))?;
+    let mut metadata = extras.metadata;
+    metadata.insert(METADATA_KEY.into(), record.to_json());
+    let kept = model::io::Extras {
+        tensors: Default::default(),
+        metadata,
+    };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    model::io::save(&net, out, &kept)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composed_calibrations_apply_in_order() {
+        let (first, second) = (
+            Platt {
+                scale: 2.0,
+                offset: 1.0,
+            },
+            Platt {
+                scale: 0.5,
+                offset: -3.0,
+            },
+        );
+        let both = compose(Some(first), second);
+        for logit in [-4.0f32, 0.0, 2.5] {
+            let step = first.scale * logit as f64 + first.offset;
+            let by_hand = second.scale * step + second.offset;
+            assert!((both.scale * logit as f64 + both.offset - by_hand).abs() < 1e-12);
+        }
+        assert_eq!(compose(None, second), second);
+    }
+}
