@@ -92,6 +92,22 @@ fn fixture() -> Fixture {
     }
 }
 
+/// The fixture's network saved as if trained on episodes (`edit` changes their settings), so
+/// that commands which read the training config see another recipe.
+fn as_episodes(
+    f: &Fixture,
+    name: &str,
+    edit: impl FnOnce(&mut train::config::Objective),
+) -> PathBuf {
+    let loaded = train::checkpoint::load_checkpoint(&f.model, &model::Device::Cpu).unwrap();
+    let mut config = loaded.config.clone();
+    config.objective = train::config::Objective::episodes(10);
+    edit(&mut config.objective);
+    let path = f.root.join(name);
+    train::checkpoint::save_checkpoint(&path, &loaded.net, None, &loaded.state, &config).unwrap();
+    path
+}
+
 fn png(path: &Path) -> (u32, u32) {
     let img = image::open(path).unwrap();
     (img.width(), img.height())
@@ -238,15 +254,11 @@ fn train_eval_classify_verify() {
 
     // A model trained with rotation classes is scored in four paired turns unless told
     // otherwise, by `verify` and by `eval` alike.
-    let loaded = train::checkpoint::load_checkpoint(&f.model, &model::Device::Cpu).unwrap();
-    let mut config = loaded.config.clone();
-    config.objective = train::config::Objective::episodes(10);
-    if let train::config::Objective::Episodes { rotations, .. } = &mut config.objective {
-        *rotations = true;
-    }
-    let rotated = f.root.join("rotated.safetensors");
-    train::checkpoint::save_checkpoint(&rotated, &loaded.net, None, &loaded.state, &config)
-        .unwrap();
+    let rotated = as_episodes(&f, "rotated.safetensors", |objective| {
+        if let train::config::Objective::Episodes { rotations, .. } = objective {
+            *rotations = true;
+        }
+    });
     let verify_rotated = |turns: &[&str]| {
         let out = run(bin()
             .arg("verify")
@@ -828,15 +840,11 @@ fn calibrate_measures_fits_and_writes_a_calibrated_model() {
         "pairs-trained: no note"
     );
     // A model trained by cross-entropy alone gets a warning until it is calibrated.
-    let loaded = train::checkpoint::load_checkpoint(&f.model, &model::Device::Cpu).unwrap();
-    let mut config = loaded.config.clone();
-    config.objective = train::config::Objective::episodes(10);
-    if let train::config::Objective::Episodes { pair_weight, .. } = &mut config.objective {
-        *pair_weight = 0.0;
-    }
-    let ranking = f.root.join("ranking.safetensors");
-    train::checkpoint::save_checkpoint(&ranking, &loaded.net, None, &loaded.state, &config)
-        .unwrap();
+    let ranking = as_episodes(&f, "ranking.safetensors", |objective| {
+        if let train::config::Objective::Episodes { pair_weight, .. } = objective {
+            *pair_weight = 0.0;
+        }
+    });
     let out = run(bin()
         .arg("verify")
         .arg("--checkpoint")
