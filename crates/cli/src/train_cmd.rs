@@ -425,6 +425,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let params = config.arch.parameter_count()?;
     tracing::info!(arch = %config.arch.name, params, steps = config.total_steps(), "training");
+    let ranks_only = !config.fits_pair_probabilities();
     let summary = Trainer::run(config, &opts)?;
     let dir = summary.run_dir.display();
     match summary.outcome {
@@ -462,5 +463,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         summary.item_name,
         100.0 * summary.data_wait
     );
+    if ranks_only && summary.outcome != Outcome::Interrupted {
+        println!(
+            "trained without a pair loss: N-way results need nothing more, but `verify`'s \
+             probability does: `calibrate --checkpoint {dir}/best.safetensors --out FILE` \
+             (on validation alphabets where there are some, e.g. --alphabets stratified)"
+        );
+    }
     Ok(())
 }

@@ -643,6 +643,29 @@ fn training_without_validation_says_where_the_model_is() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("finished 2 steps"), "{text}");
     assert!(text.contains(" episodes/s,"), "{text}");
+    assert!(!text.contains("calibrate"), "a pair loss: no hint: {text}");
+    // Cross-entropy alone: told that verify needs a calibration first.
+    let out = run(bin()
+        .args(["train", "--preset", "quick", "--arch", "conv4-16x8"])
+        .args(["--epochs", "1", "--episodes-per-epoch", "1", "--ways", "3"])
+        .args([
+            "--pair-weight",
+            "0",
+            "--val-alphabets",
+            "0",
+            "--no-progress",
+        ])
+        .args(["--name", "ranking"])
+        .arg("--out-dir")
+        .arg(f.root.join("runs"))
+        .arg("--dataset")
+        .arg(&f.dataset));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("trained without a pair loss")
+            && text.contains("runs/ranking/best.safetensors --out"),
+        "{text}"
+    );
 
     // `--members 2`: two networks, merged into one ensemble network that the commands use.
     let out = run(bin()
