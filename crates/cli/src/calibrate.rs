@@ -13,6 +13,10 @@ use model::Device;
 
 use crate::classify::{ScorerArgs, parse_split};
 
+/// Row and legend names of the two sets of probabilities.
+const AS_GIVEN: &str = "as the model gives them";
+const SCALED: &str = "Platt-scaled";
+
 #[derive(Args, Debug)]
 pub struct CalibrateArgs {
     #[command(flatten)]
@@ -77,6 +81,8 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         }
     }
     let path = a.scorer.checkpoint_path()?;
+    let existing = Record::from_metadata(&model::io::read_metadata(&path)?)
+        .with_context(|| format!("in {}", path.display()))?;
     let device = a.scorer.device()?;
     let turns = a.scorer.turns()?;
     let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
@@ -116,15 +122,12 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         protocols.join(" + "),
         if turns == 1 { "" } else { "s" }
     );
-    if let Some(record) = existing_record(&path)? {
+    if let Some(record) = &existing {
         println!("the model is already {}", record.describe());
     }
     println!("| probabilities | verdict accuracy (p >= 0.5) | log loss | Brier | ECE |");
     println!("|---|---|---|---|---|");
-    for (name, r) in [
-        ("as the model gives them", &before),
-        ("Platt-scaled", &after),
-    ] {
+    for (name, r) in [(AS_GIVEN, &before), (SCALED, &after)] {
         println!(
             "| {name} | {:.2}% | {:.4} | {:.4} | {:.4} |",
             100.0 * r.accuracy,
@@ -156,10 +159,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         let title = format!("Reliability on {scope}");
         write_reliability_diagram(
             &title,
-            &[
-                ("as the model gives them", &before),
-                ("Platt-scaled", &after),
-            ],
+            &[(AS_GIVEN, &before), (SCALED, &after)],
             Some(&png),
             Some(&svg),
         )?;
@@ -174,7 +174,8 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     }
     if let Some(out) = &a.out {
         let record = Record {
-            platt: compose(existing_record(&path)?.map(|r| r.platt), platt),
+            // The whole rescaling relative to the trained head.
+            platt: existing.map_or(platt, |r| r.platt.then(platt)),
             split: a.split.dir_name().to_string(),
             alphabets,
             protocols,
@@ -189,26 +190,6 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The calibration a model file already carries, if any.
-fn existing_record(path: &std::path::Path) -> Result<Option<Record>> {
-    let metadata = model::io::read_metadata(path)?;
-    metadata
-        .get(METADATA_KEY)
-        .map(|text| Record::from_json(text).with_context(|| format!("in {}", path.display())))
-        .transpose()
-}
-
-/// `second` applied after `first`: the whole rescaling relative to the trained head.
-fn compose(first: Option<Platt>, second: Platt) -> Platt {
-    match first {
-        None => second,
-        Some(f) => Platt {
-            scale: second.scale * f.scale,
-            offset: second.scale * f.offset + second.offset,
-        },
-    }
-}
-
 fn write_calibrated(
     from: &std::path::Path,
     out: &std::path::Path,
@@ -220,39 +201,5 @@ fn write_calibrated(
         .with_context(|| format!("cannot calibrate {}", from.display()))?;
     let mut metadata = extras.metadata;
     metadata.insert(METADATA_KEY.into(), record.to_json());
-    let kept = model::io::Extras {
-        tensors: Default::default(),
-        metadata,
-    };
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    model::io::save(&net, out, &kept)?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn composed_calibrations_apply_in_order() {
-        let (first, second) = (
-            Platt {
-                scale: 2.0,
-                offset: 1.0,
-            },
-            Platt {
-                scale: 0.5,
-                offset: -3.0,
-            },
-        );
-        let both = compose(Some(first), second);
-        for logit in [-4.0f32, 0.0, 2.5] {
-            let step = first.scale * logit as f64 + first.offset;
-            let by_hand = second.scale * step + second.offset;
-            assert!((both.scale * logit as f64 + both.offset - by_hand).abs() < 1e-12);
-        }
-        assert_eq!(compose(None, second), second);
-    }
+    crate::export::save_model(&net, out, metadata)
 }

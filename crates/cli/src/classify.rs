@@ -41,7 +41,7 @@ pub struct ScorerArgs {
 }
 
 impl ScorerArgs {
-    pub(crate) fn choice(&self) -> Result<ScorerChoice> {
+    fn choice(&self) -> Result<ScorerChoice> {
         if let Some(b) = self.baseline {
             return Ok(ScorerChoice::Baseline(b));
         }
@@ -481,9 +481,9 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
 /// never fitted `sigmoid(logit)` to same/different labels and nobody calibrated it since.
 fn calibration_note(path: &Path) -> Result<Option<String>> {
     let metadata = model::io::read_metadata(path)?;
-    if let Some(text) = metadata.get(eval::calibration::METADATA_KEY) {
-        let record = eval::calibration::Record::from_json(text)
-            .with_context(|| format!("in {}", path.display()))?;
+    let record = eval::calibration::Record::from_metadata(&metadata)
+        .with_context(|| format!("in {}", path.display()))?;
+    if let Some(record) = record {
         return Ok(Some(format!("({})", record.describe())));
     }
     let uncalibrated = metadata

@@ -48,14 +48,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         model::ensemble::merge(&nets)
             .with_context(|| format!("cannot merge {}", names.join(", ")))?
     };
-    let kept = model::io::Extras {
-        tensors: Default::default(),
-        metadata,
-    };
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    model::io::save(&net, &args.out, &kept)?;
+    save_model(&net, &args.out, metadata)?;
     println!(
         "wrote {} ({}{}, {} parameters; dropped {dropped} optimizer tensors)",
         args.out.display(),
@@ -66,5 +59,23 @@ pub fn run(args: ExportArgs) -> Result<()> {
         },
         net.vars().iter().map(|v| v.elem_count()).sum::<usize>()
     );
+    Ok(())
+}
+
+/// Writes `net` as a model file: its weights and `metadata`, no optimizer state; the folder is
+/// created if needed and the file replaced atomically.
+pub(crate) fn save_model(
+    net: &model::SiameseNet,
+    out: &std::path::Path,
+    metadata: std::collections::HashMap<String, String>,
+) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let kept = model::io::Extras {
+        tensors: Default::default(),
+        metadata,
+    };
+    model::io::save(net, out, &kept)?;
     Ok(())
 }

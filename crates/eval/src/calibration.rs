@@ -40,6 +40,14 @@ impl Platt {
         sigmoid(self.scale * logit as f64 + self.offset)
     }
 
+    /// `self` followed by `after`: one rescaling of the original logits.
+    pub fn then(self, after: Platt) -> Platt {
+        Platt {
+            scale: after.scale * self.scale,
+            offset: after.scale * self.offset + after.offset,
+        }
+    }
+
     /// The maximum-likelihood fit on `pairs` (Platt 1999, with the regularised targets
     /// `(n+ + 1) / (n+ + 2)` and `1 / (n- + 2)` that keep it finite on separable pairs; Newton
     /// steps with a backtracking line search, after Lin, Lin & Weng 2007).
@@ -249,6 +257,16 @@ impl Record {
             .map_err(|e| EvalError::Invalid(format!("bad calibration metadata: {e}")))
     }
 
+    /// The record in a model file's metadata, if it has one.
+    pub fn from_metadata(
+        metadata: &std::collections::HashMap<String, String>,
+    ) -> Result<Option<Record>> {
+        metadata
+            .get(METADATA_KEY)
+            .map(|text| Record::from_json(text))
+            .transpose()
+    }
+
     /// One line for humans.
     pub fn describe(&self) -> String {
         let scope = if self.alphabets.is_empty() {
@@ -383,6 +401,27 @@ mod tests {
     }
 
     #[test]
+    fn rescalings_compose_in_order() {
+        let (first, second) = (
+            Platt {
+                scale: 2.0,
+                offset: 1.0,
+            },
+            Platt {
+                scale: 0.5,
+                offset: -3.0,
+            },
+        );
+        let both = first.then(second);
+        for logit in [-4.0f32, 0.0, 2.5] {
+            let step = first.scale * logit as f64 + first.offset;
+            let by_hand = second.scale * step + second.offset;
+            assert!((both.scale * logit as f64 + both.offset - by_hand).abs() < 1e-12);
+        }
+        assert_eq!(Platt::IDENTITY.then(second), second);
+    }
+
+    #[test]
     fn records_round_trip_and_describe_themselves() {
         let r = Record {
             platt: Platt {
@@ -398,6 +437,10 @@ mod tests {
             mirror_pairs: false,
         };
         assert_eq!(Record::from_json(&r.to_json()).unwrap(), r);
+        let mut metadata = std::collections::HashMap::new();
+        assert_eq!(Record::from_metadata(&metadata).unwrap(), None);
+        metadata.insert(METADATA_KEY.to_string(), r.to_json());
+        assert_eq!(Record::from_metadata(&metadata).unwrap(), Some(r.clone()));
         assert_eq!(
             r.describe(),
             "calibrated on 8000 pairs of 2 alphabets of images_background (within-alphabet + random), 4 turns"

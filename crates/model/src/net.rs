@@ -473,24 +473,23 @@ impl SiameseNet {
                 "a head rescaling needs a finite scale > 0 and a finite offset, not {scale} and {offset}"
             )));
         }
-        let n = self.vars.len();
-        let (w, b) = (&self.vars[n - 2], &self.vars[n - 1]);
+        let (w, b) = self.head_vars();
         w.set(&(w.as_tensor() * scale as f64)?)?;
         b.set(&((b.as_tensor() * scale as f64)? + offset as f64)?)?;
         Ok(())
     }
 
+    /// The head's weight and bias: the last two parameters (`parameter_names` order).
+    fn head_vars(&self) -> (&Var, &Var) {
+        let n = self.vars.len();
+        (&self.vars[n - 2], &self.vars[n - 1])
+    }
+
     /// The head on the host, to score cached embeddings cheaply.
     pub fn head_host(&self) -> Result<HostHead> {
-        let n = self.vars.len();
-        let w = self.vars[n - 2]
-            .as_tensor()
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        let b = self.vars[n - 1]
-            .as_tensor()
-            .flatten_all()?
-            .to_vec1::<f32>()?[0];
+        let (w, b) = self.head_vars();
+        let w = w.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+        let b = b.as_tensor().flatten_all()?.to_vec1::<f32>()?[0];
         Ok(HostHead {
             weights: w,
             bias: b,
