@@ -487,7 +487,7 @@ fn bad_input_gets_clear_errors() {
     for (flag, value, line) in [
         ("--elastic", "1.5", "elastic_px = 1.5"),
         ("--symmetric", "true", "symmetric = true"),
-        ("--label-smoothing", "0.1", "label_smoothing = 0.1"),
+        ("--label-smoothing", "0.2", "label_smoothing = 0.2"),
         ("--distance", "squared-l2", "distance = \"squared-l2\""),
     ] {
         let out = run(bin().args(["train", "--preset", "quick", flag, value, "--print-config"]));
@@ -496,8 +496,9 @@ fn bad_input_gets_clear_errors() {
     }
     let plain = run(bin().args(["train", "--preset", "quick", "--print-config"]));
     let plain = String::from_utf8_lossy(&plain.stdout);
+    // The episodic presets smooth their labels; the L1 head is the default, left unwritten.
     assert!(
-        !plain.contains("label_smoothing") && !plain.contains("distance"),
+        plain.contains("label_smoothing = 0.1") && !plain.contains("distance"),
         "{plain}"
     );
     for (flags, error) in [
@@ -630,6 +631,8 @@ fn training_without_validation_says_where_the_model_is() {
         .args(["train", "--preset", "quick", "--arch", "conv4-16x8"])
         .args(["--epochs", "1", "--episodes-per-epoch", "2", "--ways", "3"])
         .args([
+            "--pair-weight",
+            "0.5",
             "--val-alphabets",
             "0",
             "--no-progress",

@@ -410,12 +410,13 @@ mod tests {
     #[test]
     fn only_a_pair_loss_fits_pair_probabilities() {
         assert!(TrainConfig::default().fits_pair_probabilities());
+        // The episodic presets train cross-entropy alone: no pair probabilities.
         let mut cfg = crate::presets::preset("quick").unwrap();
-        assert!(cfg.fits_pair_probabilities());
-        if let Objective::Episodes { pair_weight, .. } = &mut cfg.objective {
-            *pair_weight = 0.0;
-        }
         assert!(!cfg.fits_pair_probabilities());
+        if let Objective::Episodes { pair_weight, .. } = &mut cfg.objective {
+            *pair_weight = 0.5;
+        }
+        assert!(cfg.fits_pair_probabilities());
     }
 
     #[test]
