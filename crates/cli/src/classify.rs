@@ -319,9 +319,10 @@ fn classify_files(
         );
     }
     let net = load_model(path, device)?;
-    let side = net.arch().input_side;
-    let load =
-        |p: &Path| load_user_image(p, side).with_context(|| format!("cannot use {}", p.display()));
+    let (side, framing) = (net.arch().input_side, net.arch().framing);
+    let load = |p: &Path| {
+        load_user_image(p, side, framing).with_context(|| format!("cannot use {}", p.display()))
+    };
     let q = load(query)?;
     let cands: Vec<Vec<f32>> = a
         .candidates
@@ -453,11 +454,11 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
     }
     let path = a.scorer.checkpoint_path()?;
     let net = load_model(&path, &a.scorer.device()?)?;
-    let side = net.arch().input_side;
-    let first =
-        load_user_image(&a.a, side).with_context(|| format!("cannot use {}", a.a.display()))?;
-    let second =
-        load_user_image(&a.b, side).with_context(|| format!("cannot use {}", a.b.display()))?;
+    let (side, framing) = (net.arch().input_side, net.arch().framing);
+    let first = load_user_image(&a.a, side, framing)
+        .with_context(|| format!("cannot use {}", a.a.display()))?;
+    let second = load_user_image(&a.b, side, framing)
+        .with_context(|| format!("cannot use {}", a.b.display()))?;
     let views = (a.scorer.turns()?, a.scorer.mirror_pairs);
     let (_, logits) = file_logits(net, views, &first, &[second])?;
     let logit = logits[0];

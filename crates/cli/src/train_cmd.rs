@@ -46,6 +46,10 @@ pub struct TrainArgs {
     /// ((a - b)^2).
     #[arg(long)]
     distance: Option<model::Distance>,
+    /// How drawings are placed in the input: canvas (the whole 105 px canvas) or ink-box (a
+    /// square around the ink's bounding box, which it fills to 80%).
+    #[arg(long)]
+    framing: Option<data::Framing>,
     /// Initialisation: default, koch or kaiming.
     #[arg(long)]
     init: Option<Init>,
@@ -202,6 +206,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = a.distance {
         c.arch.distance = v
+    }
+    if let Some(v) = a.framing {
+        c.arch.framing = v
     }
     if let Some(v) = a.init {
         c.init = v

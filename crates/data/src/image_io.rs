@@ -7,6 +7,7 @@ use image::{GrayImage, imageops::FilterType};
 
 use crate::NATIVE_SIDE;
 use crate::error::{DataError, Result};
+use crate::framing::Framing;
 use crate::resample::area_resample;
 
 fn decode_luma(bytes: &[u8], path: &Path) -> Result<GrayImage> {
@@ -60,8 +61,9 @@ pub fn to_side(native: &[f32], side: usize) -> Vec<f32> {
 
 /// Loads any image a user hands us (any size, any format `image` reads) and makes it look
 /// like an Omniglot drawing: grayscale, dark ink on a light background (inverted when the
-/// background is dark), resized to 105x105, binarised, then area-resampled to `side`.
-pub fn load_user_image(path: &Path, side: usize) -> Result<Vec<f32>> {
+/// background is dark), resized to 105x105, binarised, then framed and area-resampled to
+/// `side`.
+pub fn load_user_image(path: &Path, side: usize, framing: Framing) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     let gray = decode_luma(&bytes, path)?;
     if gray.width() == 0 || gray.height() == 0 {
@@ -90,7 +92,7 @@ pub fn load_user_image(path: &Path, side: usize) -> Result<Vec<f32>> {
             if ink { 1.0 } else { 0.0 }
         })
         .collect();
-    Ok(to_side(&native, side))
+    Ok(framing.apply(&native, side))
 }
 
 /// Encodes ink values (`side x side`) as an 8-bit grayscale PNG in Omniglot polarity.

@@ -8,6 +8,7 @@
 pub mod augment;
 pub mod episodes;
 pub mod error;
+pub mod framing;
 pub mod image_io;
 pub mod index;
 pub mod pairs;
@@ -20,6 +21,7 @@ pub mod trials;
 
 pub use augment::{AffineConfig, AffineParams};
 pub use error::DataError;
+pub use framing::Framing;
 pub use index::{Drawing, SplitIndex, SplitKind};
 pub use pairs::{PairBatch, PairConfig, PairSampler};
 pub use split::{Partition, Subset, ValidationConfig};

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use crate::NATIVE_SIDE;
 use crate::error::{DataError, Result};
+use crate::framing::Framing;
 use crate::image_io::decode_omniglot_ink;
 use crate::index::SplitIndex;
 use crate::resample::Resampler;
@@ -35,6 +36,7 @@ pub struct CharacterInfo {
 #[derive(Clone, Debug)]
 pub struct ImageStore {
     side: usize,
+    framing: Framing,
     pixels: Vec<u8>,
     image_character: Vec<u32>,
     image_drawer: Vec<u8>,
@@ -51,9 +53,16 @@ fn quantize(v: f32) -> u8 {
 impl ImageStore {
     /// Decodes every drawing of `index` in parallel, area-resampled to `side x side`.
     pub fn load(index: &SplitIndex, side: usize) -> Result<Self> {
+        Self::load_framed(index, side, Framing::Canvas)
+    }
+
+    /// Decodes every drawing of `index` in parallel, framed and area-resampled to
+    /// `side x side`.
+    pub fn load_framed(index: &SplitIndex, side: usize, framing: Framing) -> Result<Self> {
         if side == 0 {
             return Err(DataError::Config("image side must be positive".into()));
         }
+        framing.validate().map_err(DataError::Config)?;
         let drawings: Vec<_> = index.drawings().collect();
         let n = side * side;
         let resampler = Resampler::new(NATIVE_SIDE, NATIVE_SIDE, side, side);
@@ -64,12 +73,17 @@ impl ImageStore {
             .try_for_each(|(out, (_, _, d))| -> Result<()> {
                 let bytes = std::fs::read(&d.path).map_err(|e| DataError::io(&d.path, e))?;
                 let ink = decode_omniglot_ink(&bytes, &d.path)?;
-                if side == NATIVE_SIDE {
+                if side == NATIVE_SIDE && framing.is_canvas() {
                     out.copy_from_slice(&ink);
                 } else {
                     let src: Vec<f32> = ink.iter().map(|&v| v as f32 / 255.0).collect();
-                    let mut dst = vec![0f32; n];
-                    resampler.run(&src, &mut dst);
+                    let dst = if framing.is_canvas() {
+                        let mut dst = vec![0f32; n];
+                        resampler.run(&src, &mut dst);
+                        dst
+                    } else {
+                        framing.apply(&src, side)
+                    };
                     for (o, v) in out.iter_mut().zip(dst) {
                         *o = quantize(v);
                     }
@@ -78,6 +92,7 @@ impl ImageStore {
             })?;
         let mut builder = StoreBuilder::new(side);
         builder.store.pixels = pixels;
+        builder.store.framing = framing;
         let mut it = drawings.iter();
         for a in &index.alphabets {
             let alphabet = builder.alphabet(&a.name);
@@ -101,6 +116,11 @@ impl ImageStore {
 
     pub fn side(&self) -> usize {
         self.side
+    }
+
+    /// How the drawings were placed in the frame when they were loaded.
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     pub fn len(&self) -> usize {
@@ -218,6 +238,7 @@ impl StoreBuilder {
         StoreBuilder {
             store: ImageStore {
                 side,
+                framing: Framing::Canvas,
                 pixels: Vec::new(),
                 image_character: Vec::new(),
                 image_drawer: Vec::new(),

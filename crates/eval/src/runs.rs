@@ -2,19 +2,23 @@
 
 use std::path::Path;
 
-use data::image_io::{read_omniglot_png, to_side};
+use data::image_io::read_omniglot_png;
 use data::runs::{LakeRun, read_runs};
 use data::store::StoreBuilder;
-use data::{ImageStore, Trial};
+use data::{Framing, ImageStore, Trial};
 
 use crate::error::Result;
 use crate::evaluate::{TrialResult, evaluate};
 use crate::report::{Accuracy, Group, Report};
 use crate::scorer::Scorer;
 
-/// The runs' images in a store at `side` (one alphabet per run, one character per candidate)
-/// and the trials they define.
-pub fn runs_store(runs: &[LakeRun], side: usize) -> Result<(ImageStore, Vec<Vec<Trial>>)> {
+/// The runs' images in a store at `side`, framed by `framing` (one alphabet per run, one
+/// character per candidate) and the trials they define.
+pub fn runs_store(
+    runs: &[LakeRun],
+    side: usize,
+    framing: Framing,
+) -> Result<(ImageStore, Vec<Vec<Trial>>)> {
     let mut b = StoreBuilder::new(side);
     let mut all = Vec::new();
     let mut next_id = 0u32;
@@ -31,7 +35,7 @@ pub fn runs_store(runs: &[LakeRun], side: usize) -> Result<(ImageStore, Vec<Vec<
             b.push(
                 c,
                 1,
-                &to_side(&read_omniglot_png(path)?, side),
+                &framing.apply(&read_omniglot_png(path)?, side),
                 Some(path.clone()),
             );
             characters.push(c);
@@ -43,7 +47,7 @@ pub fn runs_store(runs: &[LakeRun], side: usize) -> Result<(ImageStore, Vec<Vec<
             b.push(
                 characters[*answer],
                 2,
-                &to_side(&read_omniglot_png(query)?, side),
+                &framing.apply(&read_omniglot_png(query)?, side),
                 Some(query.clone()),
             );
             trials.push(Trial {
@@ -58,14 +62,16 @@ pub fn runs_store(runs: &[LakeRun], side: usize) -> Result<(ImageStore, Vec<Vec<
     Ok((b.finish(), all))
 }
 
-/// Evaluates `scorer` on the runs under `root`, reporting the per-run error.
+/// Evaluates `scorer` on the runs under `root` (images at `side`, framed by `framing`),
+/// reporting the per-run error.
 pub fn evaluate_runs(
     scorer: &mut dyn Scorer,
     root: &Path,
     side: usize,
+    framing: Framing,
 ) -> Result<(Report, Vec<TrialResult>)> {
     let runs = read_runs(root)?;
-    let (store, trials) = runs_store(&runs, side)?;
+    let (store, trials) = runs_store(&runs, side, framing)?;
     let flat: Vec<Trial> = trials.iter().flatten().cloned().collect();
     let results = evaluate(scorer, &store, &flat)?;
     let mut per_run = Vec::new();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use data::trials::sample_trials;
-use data::{ImageStore, Protocol, SplitIndex, SplitKind, Subset};
+use data::{Framing, ImageStore, Protocol, SplitIndex, SplitKind, Subset};
 use model::{Device, SiameseNet};
 
 use crate::adapt::AdaptConfig;
@@ -90,6 +90,15 @@ impl Kind {
         }
     }
 
+    /// How the scorer's images are framed: the model's choice, the whole canvas for baselines.
+    fn framing(&self) -> Framing {
+        match self {
+            Kind::Model(net) => net.arch().framing,
+            Kind::Ensemble(nets) => nets.first().map_or(Framing::Canvas, |n| n.arch().framing),
+            Kind::Baseline(_) => Framing::Canvas,
+        }
+    }
+
     fn load(choice: &ScorerChoice, device: &Device) -> Result<Self> {
         Ok(match choice {
             ScorerChoice::Checkpoint(p) => Kind::Model(load_model(p, device)?),
@@ -124,6 +133,15 @@ fn check_sides(paths: &[PathBuf], nets: &[Arc<SiameseNet>]) -> Result<()> {
                 paths[0].display(),
                 side,
                 side
+            )));
+        }
+        if n.arch().framing != first.arch().framing {
+            return Err(EvalError::Invalid(format!(
+                "ensemble members must frame images alike: {} uses {:?}, {} uses {:?}",
+                p.display(),
+                n.arch().framing,
+                paths[0].display(),
+                first.arch().framing
             )));
         }
     }
@@ -175,7 +193,7 @@ impl Session {
     ) -> Result<Self> {
         let kind = Kind::load(choice, device)?;
         let index = SplitIndex::scan_split(dataset, split)?;
-        let store = ImageStore::load(&index, kind.side())?;
+        let store = ImageStore::load_framed(&index, kind.side(), kind.framing())?;
         Self::with_store(kind, store, split)
     }
 
@@ -202,6 +220,14 @@ impl Session {
                 "the scorer takes {0}x{0} images, the store holds {1}x{1}",
                 kind.side(),
                 store.side()
+            )));
+        }
+        // Baselines take whatever framing they are given; a network only the one it learned.
+        if !matches!(kind, Kind::Baseline(_)) && store.framing() != kind.framing() {
+            return Err(EvalError::Invalid(format!(
+                "the model frames its images as {:?}, the store holds them as {:?}",
+                kind.framing(),
+                store.framing()
             )));
         }
         Ok(Session {
@@ -370,8 +396,12 @@ impl Session {
     pub fn runs(&mut self, dir: &Path) -> Result<(Report, Vec<TrialResult>)> {
         let t = Instant::now();
         let mut scorer = self.build_scorer()?;
-        let (mut report, results) =
-            crate::runs::evaluate_runs(scorer.as_mut(), dir, self.kind.side())?;
+        let (mut report, results) = crate::runs::evaluate_runs(
+            scorer.as_mut(),
+            dir,
+            self.kind.side(),
+            self.kind.framing(),
+        )?;
         report.seconds = t.elapsed().as_secs_f64();
         Ok((report, results))
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use data::synthetic::{SyntheticSpec, store, write_split};
 use data::trials::sample_trials;
-use data::{ImageId, ImageStore, Protocol, Subset};
+use data::{Framing, ImageId, ImageStore, Protocol, Subset};
 use eval::baselines::{MhdScorer, PixelScorer};
 use eval::{Report, Scorer, evaluate};
 
@@ -118,7 +118,7 @@ fn lake_runs_are_evaluated_per_run() {
     let runs = tmp.path().join("runs");
     data::runs::write_runs(&index, &runs, 3, 6, 0).unwrap();
     let (report, results) =
-        eval::runs::evaluate_runs(&mut MhdScorer::default(), &runs, 105).unwrap();
+        eval::runs::evaluate_runs(&mut MhdScorer::default(), &runs, 105, Framing::Canvas).unwrap();
     assert_eq!(results.len(), 18);
     assert_eq!(report.per_run.len(), 3);
     assert_eq!(report.per_run[0].name, "run01");
@@ -126,7 +126,8 @@ fn lake_runs_are_evaluated_per_run() {
     assert!(results.iter().all(|r| r.scores.len() == 6));
     // Oracle through the runs store: the query's character is its answer's.
     let (store, trials) =
-        eval::runs::runs_store(&data::runs::read_runs(&runs).unwrap(), 28).unwrap();
+        eval::runs::runs_store(&data::runs::read_runs(&runs).unwrap(), 28, Framing::Canvas)
+            .unwrap();
     let flat: Vec<_> = trials.into_iter().flatten().collect();
     let oracle = evaluate(&mut Oracle::default(), &store, &flat).unwrap();
     assert!(oracle.iter().all(|r| r.correct));

@@ -1,6 +1,7 @@
 //! Architectures as data: saved with the weights so that loading never needs the user to
 //! repeat them.
 
+use data::Framing;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -83,6 +84,10 @@ pub struct Arch {
     /// What the head weighs per dimension of the two embeddings.
     #[serde(default, skip_serializing_if = "Distance::is_l1")]
     pub distance: Distance,
+    /// How a drawing is placed in the input frame; every caller that loads images for this
+    /// network must use it (training, evaluation, `classify`).
+    #[serde(default, skip_serializing_if = "Framing::is_canvas")]
+    pub framing: Framing,
 }
 
 fn one() -> usize {
@@ -127,6 +132,7 @@ impl Arch {
             embedding_activation: Activation::Sigmoid,
             towers: 1,
             distance: Distance::L1,
+            framing: Framing::Canvas,
         }
     }
 
@@ -151,6 +157,7 @@ impl Arch {
             embedding_activation: Activation::None,
             towers: 1,
             distance: Distance::L1,
+            framing: Framing::Canvas,
         }
     }
 
@@ -190,6 +197,7 @@ impl Arch {
             embedding_activation: Activation::None,
             towers: 1,
             distance: Distance::L1,
+            framing: Framing::Canvas,
         }
     }
 
@@ -281,6 +289,7 @@ impl Arch {
                 "needs an input side, at least one block and at least one tower".into(),
             ));
         }
+        self.framing.validate().map_err(ModelError::Arch)?;
         self.block_shapes().map(|_| ())
     }
 

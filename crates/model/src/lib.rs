@@ -5,7 +5,9 @@
 //! Metal the blocks use candle's own ops and a pooling whose gradient is correct.
 //!
 //! This crate knows nothing of Omniglot files, samplers or training loops: it takes images as
-//! tensors (or `f32` slices) and returns embeddings, logits and gradients.
+//! tensors (or `f32` slices) and returns embeddings, logits and gradients. From `data` it
+//! takes only the `Framing` type, saved with the architecture so that every caller frames
+//! images the way the network was trained.
 
 pub mod arch;
 pub mod cpu;

@@ -80,7 +80,7 @@ pub(crate) fn validation_scorer(
 pub fn load_background(config: &TrainConfig) -> Result<ImageStore> {
     let index = SplitIndex::scan_split(&config.dataset, SplitKind::Background)?;
     let t = Instant::now();
-    let store = ImageStore::load(&index, config.arch.input_side)?;
+    let store = ImageStore::load_framed(&index, config.arch.input_side, config.arch.framing)?;
     tracing::info!(
         images = store.len(),
         seconds = t.elapsed().as_secs_f64(),

@@ -1,0 +1,231 @@
+//! How a drawing is placed in the network's input frame.
+//!
+//! Drawers wrote each character at their own size and place on the 105 px canvas, so the same
+//! character varies in scale from drawer to drawer by more than the affine augmentation's
+//! +-20%. Framing on the ink's bounding box removes that variation before the network sees the
+//! image, identically for training, evaluation and user images (the choice is saved with the
+//! architecture).
+
+use serde::{Deserialize, Serialize};
+
+use crate::NATIVE_SIDE;
+use crate::resample::area_resample;
+
+/// Pixels above this ink value count when finding the ink's extent.
+const INK_THRESHOLD: f32 = 0.5;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Framing {
+    /// The whole 105 px canvas, as drawn.
+    #[default]
+    Canvas,
+    /// A square around the ink's bounding box, centred on it: the box's longer side fills
+    /// `fill` of the frame's side, and the square is at least `min_side` native pixels (so a
+    /// lone dot is not blown up to fill the frame).
+    InkBox { fill: f32, min_side: usize },
+}
+
+impl Framing {
+    pub fn is_canvas(&self) -> bool {
+        *self == Framing::Canvas
+    }
+
+    /// The default ink-box framing: the box fills 80% of the frame, the square spans at least
+    /// a third of the canvas.
+    pub fn ink_box() -> Self {
+        Framing::InkBox {
+            fill: 0.8,
+            min_side: 35,
+        }
+    }
+
+    /// Checks the parameters, so that a hand-edited config cannot divide by zero.
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            Framing::Canvas => Ok(()),
+            Framing::InkBox { fill, min_side } => {
+                if !(fill > 0.0 && fill <= 1.0) {
+                    return Err(format!("ink-box fill must be in (0, 1], got {fill}"));
+                }
+                if min_side == 0 {
+                    return Err("ink-box min_side must be positive".into());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The square window `(x0, y0, side)` of the native canvas this framing shows; it may
+    /// reach past the canvas, where the image is background.
+    pub fn window(&self, native: &[f32]) -> (isize, isize, usize) {
+        let canvas = (0, 0, NATIVE_SIDE);
+        let Framing::InkBox { fill, min_side } = *self else {
+            return canvas;
+        };
+        let Some((x0, y0, x1, y1)) = ink_extent(native, NATIVE_SIDE) else {
+            return canvas;
+        };
+        let longer = (x1 - x0 + 1).max(y1 - y0 + 1);
+        let side = ((longer as f32 / fill).ceil() as usize)
+            .max(min_side)
+            .max(1);
+        // Centre of the box in doubled coordinates keeps the arithmetic integral.
+        let (cx2, cy2) = ((x0 + x1 + 1) as isize, (y0 + y1 + 1) as isize);
+        let origin = |c2: isize| (c2 - side as isize).div_euclid(2);
+        (origin(cx2), origin(cy2), side)
+    }
+
+    /// Frames a native `105 x 105` ink image (`[0, 1]`, row-major) and area-resamples it to
+    /// `side x side`.
+    pub fn apply(&self, native: &[f32], side: usize) -> Vec<f32> {
+        assert_eq!(native.len(), NATIVE_SIDE * NATIVE_SIDE, "native image size");
+        let mut out = vec![0.0; side * side];
+        let (x0, y0, w) = self.window(native);
+        if (x0, y0, w) == (0, 0, NATIVE_SIDE) {
+            area_resample(native, NATIVE_SIDE, NATIVE_SIDE, &mut out, side, side);
+            return out;
+        }
+        let mut crop = vec![0.0; w * w];
+        let n = NATIVE_SIDE as isize;
+        for (cy, row) in crop.chunks_mut(w).enumerate() {
+            let sy = y0 + cy as isize;
+            if !(0..n).contains(&sy) {
+                continue;
+            }
+            for (cx, v) in row.iter_mut().enumerate() {
+                let sx = x0 + cx as isize;
+                if (0..n).contains(&sx) {
+                    *v = native[(sy * n + sx) as usize];
+                }
+            }
+        }
+        area_resample(&crop, w, w, &mut out, side, side);
+        out
+    }
+}
+
+impl std::str::FromStr for Framing {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "canvas" => Ok(Framing::Canvas),
+            "ink-box" => Ok(Framing::ink_box()),
+            _ => Err(format!(
+                "unknown framing `{s}` (expected canvas or ink-box)"
+            )),
+        }
+    }
+}
+
+/// Inclusive bounding box `(x0, y0, x1, y1)` of the ink in a square image, if there is any.
+pub fn ink_extent(image: &[f32], side: usize) -> Option<(usize, usize, usize, usize)> {
+    let mut extent: Option<(usize, usize, usize, usize)> = None;
+    for (y, row) in image.chunks(side).enumerate() {
+        for (x, _) in row.iter().enumerate().filter(|(_, v)| **v > INK_THRESHOLD) {
+            extent = Some(match extent {
+                None => (x, y, x, y),
+                Some((x0, y0, x1, y1)) => (x0.min(x), y0.min(y), x1.max(x), y1.max(y)),
+            });
+        }
+    }
+    extent
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canvas_with_rect(x0: usize, y0: usize, w: usize, h: usize) -> Vec<f32> {
+        let mut img = vec![0.0; NATIVE_SIDE * NATIVE_SIDE];
+        for y in y0..y0 + h {
+            for x in x0..x0 + w {
+                img[y * NATIVE_SIDE + x] = 1.0;
+            }
+        }
+        img
+    }
+
+    #[test]
+    fn extent_of_a_rectangle_and_of_nothing() {
+        let img = canvas_with_rect(10, 20, 30, 5);
+        assert_eq!(ink_extent(&img, NATIVE_SIDE), Some((10, 20, 39, 24)));
+        assert_eq!(ink_extent(&vec![0.0; 9], 3), None);
+    }
+
+    #[test]
+    fn canvas_framing_is_plain_area_resampling() {
+        let img = canvas_with_rect(10, 20, 30, 5);
+        let mut expected = vec![0.0; 35 * 35];
+        area_resample(&img, NATIVE_SIDE, NATIVE_SIDE, &mut expected, 35, 35);
+        assert_eq!(Framing::Canvas.apply(&img, 35), expected);
+    }
+
+    #[test]
+    fn ink_box_window_is_centred_on_the_box_and_scaled_by_fill() {
+        // A 40 x 20 box at (10, 30): longer side 40, window 40 / 0.8 = 50, centred on (30, 40).
+        let img = canvas_with_rect(10, 30, 40, 20);
+        let f = Framing::InkBox {
+            fill: 0.8,
+            min_side: 35,
+        };
+        assert_eq!(f.window(&img), (5, 15, 50));
+    }
+
+    #[test]
+    fn small_ink_gets_the_minimum_window() {
+        let img = canvas_with_rect(50, 50, 4, 4);
+        let (x0, y0, side) = Framing::ink_box().window(&img);
+        assert_eq!(side, 35);
+        // Centre (52, 52) stays in the middle of the window.
+        assert_eq!((x0, y0), (52 - 17 - 1, 52 - 17 - 1));
+    }
+
+    #[test]
+    fn ink_box_places_two_drawings_of_different_size_alike() {
+        // The same square drawn small in one corner and large in the middle frames identically.
+        let small = canvas_with_rect(5, 5, 40, 40);
+        let large = canvas_with_rect(20, 20, 80, 80);
+        let f = Framing::InkBox {
+            fill: 0.8,
+            min_side: 1,
+        };
+        let (a, b) = (f.apply(&small, 20), f.apply(&large, 20));
+        // Window 50 (small) and 100 (large): the square covers the middle 16 x 16 pixels.
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() < 1e-5, "pixel {i}: {x} vs {y}");
+        }
+        assert!((a[10 * 20 + 10] - 1.0).abs() < 1e-6);
+        assert!(a[20].abs() < 1e-6, "border is background");
+    }
+
+    #[test]
+    fn window_past_the_canvas_edge_is_background() {
+        // Ink touching the right edge: the window reaches past x = 104.
+        let img = canvas_with_rect(95, 40, 10, 30);
+        let f = Framing::InkBox {
+            fill: 0.5,
+            min_side: 1,
+        };
+        let (x0, _, side) = f.window(&img);
+        assert!(x0 + side as isize > NATIVE_SIDE as isize);
+        let out = f.apply(&img, 60);
+        let ink: f32 = out.iter().sum::<f32>() / (60.0 * 60.0);
+        // The 10 x 30 box covers (10 * 30) / 60^2 of the 60 px window.
+        assert!((ink - 300.0 / 3600.0).abs() < 1e-4, "{ink}");
+    }
+
+    #[test]
+    fn parses_and_validates() {
+        assert_eq!("canvas".parse::<Framing>(), Ok(Framing::Canvas));
+        assert_eq!("ink-box".parse::<Framing>(), Ok(Framing::ink_box()));
+        assert!("box".parse::<Framing>().unwrap_err().contains("ink-box"));
+        let bad = Framing::InkBox {
+            fill: 0.0,
+            min_side: 3,
+        };
+        assert!(bad.validate().unwrap_err().contains("fill"));
+        assert!(Framing::ink_box().validate().is_ok());
+    }
+}
