@@ -223,6 +223,7 @@ fn main() -> Result<()> {
             for b in baselines.iter().filter(|b| b.as_str() != "none") {
                 scorers.push(ScorerChoice::Baseline(
                     b.parse().map_err(anyhow::Error::msg)?,
+                    data::Framing::Canvas,
                 ));
             }
             let opts = xtask::sweep::SweepOptions {

@@ -43,15 +43,15 @@ fn label(choice: &ScorerChoice) -> String {
                 .unwrap_or_default()
         ),
         ScorerChoice::Ensemble(paths) => format!("siamese ensemble of {}", paths.len()),
-        ScorerChoice::Baseline(Baseline::Mhd) => "modified Hausdorff".into(),
-        ScorerChoice::Baseline(Baseline::Pixel) => "pixel NN".into(),
+        ScorerChoice::Baseline(Baseline::Mhd, _) => "modified Hausdorff".into(),
+        ScorerChoice::Baseline(Baseline::Pixel, _) => "pixel NN".into(),
     }
 }
 
 pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
     let mut reports = Vec::new();
     for choice in &opts.scorers {
-        let model = !matches!(choice, ScorerChoice::Baseline(_));
+        let model = !matches!(choice, ScorerChoice::Baseline(..));
         let hubness = if model { opts.hubness } else { 0.0 };
         let adapt = AdaptConfig {
             steps: if model { opts.adapt } else { 0 },

@@ -28,7 +28,7 @@ fn sweep_writes_every_output() {
     let opts = xtask::sweep::SweepOptions {
         scorers: vec![
             ScorerChoice::Checkpoint(model),
-            ScorerChoice::Baseline(Baseline::Pixel),
+            ScorerChoice::Baseline(Baseline::Pixel, data::Framing::Canvas),
         ],
         ways: vec![2, 5],
         protocols: vec![Protocol::Random, Protocol::WithinAlphabet],

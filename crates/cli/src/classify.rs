@@ -26,6 +26,11 @@ pub struct ScorerArgs {
     /// A baseline that needs no training instead: mhd (modified Hausdorff) or pixel.
     #[arg(long, conflicts_with = "checkpoint")]
     pub(crate) baseline: Option<Baseline>,
+    /// How a baseline sees the drawings: canvas (the whole 105 px canvas) or ink-box (a square
+    /// around the ink's bounding box). A model always uses the framing it was trained with.
+    /// [default: canvas]
+    #[arg(long)]
+    framing: Option<data::Framing>,
     /// auto, cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -43,7 +48,13 @@ pub struct ScorerArgs {
 impl ScorerArgs {
     fn choice(&self) -> Result<ScorerChoice> {
         if let Some(b) = self.baseline {
-            return Ok(ScorerChoice::Baseline(b));
+            return Ok(ScorerChoice::Baseline(b, self.framing.unwrap_or_default()));
+        }
+        if self.framing.is_some() {
+            bail!(
+                "--framing is for baselines (--baseline mhd|pixel); a model frames images the way \
+                 it was trained"
+            );
         }
         if self.checkpoint.len() > 1 {
             return Ok(ScorerChoice::Ensemble(self.checkpoint.clone()));
@@ -452,6 +463,7 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
     if a.scorer.baseline.is_some() {
         bail!("verify needs a trained model (--checkpoint), not a baseline");
     }
+    a.scorer.choice()?; // refuses options only baselines take
     let path = a.scorer.checkpoint_path()?;
     let net = load_model(&path, &a.scorer.device()?)?;
     let (side, framing) = (net.arch().input_side, net.arch().framing);

@@ -929,3 +929,62 @@ fn calibrate_measures_fits_and_writes_a_calibrated_model() {
     );
     assert!(err.contains("needs a trained model"), "{err}");
 }
+
+#[test]
+fn ink_box_framing_travels_with_the_model() {
+    let f = fixture();
+    run(bin()
+        .args(["train", "--preset", "conv4", "--arch", "conv4-16x8"])
+        .args([
+            "--framing",
+            "ink-box",
+            "--epochs",
+            "1",
+            "--pairs-per-epoch",
+            "64",
+        ])
+        .args(["--batch", "16", "--val-alphabets", "1", "--val-ways", "5"])
+        .args(["--val-trials", "20", "--no-progress", "--name", "boxed"])
+        .arg("--out-dir")
+        .arg(f.root.join("runs"))
+        .arg("--dataset")
+        .arg(&f.dataset));
+    let config = std::fs::read_to_string(f.root.join("runs/boxed/config.toml")).unwrap();
+    assert!(config.contains("[arch.framing]") && config.contains("kind = \"ink-box\""));
+    let boxed = f.root.join("runs/boxed/best.safetensors");
+    let out = run(bin()
+        .args(["eval", "--ways", "5", "--trials", "20", "--checkpoint"])
+        .arg(&boxed)
+        .arg("--dataset")
+        .arg(&f.dataset));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("n=20"));
+
+    // One store feeds an ensemble's members, so they must frame alike.
+    let mut both = f.model.clone().into_os_string();
+    both.push(",");
+    both.push(&boxed);
+    let err = fails(
+        bin()
+            .args(["eval", "--ways", "5", "--trials", "20", "--checkpoint"])
+            .arg(&both)
+            .arg("--dataset")
+            .arg(&f.dataset),
+    );
+    assert!(err.contains("must frame images alike"), "{err}");
+
+    // A model frames as it was trained; only a baseline takes --framing.
+    let err = fails(
+        bin()
+            .args(["eval", "--framing", "ink-box", "--checkpoint"])
+            .arg(&f.model)
+            .arg("--dataset")
+            .arg(&f.dataset),
+    );
+    assert!(err.contains("--baseline"), "{err}");
+    let out = run(bin()
+        .args(["eval", "--baseline", "pixel", "--framing", "ink-box"])
+        .args(["--ways", "5", "--trials", "20"])
+        .arg("--dataset")
+        .arg(&f.dataset));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("n=20"));
+}

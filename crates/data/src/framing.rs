@@ -105,6 +105,17 @@ impl Framing {
     }
 }
 
+impl std::fmt::Display for Framing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Framing::Canvas => write!(f, "canvas"),
+            Framing::InkBox { fill, min_side } => {
+                write!(f, "ink-box (fill {fill}, at least {min_side} px)")
+            }
+        }
+    }
+}
+
 impl std::str::FromStr for Framing {
     type Err = String;
 
@@ -151,7 +162,7 @@ mod tests {
     fn extent_of_a_rectangle_and_of_nothing() {
         let img = canvas_with_rect(10, 20, 30, 5);
         assert_eq!(ink_extent(&img, NATIVE_SIDE), Some((10, 20, 39, 24)));
-        assert_eq!(ink_extent(&vec![0.0; 9], 3), None);
+        assert_eq!(ink_extent(&[0.0; 9], 3), None);
     }
 
     #[test]
@@ -227,5 +238,9 @@ mod tests {
         };
         assert!(bad.validate().unwrap_err().contains("fill"));
         assert!(Framing::ink_box().validate().is_ok());
+        assert_eq!(
+            Framing::ink_box().to_string(),
+            "ink-box (fill 0.8, at least 35 px)"
+        );
     }
 }

@@ -141,6 +141,45 @@ fn load_decodes_ink_and_keeps_metadata() {
 }
 
 #[test]
+fn framed_load_frames_every_drawing_and_remembers_how() {
+    let spec = SyntheticSpec::new(2, 3, 4);
+    let (_tmp, split) = tree(spec);
+    let index = SplitIndex::scan(&split).unwrap();
+    let framing = data::Framing::ink_box();
+    let store = ImageStore::load_framed(&index, 40, framing).unwrap();
+    assert_eq!(store.framing(), framing);
+    assert_eq!(
+        ImageStore::load(&index, 40).unwrap().framing(),
+        data::Framing::Canvas
+    );
+    let id = store.image_of(4, 3).unwrap();
+    let native = data::synthetic::glyph(0, 1, 1, 3);
+    let expected = framing.apply(&native, 40);
+    for (got, want) in store.image_f32(id).iter().zip(&expected) {
+        // The store keeps one byte per pixel.
+        assert!((got - want).abs() <= 0.5 / 255.0 + 1e-6, "{got} vs {want}");
+    }
+    // The ink's box spans its share of the window, now 40 px wide.
+    let longer_of = |img: &[f32], side| {
+        let (x0, y0, x1, y1) = data::framing::ink_extent(img, side).unwrap();
+        (x1 - x0 + 1).max(y1 - y0 + 1) as f32
+    };
+    let (_, _, window) = framing.window(&native);
+    let want = longer_of(&native, 105) * 40.0 / window as f32;
+    let got = longer_of(&expected, 40);
+    assert!((got - want).abs() <= 2.0, "{got} vs {want}");
+
+    let bad = data::Framing::InkBox {
+        fill: 1.5,
+        min_side: 10,
+    };
+    let msg = ImageStore::load_framed(&index, 40, bad)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("fill"), "{msg}");
+}
+
+#[test]
 fn in_memory_store_matches_store_loaded_from_disk() {
     let spec = SyntheticSpec::new(2, 2, 3);
     let (_tmp, split) = tree(spec);

@@ -42,7 +42,8 @@ pub enum ScorerChoice {
     Checkpoint(PathBuf),
     /// Several checkpoints scored as one (mean head logit); they must share an input size.
     Ensemble(Vec<PathBuf>),
-    Baseline(Baseline),
+    /// A baseline, on drawings framed as given (a model always uses its own framing).
+    Baseline(Baseline, Framing),
 }
 
 /// Loads a model or training checkpoint.
@@ -54,7 +55,7 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Arc<SiameseNet>> {
 enum Kind {
     Model(Arc<SiameseNet>),
     Ensemble(Vec<Arc<SiameseNet>>),
-    Baseline(Baseline),
+    Baseline(Baseline, Framing),
 }
 
 impl Kind {
@@ -76,8 +77,8 @@ impl Kind {
             Kind::Ensemble(nets) => Box::new(EnsembleScorer::new(
                 nets.iter().map(model_scorer).collect::<Result<_>>()?,
             )?),
-            Kind::Baseline(Baseline::Mhd) => Box::new(MhdScorer::default()),
-            Kind::Baseline(Baseline::Pixel) => Box::new(PixelScorer::default()),
+            Kind::Baseline(Baseline::Mhd, _) => Box::new(MhdScorer::default()),
+            Kind::Baseline(Baseline::Pixel, _) => Box::new(PixelScorer::default()),
         })
     }
 
@@ -86,16 +87,16 @@ impl Kind {
         match self {
             Kind::Model(net) => net.arch().input_side,
             Kind::Ensemble(nets) => nets.first().map_or(0, |n| n.arch().input_side),
-            Kind::Baseline(_) => data::NATIVE_SIDE,
+            Kind::Baseline(..) => data::NATIVE_SIDE,
         }
     }
 
-    /// How the scorer's images are framed: the model's choice, the whole canvas for baselines.
+    /// How the scorer's images are framed: the model's own choice, or the baseline's.
     fn framing(&self) -> Framing {
         match self {
             Kind::Model(net) => net.arch().framing,
             Kind::Ensemble(nets) => nets.first().map_or(Framing::Canvas, |n| n.arch().framing),
-            Kind::Baseline(_) => Framing::Canvas,
+            Kind::Baseline(_, f) => *f,
         }
     }
 
@@ -110,7 +111,7 @@ impl Kind {
                 check_sides(paths, &nets)?;
                 Kind::Ensemble(nets)
             }
-            ScorerChoice::Baseline(b) => Kind::Baseline(*b),
+            ScorerChoice::Baseline(b, f) => Kind::Baseline(*b, *f),
         })
     }
 }
@@ -137,7 +138,7 @@ fn check_sides(paths: &[PathBuf], nets: &[Arc<SiameseNet>]) -> Result<()> {
         }
         if n.arch().framing != first.arch().framing {
             return Err(EvalError::Invalid(format!(
-                "ensemble members must frame images alike: {} uses {:?}, {} uses {:?}",
+                "ensemble members must frame images alike: {} uses {}, {} uses {}",
                 p.display(),
                 n.arch().framing,
                 paths[0].display(),
@@ -211,7 +212,8 @@ impl Session {
 
     /// A baseline session over an existing store.
     pub fn from_baseline(b: Baseline, store: ImageStore, split: SplitKind) -> Result<Self> {
-        Self::with_store(Kind::Baseline(b), store, split)
+        let framing = store.framing();
+        Self::with_store(Kind::Baseline(b, framing), store, split)
     }
 
     fn with_store(kind: Kind, store: ImageStore, split: SplitKind) -> Result<Self> {
@@ -222,10 +224,9 @@ impl Session {
                 store.side()
             )));
         }
-        // Baselines take whatever framing they are given; a network only the one it learned.
-        if !matches!(kind, Kind::Baseline(_)) && store.framing() != kind.framing() {
+        if store.framing() != kind.framing() {
             return Err(EvalError::Invalid(format!(
-                "the model frames its images as {:?}, the store holds them as {:?}",
+                "the model frames its images as {}, the store holds them as {}",
                 kind.framing(),
                 store.framing()
             )));
@@ -342,7 +343,7 @@ impl Session {
     pub fn model(&self) -> Option<&Arc<SiameseNet>> {
         match &self.kind {
             Kind::Model(n) => Some(n),
-            Kind::Ensemble(_) | Kind::Baseline(_) => None,
+            Kind::Ensemble(_) | Kind::Baseline(..) => None,
         }
     }
 

@@ -131,6 +131,41 @@ fn lake_runs_are_evaluated_per_run() {
     let flat: Vec<_> = trials.into_iter().flatten().collect();
     let oracle = evaluate(&mut Oracle::default(), &store, &flat).unwrap();
     assert!(oracle.iter().all(|r| r.correct));
+
+    // Framed: every image of the runs store is its PNG framed the model's way.
+    let runs_list = data::runs::read_runs(&runs).unwrap();
+    let (framed, _) = eval::runs::runs_store(&runs_list, 28, Framing::ink_box()).unwrap();
+    let query = &runs_list[0].items[0].0;
+    let native = data::image_io::read_omniglot_png(query).unwrap();
+    let id = (0..framed.len() as u32)
+        .find(|&i| framed.path_of(i) == Some(query.as_path()))
+        .unwrap();
+    let want = Framing::ink_box().apply(&native, 28);
+    let got = framed.image_f32(id);
+    assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 0.01));
+    assert_ne!(got, store.image_f32(id), "framing changed the image");
+}
+
+#[test]
+fn a_model_refuses_images_framed_another_way() {
+    let arch = model::Arch {
+        framing: Framing::ink_box(),
+        ..model::Arch::conv4(16, 4)
+    };
+    let net = model::SiameseNet::new(&arch, model::Init::Default, 0, &model::Device::Cpu).unwrap();
+    let canvas = store(SyntheticSpec::new(2, 4, 4), 16);
+    let err = eval::session::Session::from_model(
+        std::sync::Arc::new(net),
+        canvas,
+        data::SplitKind::Background,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("frames its images as ink-box (fill 0.8"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -328,7 +363,8 @@ fn paired_turns_average_the_logits_of_both_images_turned_alike() {
 fn sessions_can_be_restricted_to_alphabets() {
     let tmp = tempfile::tempdir().unwrap();
     write_split(tmp.path(), "images_background", SyntheticSpec::new(3, 6, 4)).unwrap();
-    let choice = eval::session::ScorerChoice::Baseline(eval::session::Baseline::Pixel);
+    let choice =
+        eval::session::ScorerChoice::Baseline(eval::session::Baseline::Pixel, Framing::Canvas);
     let mut session = eval::session::Session::open(
         &choice,
         tmp.path(),

@@ -424,4 +424,27 @@ mod tests {
                 + 4 * 2 * 32
         );
     }
+
+    #[test]
+    fn framing_is_saved_only_when_it_is_not_the_canvas() {
+        let canvas = Arch::conv4(28, 8);
+        let json = serde_json::to_string(&canvas).unwrap();
+        // Checkpoints written before framing existed read back as canvas.
+        assert!(!json.contains("framing"), "{json}");
+        let boxed = Arch {
+            framing: Framing::ink_box(),
+            ..canvas
+        };
+        let json = serde_json::to_string(&boxed).unwrap();
+        assert!(json.contains(r#""framing":{"kind":"ink-box","fill":0.8,"min_side":35}"#));
+        assert_eq!(serde_json::from_str::<Arch>(&json).unwrap(), boxed);
+        let bad = Arch {
+            framing: Framing::InkBox {
+                fill: 0.8,
+                min_side: 0,
+            },
+            ..Arch::conv4(28, 8)
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("min_side"));
+    }
 }

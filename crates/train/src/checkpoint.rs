@@ -92,7 +92,7 @@ pub fn default_turns(choice: &eval::session::ScorerChoice) -> Result<usize> {
     match choice {
         ScorerChoice::Checkpoint(path) => paired_turns(path),
         ScorerChoice::Ensemble(paths) => paired_turns_of(paths),
-        ScorerChoice::Baseline(_) => Ok(1),
+        ScorerChoice::Baseline(..) => Ok(1),
     }
 }
 
