@@ -958,6 +958,33 @@ fn ink_box_framing_travels_with_the_model() {
         .arg("--dataset")
         .arg(&f.dataset));
     assert!(String::from_utf8_lossy(&out.stdout).contains("n=20"));
+    // Lake's runs carry their own images, framed the model's way too.
+    let runs = f.root.join("runs-lake");
+    let index = data::SplitIndex::scan_split(&f.dataset, data::SplitKind::Evaluation).unwrap();
+    data::runs::write_runs(&index, &runs, 2, 5, 0).unwrap();
+    let out = run(bin()
+        .args(["eval", "--protocol", "runs", "--runs-dir"])
+        .arg(&runs)
+        .arg("--checkpoint")
+        .arg(&boxed));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("| run02 |"));
+    // And so are a user's own files.
+    let file = |p: &str| f.dataset.join("images_evaluation/Synthetic_01").join(p);
+    let out = run(bin()
+        .arg("verify")
+        .arg("--checkpoint")
+        .arg(&boxed)
+        .arg(file("character01/0001_01.png"))
+        .arg(file("character01/0001_02.png")));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("p(same character) = "));
+    let err = fails(
+        bin()
+            .args(["verify", "--framing", "ink-box", "--checkpoint"])
+            .arg(&boxed)
+            .arg(file("character01/0001_01.png"))
+            .arg(file("character01/0001_02.png")),
+    );
+    assert!(err.contains("--framing is for baselines"), "{err}");
 
     // One store feeds an ensemble's members, so they must frame alike.
     let mut both = f.model.clone().into_os_string();

@@ -234,6 +234,12 @@ pub struct StoreBuilder {
 }
 
 impl StoreBuilder {
+    /// Images pushed are taken as framed by `framing` (`new` takes them as whole canvases).
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.store.framing = framing;
+        self
+    }
+
     pub fn new(side: usize) -> Self {
         StoreBuilder {
             store: ImageStore {

@@ -19,7 +19,7 @@ pub fn runs_store(
     side: usize,
     framing: Framing,
 ) -> Result<(ImageStore, Vec<Vec<Trial>>)> {
-    let mut b = StoreBuilder::new(side);
+    let mut b = StoreBuilder::new(side).with_framing(framing);
     let mut all = Vec::new();
     let mut next_id = 0u32;
     for run in runs {

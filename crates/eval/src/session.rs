@@ -206,7 +206,9 @@ impl Session {
     /// A session with no split loaded, for Lake's runs (which carry their own images).
     pub fn for_runs(choice: &ScorerChoice, device: &Device) -> Result<Self> {
         let kind = Kind::load(choice, device)?;
-        let empty = data::store::StoreBuilder::new(kind.side()).finish();
+        let empty = data::store::StoreBuilder::new(kind.side())
+            .with_framing(kind.framing())
+            .finish();
         Self::with_store(kind, empty, SplitKind::Evaluation)
     }
 

@@ -144,6 +144,7 @@ fn lake_runs_are_evaluated_per_run() {
     let got = framed.image_f32(id);
     assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 0.01));
     assert_ne!(got, store.image_f32(id), "framing changed the image");
+    assert_eq!(framed.framing(), Framing::ink_box());
 }
 
 #[test]
