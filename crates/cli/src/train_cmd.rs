@@ -47,7 +47,8 @@ pub struct TrainArgs {
     #[arg(long)]
     distance: Option<model::Distance>,
     /// How drawings are placed in the input: canvas (the whole 105 px canvas) or ink-box (a
-    /// square around the ink's bounding box, which it fills to 80%).
+    /// square around the ink's bounding box, which it fills to 80%; the episodic presets'
+    /// choice).
     #[arg(long)]
     framing: Option<data::Framing>,
     /// Initialisation: default, koch or kaiming.
