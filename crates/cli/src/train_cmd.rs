@@ -79,6 +79,10 @@ pub struct TrainArgs {
     /// Episodes: treat mirror images of characters (and of their rotations) as new classes.
     #[arg(long)]
     mirrors: Option<bool>,
+    /// Episodes: every support of an episode by one drawer and its queries by another, as in
+    /// Lake's test runs (default: any drawers).
+    #[arg(long)]
+    two_drawers: Option<bool>,
     /// Episodes: weight of the balanced pair BCE next to the N-way cross-entropy.
     #[arg(long)]
     pair_weight: Option<f64>,
@@ -245,6 +249,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         within_alphabet,
         rotations,
         mirrors,
+        two_drawers,
         pair_weight,
         symmetric,
         label_smoothing,
@@ -266,6 +271,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         }
         if let Some(v) = a.mirrors {
             *mirrors = v
+        }
+        if let Some(v) = a.two_drawers {
+            *two_drawers = v
         }
         if let Some(v) = a.pair_weight {
             *pair_weight = v

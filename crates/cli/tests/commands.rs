@@ -489,6 +489,7 @@ fn bad_input_gets_clear_errors() {
         ("--symmetric", "true", "symmetric = true"),
         ("--label-smoothing", "0.2", "label_smoothing = 0.2"),
         ("--distance", "squared-l2", "distance = \"squared-l2\""),
+        ("--two-drawers", "true", "two_drawers = true"),
     ] {
         let out = run(bin().args(["train", "--preset", "quick", flag, value, "--print-config"]));
         let config = String::from_utf8_lossy(&out.stdout);
@@ -498,7 +499,9 @@ fn bad_input_gets_clear_errors() {
     let plain = String::from_utf8_lossy(&plain.stdout);
     // The episodic presets smooth their labels; the L1 head is the default, left unwritten.
     assert!(
-        plain.contains("label_smoothing = 0.1") && !plain.contains("distance"),
+        plain.contains("label_smoothing = 0.1")
+            && !plain.contains("distance")
+            && !plain.contains("two_drawers"),
         "{plain}"
     );
     for (flags, error) in [

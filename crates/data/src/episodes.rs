@@ -28,6 +28,10 @@ pub struct EpisodeConfig {
     /// Treat the mirror image (left-right) of a character, and of each of its rotations, as a
     /// class of its own.
     pub mirrors: bool,
+    /// Lake's two-drawer design in training too: every support of an episode is by one drawer
+    /// and every first query by another, as every test trial's candidates and query are (a
+    /// character lacking either drawing falls back to drawings by any drawers).
+    pub two_drawers: bool,
     pub augment: Option<AffineConfig>,
     pub side: usize,
 }
@@ -76,6 +80,7 @@ impl Default for EpisodeConfig {
             within_alphabet: 0.5,
             rotations: false,
             mirrors: false,
+            two_drawers: false,
             augment: None,
             side: 28,
         }
@@ -101,6 +106,8 @@ pub struct EpisodeSampler<'a> {
     characters: Vec<Vec<ImageId>>,
     /// Positions in `characters` per alphabet with at least `ways` characters.
     alphabets: Vec<Vec<usize>>,
+    /// Every drawer with a drawing in `characters`, ascending.
+    drawers: Vec<u8>,
 }
 
 impl<'a> EpisodeSampler<'a> {
@@ -151,12 +158,20 @@ impl<'a> EpisodeSampler<'a> {
             .map(|(_, v)| v)
             .filter(|v| v.len() * variants >= config.ways)
             .collect();
+        let mut drawers: Vec<u8> = characters
+            .iter()
+            .flatten()
+            .map(|&id| store.drawer_of(id))
+            .collect();
+        drawers.sort_unstable();
+        drawers.dedup();
         Ok(EpisodeSampler {
             store,
             config,
             seed,
             characters,
             alphabets,
+            drawers,
         })
     }
 
@@ -191,6 +206,14 @@ impl<'a> EpisodeSampler<'a> {
         let cfg = &self.config;
         let mut rng = crate::rng_for(self.seed, STREAM_EPISODES, index, 0);
         let classes = self.classes(&mut rng);
+        // Drawn only when asked for, so episodes without it stay what they always were.
+        let drawers = match self.drawers.as_slice() {
+            d if cfg.two_drawers && d.len() >= 2 => {
+                let pair: Vec<u8> = d.choose_multiple(&mut rng, 2).copied().collect();
+                Some((pair[0], pair[1]))
+            }
+            _ => None,
+        };
         // For each class: a support and `queries` other drawings.
         let mut picks: Vec<(ImageId, u8, u32)> = Vec::with_capacity(self.images_per_episode());
         let mut queries = Vec::new();
@@ -201,6 +224,10 @@ impl<'a> EpisodeSampler<'a> {
                 .copied()
                 .collect();
             chosen.shuffle(&mut rng);
+            if let Some((support_drawer, query_drawer)) = drawers {
+                self.pin(&mut chosen, imgs, 0, support_drawer);
+                self.pin(&mut chosen, imgs, 1, query_drawer);
+            }
             picks.push((chosen[0], variant, label as u32));
             for q in 0..cfg.queries {
                 // With fewer drawings than queries, repeat (augmentation makes them differ).
@@ -233,6 +260,21 @@ impl<'a> EpisodeSampler<'a> {
                     p.warp_u8(self.store.pixels(id), self.store.side(), out, cfg.side);
                 }
             });
+    }
+
+    /// Puts `drawer`'s drawing among `imgs` at `chosen[pos]`, keeping `chosen` free of
+    /// repeats; leaves `chosen` as it is when there is no such drawing.
+    fn pin(&self, chosen: &mut [ImageId], imgs: &[ImageId], pos: usize, drawer: u8) {
+        let Some(&id) = imgs.iter().find(|&&i| self.store.drawer_of(i) == drawer) else {
+            return;
+        };
+        if pos >= chosen.len() {
+            return;
+        }
+        match chosen.iter().position(|&c| c == id) {
+            Some(j) => chosen.swap(j, pos),
+            None => chosen[pos] = id,
+        }
     }
 
     pub fn episode(&self, index: u64) -> EpisodeBatch {
@@ -283,6 +325,60 @@ mod tests {
         let again = sampler.episode(7);
         assert_eq!(again.ids, sampler.episode(7).ids);
         assert_eq!(again.images, sampler.episode(7).images);
+    }
+
+    #[test]
+    fn two_drawer_episodes_take_supports_from_one_drawer_and_queries_from_another() {
+        let s = store(SyntheticSpec::new(2, 8, 6), 12);
+        let cfg = EpisodeConfig {
+            ways: 5,
+            queries: 2,
+            within_alphabet: 0.5,
+            side: 12,
+            ..Default::default()
+        };
+        let drawers_of = |e: &EpisodeBatch, ids: &mut dyn Iterator<Item = usize>| -> HashSet<u8> {
+            ids.map(|i| s.drawer_of(e.ids[i])).collect()
+        };
+        let mixed = EpisodeSampler::new(&s, &Subset::all(&s), cfg.clone(), 3).unwrap();
+        let mixed_support_drawers: usize = (0..20)
+            .map(|i| drawers_of(&mixed.episode(i), &mut (0..5)).len())
+            .max()
+            .unwrap();
+        assert!(mixed_support_drawers > 1, "by default supports mix drawers");
+
+        let two = EpisodeConfig {
+            two_drawers: true,
+            ..cfg
+        };
+        let sampler = EpisodeSampler::new(&s, &Subset::all(&s), two, 3).unwrap();
+        let mut pairs = HashSet::new();
+        for index in 0..40 {
+            let e = sampler.episode(index);
+            let support = drawers_of(&e, &mut (0..5));
+            // Queries are stored class by class: `queries` of class 0, then of class 1, ...
+            let first = drawers_of(&e, &mut (0..5).map(|c| 5 + 2 * c));
+            let second = drawers_of(&e, &mut (0..5).map(|c| 5 + 2 * c + 1));
+            assert_eq!(support.len(), 1, "episode {index}: supports by one drawer");
+            assert_eq!(
+                first.len(),
+                1,
+                "episode {index}: first queries by one drawer"
+            );
+            assert!(support.is_disjoint(&first));
+            assert!(second.is_disjoint(&support) && second.is_disjoint(&first));
+            for (q, &label) in e.labels.iter().enumerate() {
+                assert_eq!(
+                    s.character_of(e.ids[5 + q]),
+                    s.character_of(e.ids[label as usize])
+                );
+            }
+            pairs.insert((
+                *support.iter().next().unwrap(),
+                *first.iter().next().unwrap(),
+            ));
+        }
+        assert!(pairs.len() > 10, "the two drawers change between episodes");
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub enum Objective {
         /// The mirror image of a character (and of each rotation) is a class of its own.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         mirrors: bool,
+        /// All supports of an episode by one drawer, its queries by another (Lake's design).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        two_drawers: bool,
         pair_weight: f64,
         /// Also score each support against the queries (cross-entropy over the columns of the
         /// logits), averaged with the queries' cross-entropy; needs `queries = 1`.
@@ -100,6 +103,7 @@ impl Objective {
             within_alphabet: 0.5,
             rotations: false,
             mirrors: false,
+            two_drawers: false,
             pair_weight: 0.5,
             symmetric: false,
             label_smoothing: 0.0,
@@ -203,6 +207,7 @@ impl TrainConfig {
                 within_alphabet,
                 rotations,
                 mirrors,
+                two_drawers,
                 ..
             } => Some(EpisodeConfig {
                 ways: *ways,
@@ -210,6 +215,7 @@ impl TrainConfig {
                 within_alphabet: *within_alphabet,
                 rotations: *rotations,
                 mirrors: *mirrors,
+                two_drawers: *two_drawers,
                 augment: self.pairs.augment.clone(),
                 side: self.pairs.side,
             }),

@@ -63,6 +63,7 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
             within_alphabet: 0.5,
             rotations: true,
             mirrors: false,
+            two_drawers: false,
             pair_weight: 0.0,
             symmetric: false,
             label_smoothing: 0.1,

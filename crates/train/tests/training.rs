@@ -202,6 +202,7 @@ fn episodes_learn(name: &str, queries: usize, symmetric: bool, distance: model::
         within_alphabet: 0.5,
         rotations: false,
         mirrors: false,
+        two_drawers: false,
         pair_weight: 0.5,
         symmetric,
         label_smoothing: 0.0,
