@@ -207,13 +207,10 @@ impl<'a> EpisodeSampler<'a> {
         let mut rng = crate::rng_for(self.seed, STREAM_EPISODES, index, 0);
         let classes = self.classes(&mut rng);
         // Drawn only when asked for, so episodes without it stay what they always were.
-        let drawers = match self.drawers.as_slice() {
-            d if cfg.two_drawers && d.len() >= 2 => {
-                let pair: Vec<u8> = d.choose_multiple(&mut rng, 2).copied().collect();
-                Some((pair[0], pair[1]))
-            }
-            _ => None,
-        };
+        let drawers = (cfg.two_drawers && self.drawers.len() >= 2).then(|| {
+            let pair: Vec<u8> = self.drawers.choose_multiple(&mut rng, 2).copied().collect();
+            (pair[0], pair[1])
+        });
         // For each class: a support and `queries` other drawings.
         let mut picks: Vec<(ImageId, u8, u32)> = Vec::with_capacity(self.images_per_episode());
         let mut queries = Vec::new();
@@ -263,7 +260,9 @@ impl<'a> EpisodeSampler<'a> {
     }
 
     /// Puts `drawer`'s drawing among `imgs` at `chosen[pos]`, keeping `chosen` free of
-    /// repeats; leaves `chosen` as it is when there is no such drawing.
+    /// repeats; leaves `chosen` as it is when there is no such drawing. It searches `imgs`,
+    /// the subset's drawings, not the store (`ImageStore::image_of`), so that drawers held out
+    /// by `--train-drawers` stay out.
     fn pin(&self, chosen: &mut [ImageId], imgs: &[ImageId], pos: usize, drawer: u8) {
         let Some(&id) = imgs.iter().find(|&&i| self.store.drawer_of(i) == drawer) else {
             return;
