@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EvalError, Result};
 use crate::evaluate::TrialResult;
-use crate::stats::{Z95, wilson};
+use crate::stats::{BOOTSTRAP_RESAMPLES, Z95, bootstrap_over_groups, wilson};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Accuracy {
@@ -74,7 +74,37 @@ pub struct Report {
     pub overall: Accuracy,
     pub per_alphabet: Vec<Group>,
     pub per_run: Vec<Group>,
+    /// Lake's runs only: the overall accuracy's interval from resampling whole runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub across_runs: Option<RunInterval>,
     pub seconds: f64,
+}
+
+/// A 95% interval for the overall accuracy that treats each run, not each trial, as the
+/// independent unit (`stats::bootstrap_over_groups`): a run's queries share an alphabet,
+/// characters and a pair of drawers, so the per-trial Wilson interval is too narrow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunInterval {
+    pub runs: usize,
+    pub resamples: usize,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+impl RunInterval {
+    pub fn of(per_run: &[Group]) -> RunInterval {
+        let groups: Vec<(usize, usize)> = per_run
+            .iter()
+            .map(|g| (g.accuracy.correct, g.accuracy.total))
+            .collect();
+        let (ci_low, ci_high) = bootstrap_over_groups(&groups, BOOTSTRAP_RESAMPLES);
+        RunInterval {
+            runs: per_run.len(),
+            resamples: BOOTSTRAP_RESAMPLES,
+            ci_low,
+            ci_high,
+        }
+    }
 }
 
 impl Report {
@@ -112,6 +142,7 @@ impl Report {
             overall: Accuracy::of(results),
             per_alphabet,
             per_run: Vec::new(),
+            across_runs: None,
             seconds: 0.0,
         }
     }
@@ -141,6 +172,19 @@ impl Report {
                 String::new()
             }
         );
+        if let Some(r) = &self.across_runs {
+            let _ = writeln!(
+                s,
+                "\nAcross runs: 95% interval [{:.1}, {:.1}] from resampling the {} runs whole \
+                 ({} bootstrap resamples). Prefer it to the interval above, which treats the \
+                 trials as independent although a run's queries share one alphabet and one \
+                 pair of drawers.",
+                100.0 * r.ci_low,
+                100.0 * r.ci_high,
+                r.runs,
+                r.resamples
+            );
+        }
         for (title, groups) in [("alphabet", &self.per_alphabet), ("run", &self.per_run)] {
             if groups.is_empty() {
                 continue;
@@ -189,6 +233,14 @@ impl Report {
             );
         };
         row("overall", &self.overall);
+        if let Some(r) = &self.across_runs {
+            let a = Accuracy {
+                ci_low: r.ci_low,
+                ci_high: r.ci_high,
+                ..self.overall.clone()
+            };
+            row("overall, resampling runs", &a);
+        }
         for g in self.per_alphabet.iter().chain(&self.per_run) {
             row(&g.name, &g.accuracy);
         }

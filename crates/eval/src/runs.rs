@@ -9,7 +9,7 @@ use data::{Framing, ImageStore, Trial};
 
 use crate::error::Result;
 use crate::evaluate::{TrialResult, evaluate};
-use crate::report::{Accuracy, Group, Report};
+use crate::report::{Accuracy, Group, Report, RunInterval};
 use crate::scorer::Scorer;
 
 /// The runs' images in a store at `side`, framed by `framing` (one alphabet per run, one
@@ -98,6 +98,7 @@ pub fn evaluate_runs(
         &results,
     );
     report.per_alphabet.clear();
+    report.across_runs = Some(RunInterval::of(&per_run));
     report.per_run = per_run;
     Ok((report, results))
 }

@@ -358,10 +358,14 @@ impl Scorer for ModelScorer {
         } else {
             ""
         };
-        format!(
-            "siamese ({}{tta}{turns}{adapt}{stats})",
-            self.net.arch().name
-        )
+        // Two networks of one name can differ in framing; reports must tell them apart.
+        let arch = self.net.arch();
+        let framing = if arch.framing.is_canvas() {
+            String::new()
+        } else {
+            format!(", framed by {}", arch.framing)
+        };
+        format!("siamese ({}{framing}{tta}{turns}{adapt}{stats})", arch.name)
     }
 
     fn prepare(&mut self, store: &ImageStore, ids: &[ImageId]) -> Result<()> {

@@ -18,9 +18,75 @@ pub fn wilson(successes: usize, n: usize, z: f64) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
+/// Resamples drawn by [`bootstrap_over_groups`].
+pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
+
+/// Random stream of the bootstrap (see `data::rng_for`); fixed, so a report is reproducible.
+const STREAM_BOOTSTRAP: u32 = 0xb007;
+
+/// A 95% percentile-bootstrap interval for the pooled accuracy of groups of trials,
+/// resampling whole groups (`(correct, total)` each) with replacement.
+///
+/// Trials of one group are not independent: a Lake run's 20 queries share one alphabet, one
+/// set of characters and one pair of drawers, so an easy or a hard pair of hands moves all
+/// 20 together. A Wilson interval over the pooled trials treats them as independent and is
+/// too narrow; resampling the groups keeps that correlation. `(0, 1)` with no trials.
+pub fn bootstrap_over_groups(groups: &[(usize, usize)], resamples: usize) -> (f64, f64) {
+    use rand::Rng as _;
+    let trials: usize = groups.iter().map(|g| g.1).sum();
+    if trials == 0 || resamples == 0 {
+        return (0.0, 1.0);
+    }
+    let mut rng = data::rng_for(0, STREAM_BOOTSTRAP, groups.len() as u64, trials as u64);
+    let mut means: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let (mut correct, mut total) = (0usize, 0usize);
+            for _ in 0..groups.len() {
+                let (c, n) = groups[rng.random_range(0..groups.len())];
+                correct += c;
+                total += n;
+            }
+            if total == 0 {
+                0.0
+            } else {
+                correct as f64 / total as f64
+            }
+        })
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((q * resamples as f64).floor() as usize).min(resamples - 1)];
+    (at(0.025), at(0.975))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bootstrap_over_groups_matches_the_normal_approximation_and_sees_correlation() {
+        // Ten runs at 20/20 and ten at 10/20: pooled 75%. The run accuracies' standard
+        // deviation is 0.25 (population; 0.2565 with n - 1), so the run-level standard error
+        // is 0.25 / sqrt(20) = 0.0559 and the normal interval 75 +- 10.96 points,
+        // [64.0, 86.0]. Wilson over the 400 pooled trials would say [70.5, 79.0].
+        let mut runs = vec![(20, 20); 10];
+        runs.extend(vec![(10, 20); 10]);
+        let (lo, hi) = bootstrap_over_groups(&runs, BOOTSTRAP_RESAMPLES);
+        assert!(
+            (lo - 0.640).abs() < 0.015 && (hi - 0.860).abs() < 0.015,
+            "{lo} {hi}"
+        );
+        let (wlo, whi) = wilson(300, 400, Z95);
+        assert!((wlo - 0.705).abs() < 0.005 && (whi - 0.790).abs() < 0.005);
+        // Fixed stream: the same groups give the same interval.
+        assert_eq!(
+            bootstrap_over_groups(&runs, 1000),
+            bootstrap_over_groups(&runs, 1000)
+        );
+        // Runs that all score alike leave nothing to resample: the interval is the point.
+        assert_eq!(bootstrap_over_groups(&[(17, 20); 20], 500), (0.85, 0.85));
+        assert_eq!(bootstrap_over_groups(&[], 500), (0.0, 1.0));
+        assert_eq!(bootstrap_over_groups(&[(0, 0)], 500), (0.0, 1.0));
+    }
 
     #[test]
     fn wilson_matches_published_values() {

@@ -108,6 +108,8 @@ fn report_groups_by_alphabet_and_serialises() {
     assert_eq!(back.overall.correct, report.overall.correct);
     assert!((back.overall.ci_low - report.overall.ci_low).abs() < 1e-12);
     assert_eq!(back.per_alphabet.len(), 3);
+    // Sampled trials are independent: no run-level interval, and none in the JSON.
+    assert!(back.across_runs.is_none() && !report.to_json().contains("across_runs"));
 }
 
 #[test]
@@ -124,6 +126,25 @@ fn lake_runs_are_evaluated_per_run() {
     assert_eq!(report.per_run[0].name, "run01");
     assert_eq!(report.ways, 6);
     assert!(results.iter().all(|r| r.scores.len() == 6));
+    // The run-level interval resamples the three runs' own (correct, total).
+    let across = report
+        .across_runs
+        .clone()
+        .expect("runs report a run-level interval");
+    let groups: Vec<(usize, usize)> = report
+        .per_run
+        .iter()
+        .map(|g| (g.accuracy.correct, g.accuracy.total))
+        .collect();
+    let (lo, hi) = eval::stats::bootstrap_over_groups(&groups, across.resamples);
+    assert_eq!((across.runs, across.ci_low, across.ci_high), (3, lo, hi));
+    let worst = report.per_run.iter().map(|g| g.accuracy.accuracy);
+    assert!(across.ci_low >= worst.clone().fold(1.0, f64::min) - 1e-12);
+    assert!(across.ci_high <= worst.fold(0.0, f64::max) + 1e-12);
+    assert!(report.to_markdown().contains("Across runs: 95% interval ["));
+    assert!(report.to_csv().contains(",\"overall, resampling runs\","));
+    let back: Report = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(back.across_runs, Some(across));
     // Oracle through the runs store: the query's character is its answer's.
     let (store, trials) =
         eval::runs::runs_store(&data::runs::read_runs(&runs).unwrap(), 28, Framing::Canvas)
@@ -153,16 +174,20 @@ fn a_model_refuses_images_framed_another_way() {
         framing: Framing::ink_box(),
         ..model::Arch::conv4(16, 4)
     };
-    let net = model::SiameseNet::new(&arch, model::Init::Default, 0, &model::Device::Cpu).unwrap();
+    let net = std::sync::Arc::new(
+        model::SiameseNet::new(&arch, model::Init::Default, 0, &model::Device::Cpu).unwrap(),
+    );
+    // Reports name the framing: two networks of one architecture name can differ in it.
+    let name = eval::ModelScorer::new(net.clone(), 8).unwrap().name();
+    assert!(
+        name.contains("framed by ink-box (fill 0.8, at least 35 px)"),
+        "{name}"
+    );
     let canvas = store(SyntheticSpec::new(2, 4, 4), 16);
-    let err = eval::session::Session::from_model(
-        std::sync::Arc::new(net),
-        canvas,
-        data::SplitKind::Background,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = eval::session::Session::from_model(net, canvas, data::SplitKind::Background)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("frames its images as ink-box (fill 0.8"),
         "{err}"
