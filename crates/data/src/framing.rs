@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::NATIVE_SIDE;
 use crate::resample::area_resample;
+use crate::stroke::{redraw, skeleton};
 
 /// Pixels above this ink value count when finding the ink's extent.
 const INK_THRESHOLD: f32 = 0.5;
@@ -22,9 +23,19 @@ pub enum Framing {
     Canvas,
     /// A square around the ink's bounding box, centred on it: the box's longer side fills
     /// `fill` of the frame's side, and the square is at least `min_side` native pixels (so a
-    /// lone dot is not blown up to fill the frame).
-    InkBox { fill: f32, min_side: usize },
+    /// lone dot is not blown up to fill the frame). With `stroke`, the drawing is first
+    /// thinned to its skeleton and redrawn with a round pen that comes out `stroke` pixels
+    /// wide in the framed image, whatever the drawing's size (`crate::stroke`).
+    InkBox {
+        fill: f32,
+        min_side: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stroke: Option<f32>,
+    },
 }
+
+/// Pen width, in pixels of the framed image, of `ink-box-stroke` framing.
+pub const DEFAULT_STROKE: f32 = 2.5;
 
 impl Framing {
     pub fn is_canvas(&self) -> bool {
@@ -37,6 +48,16 @@ impl Framing {
         Framing::InkBox {
             fill: 0.8,
             min_side: 35,
+            stroke: None,
+        }
+    }
+
+    /// The default ink-box framing with every stroke redrawn [`DEFAULT_STROKE`] pixels wide.
+    pub fn ink_box_stroke() -> Self {
+        Framing::InkBox {
+            fill: 0.8,
+            min_side: 35,
+            stroke: Some(DEFAULT_STROKE),
         }
     }
 
@@ -44,12 +65,19 @@ impl Framing {
     pub fn validate(&self) -> Result<(), String> {
         match *self {
             Framing::Canvas => Ok(()),
-            Framing::InkBox { fill, min_side } => {
+            Framing::InkBox {
+                fill,
+                min_side,
+                stroke,
+            } => {
                 if !(fill > 0.0 && fill <= 1.0) {
                     return Err(format!("ink-box fill must be in (0, 1], got {fill}"));
                 }
                 if min_side == 0 {
                     return Err("ink-box min_side must be positive".into());
+                }
+                if let Some(w) = stroke.filter(|w| !(*w > 0.0 && *w <= 20.0)) {
+                    return Err(format!("ink-box stroke must be in (0, 20] pixels, got {w}"));
                 }
                 Ok(())
             }
@@ -60,7 +88,7 @@ impl Framing {
     /// reach past the canvas, where the image is background.
     pub fn window(&self, native: &[f32]) -> (isize, isize, usize) {
         let canvas = (0, 0, NATIVE_SIDE);
-        let Framing::InkBox { fill, min_side } = *self else {
+        let Framing::InkBox { fill, min_side, .. } = *self else {
             return canvas;
         };
         let Some((x0, y0, x1, y1)) = ink_extent(native, NATIVE_SIDE) else {
@@ -82,6 +110,20 @@ impl Framing {
         assert_eq!(native.len(), NATIVE_SIDE * NATIVE_SIDE, "native image size");
         let mut out = vec![0.0; side * side];
         let (x0, y0, w) = self.window(native);
+        let redrawn;
+        let native = match *self {
+            Framing::InkBox {
+                stroke: Some(width),
+                ..
+            } => {
+                // The pen's radius in native pixels: `w` native pixels become `side`.
+                let radius = 0.5 * width * w as f32 / side as f32;
+                let ink: Vec<bool> = native.iter().map(|&v| v > INK_THRESHOLD).collect();
+                redrawn = redraw(&skeleton(&ink, NATIVE_SIDE), NATIVE_SIDE, radius);
+                &redrawn[..]
+            }
+            _ => native,
+        };
         if (x0, y0, w) == (0, 0, NATIVE_SIDE) {
             area_resample(native, NATIVE_SIDE, NATIVE_SIDE, &mut out, side, side);
             return out;
@@ -109,8 +151,16 @@ impl std::fmt::Display for Framing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Framing::Canvas => write!(f, "canvas"),
-            Framing::InkBox { fill, min_side } => {
-                write!(f, "ink-box (fill {fill}, at least {min_side} px)")
+            Framing::InkBox {
+                fill,
+                min_side,
+                stroke,
+            } => {
+                write!(f, "ink-box (fill {fill}, at least {min_side} px")?;
+                if let Some(w) = stroke {
+                    write!(f, ", strokes redrawn {w} px wide")?;
+                }
+                write!(f, ")")
             }
         }
     }
@@ -123,8 +173,9 @@ impl std::str::FromStr for Framing {
         match s {
             "canvas" => Ok(Framing::Canvas),
             "ink-box" => Ok(Framing::ink_box()),
+            "ink-box-stroke" => Ok(Framing::ink_box_stroke()),
             _ => Err(format!(
-                "unknown framing `{s}` (expected canvas or ink-box)"
+                "unknown framing `{s}` (expected canvas, ink-box or ink-box-stroke)"
             )),
         }
     }
@@ -180,6 +231,7 @@ mod tests {
         let f = Framing::InkBox {
             fill: 0.8,
             min_side: 35,
+            stroke: None,
         };
         assert_eq!(f.window(&img), (5, 15, 50));
     }
@@ -201,6 +253,7 @@ mod tests {
         let f = Framing::InkBox {
             fill: 0.8,
             min_side: 1,
+            stroke: None,
         };
         let (a, b) = (f.apply(&small, 20), f.apply(&large, 20));
         // Window 50 (small) and 100 (large): the square covers the middle 16 x 16 pixels.
@@ -218,6 +271,7 @@ mod tests {
         let f = Framing::InkBox {
             fill: 0.5,
             min_side: 1,
+            stroke: None,
         };
         let (x0, _, side) = f.window(&img);
         assert!(x0 + side as isize > NATIVE_SIDE as isize);
@@ -225,6 +279,43 @@ mod tests {
         let ink: f32 = out.iter().sum::<f32>() / (60.0 * 60.0);
         // The 10 x 30 box covers (10 * 30) / 60^2 of the 60 px window.
         assert!((ink - 300.0 / 3600.0).abs() < 1e-4, "{ink}");
+    }
+
+    /// An "L" of two bars `thick` pixels thick and `len` long, its corner at `(x0, y0)`.
+    fn canvas_with_ell(x0: usize, y0: usize, len: usize, thick: usize) -> Vec<f32> {
+        let mut img = canvas_with_rect(x0, y0, thick, len);
+        let foot = canvas_with_rect(x0, y0 + len - thick, len, thick);
+        img.iter_mut().zip(foot).for_each(|(a, b)| *a = a.max(b));
+        img
+    }
+
+    #[test]
+    fn stroke_framing_draws_small_and_large_drawings_with_one_pen() {
+        // The same "L" drawn small and large with the same 3 px pen: framed by its ink box,
+        // the small one's strokes come out three times as thick as the large one's; with
+        // strokes redrawn, both carry about the same ink.
+        let (small, large) = (canvas_with_ell(30, 30, 30, 3), canvas_with_ell(5, 5, 90, 3));
+        let ink = |f: Framing, img: &[f32]| f.apply(img, 40).iter().sum::<f32>();
+        let plain = ink(Framing::ink_box(), &small) / ink(Framing::ink_box(), &large);
+        assert!(plain > 2.5, "plain framing: ink ratio {plain}");
+        let f = Framing::ink_box_stroke();
+        let (a, b) = (ink(f, &small), ink(f, &large));
+        assert!((a / b - 1.0).abs() < 0.15, "redrawn: {a} vs {b}");
+        // About two bars of the frame's 0.8 x 40 = 32 px, 2.5 px wide.
+        let want = 2.0 * 32.0 * DEFAULT_STROKE;
+        assert!((b / want - 1.0).abs() < 0.2, "{b} vs {want}");
+        // The shape stays where it was: every redrawn ink pixel is near the plain one's ink.
+        let (p, r) = (Framing::ink_box().apply(&large, 40), f.apply(&large, 40));
+        let near = |i: usize| {
+            let (x, y) = ((i % 40) as isize, (i / 40) as isize);
+            (-2..=2).any(|dy| {
+                (-2..=2).any(|dx| {
+                    let (u, v) = (x + dx, y + dy);
+                    (0..40).contains(&u) && (0..40).contains(&v) && p[(v * 40 + u) as usize] > 0.2
+                })
+            })
+        };
+        assert!((0..1600).filter(|&i| r[i] > 0.5).all(near));
     }
 
     #[test]
@@ -235,9 +326,25 @@ mod tests {
         let bad = Framing::InkBox {
             fill: 0.0,
             min_side: 3,
+            stroke: None,
         };
         assert!(bad.validate().unwrap_err().contains("fill"));
         assert!(Framing::ink_box().validate().is_ok());
+        assert_eq!(
+            "ink-box-stroke".parse::<Framing>(),
+            Ok(Framing::ink_box_stroke())
+        );
+        assert!(Framing::ink_box_stroke().validate().is_ok());
+        let fat = Framing::InkBox {
+            fill: 0.8,
+            min_side: 35,
+            stroke: Some(0.0),
+        };
+        assert!(fat.validate().unwrap_err().contains("stroke"));
+        assert_eq!(
+            Framing::ink_box_stroke().to_string(),
+            "ink-box (fill 0.8, at least 35 px, strokes redrawn 2.5 px wide)"
+        );
         assert_eq!(
             Framing::ink_box().to_string(),
             "ink-box (fill 0.8, at least 35 px)"

@@ -16,6 +16,7 @@ pub mod resample;
 pub mod runs;
 pub mod split;
 pub mod store;
+pub mod stroke;
 pub mod synthetic;
 pub mod trials;
 

@@ -172,6 +172,7 @@ fn framed_load_frames_every_drawing_and_remembers_how() {
     let bad = data::Framing::InkBox {
         fill: 1.5,
         min_side: 10,
+        stroke: None,
     };
     let msg = ImageStore::load_framed(&index, 40, bad)
         .unwrap_err()

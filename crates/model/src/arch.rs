@@ -438,10 +438,18 @@ mod tests {
         let json = serde_json::to_string(&boxed).unwrap();
         assert!(json.contains(r#""framing":{"kind":"ink-box","fill":0.8,"min_side":35}"#));
         assert_eq!(serde_json::from_str::<Arch>(&json).unwrap(), boxed);
+        let stroked = Arch {
+            framing: Framing::ink_box_stroke(),
+            ..Arch::conv4(28, 8)
+        };
+        let json = serde_json::to_string(&stroked).unwrap();
+        assert!(json.contains(r#""min_side":35,"stroke":2.5}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Arch>(&json).unwrap(), stroked);
         let bad = Arch {
             framing: Framing::InkBox {
                 fill: 0.8,
                 min_side: 0,
+                stroke: None,
             },
             ..Arch::conv4(28, 8)
         };

@@ -1,0 +1,188 @@
+//! Stroke-width normalisation: a drawing reduced to its one-pixel skeleton and redrawn with a
+//! round pen of a chosen width.
+//!
+//! Ink-box framing scales every drawing to one size, and its strokes with it: a character
+//! drawn small comes out with strokes three times as thick as one drawn large, and a network
+//! then matches a thick query to a thick candidate of another character. Redrawing the
+//! skeleton with a pen sized for the framed image leaves the shape and removes the thickness.
+
+/// Zhang-Suen thinning of a binary `side x side` image (true = ink) to a skeleton one pixel
+/// wide, 8-connected, keeping the drawing's topology. Pixels on the border are treated as
+/// having background outside the image.
+pub fn skeleton(ink: &[bool], side: usize) -> Vec<bool> {
+    assert_eq!(ink.len(), side * side, "image size");
+    let mut img = ink.to_vec();
+    let at = |img: &[bool], x: isize, y: isize| -> bool {
+        x >= 0
+            && y >= 0
+            && (x as usize) < side
+            && (y as usize) < side
+            && img[y as usize * side + x as usize]
+    };
+    let mut remove = Vec::new();
+    loop {
+        let mut changed = false;
+        for pass in 0..2 {
+            remove.clear();
+            for y in 0..side as isize {
+                for x in 0..side as isize {
+                    if !at(&img, x, y) {
+                        continue;
+                    }
+                    // Neighbours P2..P9, clockwise from north.
+                    let p = [
+                        at(&img, x, y - 1),
+                        at(&img, x + 1, y - 1),
+                        at(&img, x + 1, y),
+                        at(&img, x + 1, y + 1),
+                        at(&img, x, y + 1),
+                        at(&img, x - 1, y + 1),
+                        at(&img, x - 1, y),
+                        at(&img, x - 1, y - 1),
+                    ];
+                    let b = p.iter().filter(|&&v| v).count();
+                    if !(2..=6).contains(&b) {
+                        continue;
+                    }
+                    let a = (0..8).filter(|&i| !p[i] && p[(i + 1) % 8]).count();
+                    if a != 1 {
+                        continue;
+                    }
+                    let (n, e, s, w) = (p[0], p[2], p[4], p[6]);
+                    let keep = if pass == 0 {
+                        (n && e && s) || (e && s && w)
+                    } else {
+                        (n && e && w) || (n && s && w)
+                    };
+                    if !keep {
+                        remove.push(y as usize * side + x as usize);
+                    }
+                }
+            }
+            for &i in &remove {
+                img[i] = false;
+            }
+            changed |= !remove.is_empty();
+        }
+        if !changed {
+            return img;
+        }
+    }
+}
+
+/// Draws a round pen of `radius` pixels along every skeleton pixel, anti-aliased: a pixel's
+/// ink is `radius + 0.5` minus its centre's distance to the nearest skeleton pixel's centre,
+/// clamped to `[0, 1]`, so a line's cross-section carries about `2 * radius` of ink even when
+/// the radius is a pixel or two (the skeleton itself is always full ink).
+pub fn redraw(skeleton: &[bool], side: usize, radius: f32) -> Vec<f32> {
+    assert_eq!(skeleton.len(), side * side, "image size");
+    let radius = radius.max(0.0);
+    let mut out = vec![0.0f32; side * side];
+    let reach = (radius + 0.5).ceil() as isize;
+    let disk: Vec<(isize, isize, f32)> = (-reach..=reach)
+        .flat_map(|dy| (-reach..=reach).map(move |dx| (dx, dy)))
+        .map(|(dx, dy)| {
+            let d = ((dx * dx + dy * dy) as f32).sqrt();
+            (dx, dy, (radius + 0.5 - d).clamp(0.0, 1.0))
+        })
+        .map(|(dx, dy, v)| (dx, dy, if (dx, dy) == (0, 0) { 1.0 } else { v }))
+        .filter(|&(_, _, v)| v > 0.0)
+        .collect();
+    let n = side as isize;
+    for (i, _) in skeleton.iter().enumerate().filter(|(_, s)| **s) {
+        let (x, y) = ((i % side) as isize, (i / side) as isize);
+        for &(dx, dy, v) in &disk {
+            let (px, py) = (x + dx, y + dy);
+            if (0..n).contains(&px) && (0..n).contains(&py) {
+                let o = &mut out[(py * n + px) as usize];
+                *o = o.max(v);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rect(side: usize, x0: usize, y0: usize, w: usize, h: usize) -> Vec<bool> {
+        let mut img = vec![false; side * side];
+        for y in y0..y0 + h {
+            for x in x0..x0 + w {
+                img[y * side + x] = true;
+            }
+        }
+        img
+    }
+
+    #[test]
+    fn a_thick_bar_thins_to_a_line_one_pixel_wide_and_as_long() {
+        // A 30 x 7 bar: its skeleton is one horizontal line through the middle row.
+        let side = 40;
+        let s = skeleton(&rect(side, 5, 10, 30, 7), side);
+        let pixels: Vec<(usize, usize)> = (0..side * side)
+            .filter(|&i| s[i])
+            .map(|i| (i % side, i / side))
+            .collect();
+        assert!(pixels.iter().all(|&(_, y)| y == 13), "{pixels:?}");
+        let (min_x, max_x) = (
+            pixels.iter().map(|p| p.0).min().unwrap(),
+            pixels.iter().map(|p| p.0).max().unwrap(),
+        );
+        // Each row of the line is there, from near one end to near the other.
+        assert_eq!(pixels.len(), max_x - min_x + 1);
+        assert!(min_x <= 9 && max_x >= 30, "{min_x}..{max_x}");
+    }
+
+    #[test]
+    fn thin_lines_and_empty_images_are_left_alone() {
+        let side = 20;
+        let line = rect(side, 2, 5, 15, 1);
+        assert_eq!(skeleton(&line, side), line);
+        assert_eq!(skeleton(&[false; 400], side), vec![false; 400]);
+    }
+
+    #[test]
+    fn a_ring_keeps_its_hole() {
+        // A square ring 3 px thick thins to a closed loop: the hole survives.
+        let side = 30;
+        let mut ring = rect(side, 5, 5, 20, 20);
+        for y in 8..22 {
+            for x in 8..22 {
+                ring[y * side + x] = false;
+            }
+        }
+        let s = skeleton(&ring, side);
+        assert!(!s[15 * side + 15], "the hole filled");
+        // The loop crosses the middle row twice, left and right of the hole.
+        let row: Vec<usize> = (0..side).filter(|&x| s[15 * side + x]).collect();
+        assert_eq!(row.len(), 2, "{row:?}");
+        assert!(row[0] < 8 && row[1] > 21, "{row:?}");
+    }
+
+    #[test]
+    fn redrawing_a_one_pixel_line_gives_the_pen_width() {
+        let side = 30;
+        let line = rect(side, 5, 15, 20, 1);
+        // Radius 2: full ink up to 1.5 px from the line, half at 2 px, none at 3.
+        let out = redraw(&line, side, 2.0);
+        let column: Vec<f32> = (12..=18).map(|y| out[y * side + 15]).collect();
+        assert_eq!(column, vec![0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0]);
+        // The cross-section carries 2 * radius of ink, for a fractional radius too.
+        let r = 1.3;
+        let wide = redraw(&line, side, r);
+        let section: f32 = (0..side).map(|y| wide[y * side + 15]).sum();
+        assert!((section - 2.0 * r).abs() < 1e-5, "{section}");
+        // The pen is round: past the line's end it reaches along the axis, less off it.
+        // (The line's last pixel is x = 24.)
+        assert_eq!(out[15 * side + 25], 1.0);
+        assert_eq!(out[15 * side + 26], 0.5);
+        assert_eq!(out[15 * side + 27], 0.0);
+        assert_eq!(out[17 * side + 26], 0.0);
+        // A radius of zero draws the skeleton itself.
+        let thin = redraw(&line, side, 0.0);
+        let line_f: Vec<f32> = line.iter().map(|&b| b as u8 as f32).collect();
+        assert_eq!(thin, line_f);
+    }
+}
