@@ -49,10 +49,12 @@ pub fn skeleton(ink: &[bool], side: usize) -> Vec<bool> {
                         continue;
                     }
                     let (n, e, s, w) = (p[0], p[2], p[4], p[6]);
+                    // Pass 0 keeps a pixel with its east and south neighbours and one of north
+                    // or west (P2.P4.P6 or P4.P6.P8 set); pass 1 the mirror case.
                     let keep = if pass == 0 {
-                        (n && e && s) || (e && s && w)
+                        e && s && (n || w)
                     } else {
-                        (n && e && w) || (n && s && w)
+                        n && w && (e || s)
                     };
                     if !keep {
                         remove.push(y as usize * side + x as usize);
