@@ -26,9 +26,9 @@ pub struct ScorerArgs {
     /// A baseline that needs no training instead: mhd (modified Hausdorff) or pixel.
     #[arg(long, conflicts_with = "checkpoint")]
     pub(crate) baseline: Option<Baseline>,
-    /// How a baseline sees the drawings: canvas (the whole 105 px canvas) or ink-box (a square
-    /// around the ink's bounding box). A model always uses the framing it was trained with.
-    /// [default: canvas]
+    /// How a baseline sees the drawings: canvas (the whole 105 px canvas), ink-box (a square
+    /// around the ink's bounding box) or ink-box-stroke (the same, each stroke redrawn with one
+    /// pen). A model always uses the framing it was trained with. [default: canvas]
     #[arg(long)]
     framing: Option<data::Framing>,
     /// auto, cpu, cuda, cuda:N or metal.

@@ -46,9 +46,10 @@ pub struct TrainArgs {
     /// ((a - b)^2).
     #[arg(long)]
     distance: Option<model::Distance>,
-    /// How drawings are placed in the input: canvas (the whole 105 px canvas) or ink-box (a
+    /// How drawings are placed in the input: canvas (the whole 105 px canvas), ink-box (a
     /// square around the ink's bounding box, which it fills to 80%; the episodic presets'
-    /// choice).
+    /// choice) or ink-box-stroke (ink-box with every stroke thinned to its skeleton and redrawn
+    /// 2.5 px wide, so that small and large drawings have one stroke width).
     #[arg(long)]
     framing: Option<data::Framing>,
     /// Initialisation: default, koch or kaiming.

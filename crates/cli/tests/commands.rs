@@ -1017,4 +1017,27 @@ fn ink_box_framing_travels_with_the_model() {
         .arg("--dataset")
         .arg(&f.dataset));
     assert!(String::from_utf8_lossy(&out.stdout).contains("n=20"));
+
+    // Strokes redrawn with one pen: a framing of its own, in configs and for baselines.
+    let out = run(bin().args([
+        "train",
+        "--preset",
+        "full",
+        "--framing",
+        "ink-box-stroke",
+        "--print-config",
+    ]));
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        config.contains("kind = \"ink-box\"") && config.contains("stroke = 2.5"),
+        "{config}"
+    );
+    let out = run(bin()
+        .args(["eval", "--baseline", "mhd", "--framing", "ink-box-stroke"])
+        .args(["--ways", "5", "--trials", "20"])
+        .arg("--dataset")
+        .arg(&f.dataset));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("n=20"));
+    let err = fails(bin().args(["train", "--framing", "ink", "--print-config"]));
+    assert!(err.contains("canvas, ink-box or ink-box-stroke"), "{err}");
 }
