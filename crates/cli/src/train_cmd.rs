@@ -127,6 +127,10 @@ pub struct TrainArgs {
     /// pixels (0: off).
     #[arg(long, value_name = "PX")]
     elastic: Option<f32>,
+    /// Stroke-width jitter on top of the augmentation: stroke edges move out or in by up to
+    /// PX pixels of the input (at most 1; 0: off).
+    #[arg(long, value_name = "PX")]
+    stroke_jitter: Option<f32>,
     /// Fraction of negative pairs drawn from one alphabet.
     #[arg(long)]
     same_alphabet_negatives: Option<f32>,
@@ -353,6 +357,13 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
             Some(aug) => aug.elastic_px = px,
             None if px == 0.0 => {}
             None => bail!("--elastic needs an augmentation (--augment koch or reference)"),
+        }
+    }
+    if let Some(px) = a.stroke_jitter {
+        match c.pairs.augment.as_mut() {
+            Some(aug) => aug.stroke_px = px,
+            None if px == 0.0 => {}
+            None => bail!("--stroke-jitter needs an augmentation (--augment koch or reference)"),
         }
     }
     if let Some(v) = a.same_alphabet_negatives {

@@ -490,6 +490,7 @@ fn bad_input_gets_clear_errors() {
         ("--label-smoothing", "0.2", "label_smoothing = 0.2"),
         ("--distance", "squared-l2", "distance = \"squared-l2\""),
         ("--two-drawers", "true", "two_drawers = true"),
+        ("--stroke-jitter", "0.5", "stroke_px = 0.5"),
     ] {
         let out = run(bin().args(["train", "--preset", "quick", flag, value, "--print-config"]));
         let config = String::from_utf8_lossy(&out.stdout);
@@ -501,7 +502,8 @@ fn bad_input_gets_clear_errors() {
     assert!(
         plain.contains("label_smoothing = 0.1")
             && !plain.contains("distance")
-            && !plain.contains("two_drawers"),
+            && !plain.contains("two_drawers")
+            && !plain.contains("stroke_px"),
         "{plain}"
     );
     for (flags, error) in [
@@ -514,6 +516,10 @@ fn bad_input_gets_clear_errors() {
             "label_smoothing must be in [0, 1)",
         ),
         (&["--distance", "l3"], "expected l1 or squared-l2"),
+        (
+            &["--stroke-jitter", "2"],
+            "stroke-width jitter must be in [0, 1]",
+        ),
     ] {
         let err = fails(
             bin()

@@ -31,6 +31,12 @@ pub struct AffineConfig {
     /// and y (0: off, and no random numbers are drawn for it).
     #[serde(skip_serializing_if = "is_zero")]
     pub elastic_px: f32,
+    /// Stroke-width jitter: every stroke's edge moves out (thicker) or in (thinner) by a
+    /// uniform amount in `[-stroke_px, stroke_px]` pixels of the network's input, at most 1
+    /// (0: off, and no random numbers are drawn for it). Framing by the ink box makes small
+    /// drawings' strokes thicker than large ones'; this teaches the network to look past it.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stroke_px: f32,
 }
 
 fn is_zero(v: &f32) -> bool {
@@ -58,6 +64,7 @@ impl AffineConfig {
             translate_px: 2.0,
             probability: 0.5,
             elastic_px: 0.0,
+            stroke_px: 0.0,
         }
     }
 
@@ -71,6 +78,7 @@ impl AffineConfig {
             translate_px: 0.0,
             probability: 1.0,
             elastic_px: 0.0,
+            stroke_px: 0.0,
         }
     }
 
@@ -93,6 +101,7 @@ impl AffineConfig {
             self.translate_px,
             self.probability,
             self.elastic_px,
+            self.stroke_px,
         ]
         .iter()
         .all(|v| v.is_finite());
@@ -111,6 +120,9 @@ impl AffineConfig {
         }
         if !(0.0..=1.0).contains(&self.probability) {
             return Err("augmentation probability must be in [0, 1]".into());
+        }
+        if !(0.0..=1.0).contains(&self.stroke_px) {
+            return Err("stroke-width jitter must be in [0, 1] pixels".into());
         }
         Ok(())
     }
@@ -146,6 +158,9 @@ impl AffineConfig {
                 *d = uniform(rng, -self.elastic_px, self.elastic_px);
             }
         }
+        if self.stroke_px > 0.0 && rng.random_bool(prob) {
+            p.stroke = uniform(rng, -self.stroke_px, self.stroke_px);
+        }
         p
     }
 }
@@ -164,6 +179,9 @@ pub struct AffineParams {
     /// Offsets `[dx, dy]` (native pixels) of the `ELASTIC_GRID x ELASTIC_GRID` control points,
     /// row-major over the output image.
     pub elastic: [[f32; 2]; ELASTIC_GRID * ELASTIC_GRID],
+    /// Stroke edges move out by this many output pixels (in by its magnitude when negative),
+    /// in `[-1, 1]`; applied after the warp.
+    pub stroke: f32,
 }
 
 impl AffineParams {
@@ -177,6 +195,7 @@ impl AffineParams {
             translate_x: 0.0,
             translate_y: 0.0,
             elastic: [[0.0; 2]; ELASTIC_GRID * ELASTIC_GRID],
+            stroke: 0.0,
         }
     }
 
@@ -267,6 +286,37 @@ impl AffineParams {
                     + fy * ((1.0 - fx) * at(x0, y0 + 1) + fx * at(x0 + 1, y0 + 1));
                 dst[y * dst_side + x] = v / 255.0;
             }
+        }
+        if self.stroke != 0.0 {
+            restroke(dst, dst_side, self.stroke.clamp(-1.0, 1.0));
+        }
+    }
+}
+
+/// Moves every stroke edge of `img` (`side`-square, ink in `[0, 1]`) out by `t` pixels
+/// (`0 < t <= 1`: each pixel takes at least `t` times its brightest 4-neighbour) or in by
+/// `-t` (`t < 0`: each pixel moves `-t` of the way to its darkest 4-neighbour; outside the
+/// image is background).
+fn restroke(img: &mut [f32], side: usize, t: f32) {
+    let src = img.to_vec();
+    let n = side as isize;
+    let at = |x: isize, y: isize| {
+        if (0..n).contains(&x) && (0..n).contains(&y) {
+            src[(y * n + x) as usize]
+        } else {
+            0.0
+        }
+    };
+    for y in 0..n {
+        for x in 0..n {
+            let around = [at(x - 1, y), at(x + 1, y), at(x, y - 1), at(x, y + 1)];
+            let v = at(x, y);
+            img[(y * n + x) as usize] = if t > 0.0 {
+                v.max(t * around.iter().copied().fold(0.0, f32::max))
+            } else {
+                let darkest = around.iter().copied().fold(1.0, f32::min);
+                v + t * (v - darkest.min(v))
+            };
         }
     }
 }
@@ -453,6 +503,45 @@ mod tests {
     }
 
     #[test]
+    fn stroke_jitter_moves_stroke_edges_by_the_drawn_amount() {
+        // A vertical bar 3 px wide: its ink per row is 3; out by 0.5 px a side makes it 4, in
+        // by 0.5 makes it 2 (the middle column keeps full ink either way).
+        let side = 12;
+        let on: Vec<(usize, usize)> = (2..10).flat_map(|y| (4..7).map(move |x| (x, y))).collect();
+        let src = image_with(side, &on);
+        let row = |t: f32| {
+            let mut dst = vec![0.0; side * side];
+            AffineParams {
+                stroke: t,
+                ..AffineParams::identity()
+            }
+            .warp_u8(&src, side, &mut dst, side);
+            dst[6 * side..7 * side].to_vec()
+        };
+        let thick = row(0.5);
+        assert!((thick.iter().sum::<f32>() - 4.0).abs() < 1e-5, "{thick:?}");
+        assert_eq!((thick[3], thick[5], thick[7]), (0.5, 1.0, 0.5));
+        let thin = row(-0.5);
+        assert!((thin.iter().sum::<f32>() - 2.0).abs() < 1e-5, "{thin:?}");
+        assert_eq!((thin[4], thin[5], thin[6]), (0.5, 1.0, 0.5));
+        assert_eq!(row(0.0).iter().sum::<f32>(), 3.0);
+        // Drawn last and only when enabled: other recipes keep their random streams.
+        let jitter = AffineConfig {
+            stroke_px: 0.7,
+            probability: 1.0,
+            ..AffineConfig::koch()
+        };
+        let plain = AffineConfig {
+            probability: 1.0,
+            ..AffineConfig::koch()
+        };
+        let (mut r1, mut r2) = (crate::Rng::seed_from_u64(3), crate::Rng::seed_from_u64(3));
+        let (a, b) = (jitter.sample(&mut r1), plain.sample(&mut r2));
+        assert_eq!(AffineParams { stroke: 0.0, ..a }, b);
+        assert!(a.stroke != 0.0 && a.stroke.abs() <= 0.7);
+    }
+
+    #[test]
     fn invalid_ranges_are_rejected() {
         let bad = AffineConfig {
             scale_min: 1.5,
@@ -465,6 +554,11 @@ mod tests {
             ..AffineConfig::koch()
         };
         assert!(bad.validate().unwrap_err().contains("elastic"));
+        let bad = AffineConfig {
+            stroke_px: 1.5,
+            ..AffineConfig::koch()
+        };
+        assert!(bad.validate().unwrap_err().contains("stroke"));
         assert!(AffineConfig::koch().validate().is_ok());
     }
 }
