@@ -85,9 +85,14 @@ pub fn redraw(skeleton: &[bool], side: usize, radius: f32) -> Vec<f32> {
         .flat_map(|dy| (-reach..=reach).map(move |dx| (dx, dy)))
         .map(|(dx, dy)| {
             let d = ((dx * dx + dy * dy) as f32).sqrt();
-            (dx, dy, (radius + 0.5 - d).clamp(0.0, 1.0))
+            // The centre is the skeleton pixel itself: full ink whatever the radius.
+            let v = if d == 0.0 {
+                1.0
+            } else {
+                (radius + 0.5 - d).clamp(0.0, 1.0)
+            };
+            (dx, dy, v)
         })
-        .map(|(dx, dy, v)| (dx, dy, if (dx, dy) == (0, 0) { 1.0 } else { v }))
         .filter(|&(_, _, v)| v > 0.0)
         .collect();
     let n = side as isize;
