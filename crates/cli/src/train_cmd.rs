@@ -93,6 +93,11 @@ pub struct TrainArgs {
     /// Episodes: label smoothing of the cross-entropy, in [0, 1).
     #[arg(long)]
     label_smoothing: Option<f64>,
+    /// Episodes: weight of a cross-entropy over every training class at once (a cosine
+    /// classifier on the embedding, trained beside the episodes and not saved with the model;
+    /// 0: off).
+    #[arg(long, value_name = "W")]
+    class_weight: Option<f64>,
     /// Episodes per optimiser step.
     #[arg(long)]
     episodes_per_step: Option<usize>,
@@ -258,6 +263,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         pair_weight,
         symmetric,
         label_smoothing,
+        class_weight,
         per_step,
         per_epoch,
     } = &mut c.objective
@@ -289,14 +295,23 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         if let Some(v) = a.label_smoothing {
             *label_smoothing = v
         }
+        if let Some(v) = a.class_weight {
+            *class_weight = v
+        }
         if let Some(v) = a.episodes_per_step {
             *per_step = v
         }
         if let Some(v) = a.episodes_per_epoch {
             *per_epoch = v
         }
-    } else if a.ways.is_some() || a.queries.is_some() || a.episodes_per_epoch.is_some() {
-        bail!("--ways, --queries and --episodes-per-* apply to `--objective episodes`");
+    } else if a.ways.is_some()
+        || a.queries.is_some()
+        || a.episodes_per_epoch.is_some()
+        || a.class_weight.is_some()
+    {
+        bail!(
+            "--ways, --queries, --class-weight and --episodes-per-* apply to `--objective episodes`"
+        );
     }
     if let Some(v) = &a.optimizer {
         let lr = c.optimizer.lr();

@@ -491,6 +491,7 @@ fn bad_input_gets_clear_errors() {
         ("--distance", "squared-l2", "distance = \"squared-l2\""),
         ("--two-drawers", "true", "two_drawers = true"),
         ("--stroke-jitter", "0.5", "stroke_px = 0.5"),
+        ("--class-weight", "0.5", "class_weight = 0.5"),
     ] {
         let out = run(bin().args(["train", "--preset", "quick", flag, value, "--print-config"]));
         let config = String::from_utf8_lossy(&out.stdout);
@@ -503,7 +504,8 @@ fn bad_input_gets_clear_errors() {
         plain.contains("label_smoothing = 0.1")
             && !plain.contains("distance")
             && !plain.contains("two_drawers")
-            && !plain.contains("stroke_px"),
+            && !plain.contains("stroke_px")
+            && !plain.contains("class_weight"),
         "{plain}"
     );
     for (flags, error) in [
@@ -519,6 +521,14 @@ fn bad_input_gets_clear_errors() {
         (
             &["--stroke-jitter", "2"],
             "stroke-width jitter must be in [0, 1]",
+        ),
+        (
+            &["--class-weight=-1"],
+            "class_weight must be a number >= 0, not -1",
+        ),
+        (
+            &["--objective", "pairs", "--class-weight", "1"],
+            "--class-weight and --episodes-per-* apply to `--objective episodes`",
         ),
     ] {
         let err = fails(

@@ -96,6 +96,9 @@ pub struct EpisodeBatch {
     pub images: Vec<f32>,
     pub labels: Vec<u32>,
     pub ids: Vec<ImageId>,
+    /// Every image's class among all of the sampler's classes (supports, then queries; see
+    /// [`EpisodeSampler::class_count`]), for a loss over every training class at once.
+    pub classes: Vec<u32>,
 }
 
 pub struct EpisodeSampler<'a> {
@@ -179,6 +182,13 @@ impl<'a> EpisodeSampler<'a> {
         &self.config
     }
 
+    /// Classes the sampler draws from: each character times its variants (turns, mirrors).
+    /// [`EpisodeBatch::classes`] numbers them `character * variants + variant`, in the order of
+    /// the subset's characters.
+    pub fn class_count(&self) -> usize {
+        self.characters.len() * self.config.variants()
+    }
+
     pub fn images_per_episode(&self) -> usize {
         self.config.ways * (1 + self.config.queries)
     }
@@ -212,9 +222,11 @@ impl<'a> EpisodeSampler<'a> {
             (pair[0], pair[1])
         });
         // For each class: a support and `queries` other drawings.
-        let mut picks: Vec<(ImageId, u8, u32)> = Vec::with_capacity(self.images_per_episode());
+        let mut picks: Vec<(ImageId, u8, u32, u32)> = Vec::with_capacity(self.images_per_episode());
         let mut queries = Vec::new();
+        let variants = cfg.variants();
         for (label, &(c, variant)) in classes.iter().enumerate() {
+            let class = (c * variants + variant as usize) as u32;
             let imgs = &self.characters[c];
             let mut chosen: Vec<ImageId> = imgs
                 .choose_multiple(&mut rng, (1 + cfg.queries).min(imgs.len()))
@@ -225,11 +237,11 @@ impl<'a> EpisodeSampler<'a> {
                 self.pin(&mut chosen, imgs, 0, support_drawer);
                 self.pin(&mut chosen, imgs, 1, query_drawer);
             }
-            picks.push((chosen[0], variant, label as u32));
+            picks.push((chosen[0], variant, label as u32, class));
             for q in 0..cfg.queries {
                 // With fewer drawings than queries, repeat (augmentation makes them differ).
                 let id = chosen[1 + q % (chosen.len() - 1)];
-                queries.push((id, variant, label as u32));
+                queries.push((id, variant, label as u32, class));
             }
         }
         picks.extend(queries);
@@ -239,12 +251,13 @@ impl<'a> EpisodeSampler<'a> {
         batch.images.resize(picks.len() * n, 0.0);
         batch.labels = picks[cfg.ways..].iter().map(|p| p.2).collect();
         batch.ids = picks.iter().map(|p| p.0).collect();
+        batch.classes = picks.iter().map(|p| p.3).collect();
         batch
             .images
             .par_chunks_mut(n)
             .zip(picks.par_iter())
             .enumerate()
-            .for_each(|(i, (out, &(id, variant, _)))| {
+            .for_each(|(i, (out, &(id, variant, _, _)))| {
                 let mut rng = crate::rng_for(self.seed, STREAM_EPISODES, index, 1 + i as u64);
                 let mut p = match &cfg.augment {
                     Some(a) => a.sample(&mut rng),
@@ -324,6 +337,51 @@ mod tests {
         let again = sampler.episode(7);
         assert_eq!(again.ids, sampler.episode(7).ids);
         assert_eq!(again.images, sampler.episode(7).images);
+    }
+
+    #[test]
+    fn every_image_carries_its_class_among_all_the_samplers_classes() {
+        let s = store(SyntheticSpec::new(3, 8, 6), 12);
+        let cfg = EpisodeConfig {
+            ways: 6,
+            queries: 2,
+            within_alphabet: 0.5,
+            rotations: true,
+            side: 12,
+            ..Default::default()
+        };
+        let sampler = EpisodeSampler::new(&s, &Subset::all(&s), cfg, 9).unwrap();
+        assert_eq!(sampler.class_count(), 3 * 8 * 4);
+        let mut character_of_class = std::collections::HashMap::new();
+        let mut seen = HashSet::new();
+        for index in 0..60 {
+            let e = sampler.episode(index);
+            assert_eq!(e.classes.len(), e.ids.len());
+            let supports = &e.classes[..6];
+            assert_eq!(supports.iter().collect::<HashSet<_>>().len(), 6);
+            for (q, &label) in e.labels.iter().enumerate() {
+                assert_eq!(e.classes[6 + q], supports[label as usize], "query {q}");
+            }
+            for (&class, &id) in e.classes.iter().zip(&e.ids) {
+                assert!((class as usize) < sampler.class_count());
+                // One character per class, and the four turns of a character share it.
+                let c = *character_of_class
+                    .entry(class)
+                    .or_insert(s.character_of(id));
+                assert_eq!(c, s.character_of(id), "class {class}");
+                assert_eq!(
+                    *character_of_class.entry(class / 4 * 4).or_insert(c),
+                    c,
+                    "turns of one character"
+                );
+                seen.insert(class);
+            }
+        }
+        // Every turn is used, so the classes are not the characters renumbered.
+        assert_eq!(
+            (0..4).filter(|t| seen.iter().any(|c| c % 4 == *t)).count(),
+            4
+        );
     }
 
     #[test]

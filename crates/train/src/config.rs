@@ -78,6 +78,10 @@ pub enum Objective {
         /// Label smoothing of the cross-entropy, in [0, 1).
         #[serde(default, skip_serializing_if = "is_zero")]
         label_smoothing: f64,
+        /// Weight of a cross-entropy over every training class at once (a cosine classifier
+        /// on the embedding, see `class_head`), added to the episode loss; 0: off.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        class_weight: f64,
         /// Episodes per optimiser step.
         per_step: usize,
         /// Episodes per epoch.
@@ -94,6 +98,14 @@ impl Objective {
         }
     }
 
+    /// Weight of the loss over every training class (episodes only; 0: off).
+    pub fn class_weight(&self) -> f64 {
+        match self {
+            Objective::Episodes { class_weight, .. } => *class_weight,
+            Objective::Pairs => 0.0,
+        }
+    }
+
     /// 20-way episodes with 2 queries per class, half within one alphabet, pair weight 0.5,
     /// one episode per step.
     pub fn episodes(per_epoch: u64) -> Self {
@@ -107,6 +119,7 @@ impl Objective {
             pair_weight: 0.5,
             symmetric: false,
             label_smoothing: 0.0,
+            class_weight: 0.0,
             per_step: 1,
             per_epoch,
         }
@@ -306,6 +319,7 @@ impl TrainConfig {
             pair_weight,
             symmetric,
             label_smoothing,
+            class_weight,
             per_step,
             per_epoch,
             ..
@@ -326,6 +340,11 @@ impl TrainConfig {
             if !(0.0..1.0).contains(label_smoothing) {
                 return Err(format!(
                     "label_smoothing must be in [0, 1), not {label_smoothing}"
+                ));
+            }
+            if !crate::optim::non_negative(*class_weight) {
+                return Err(format!(
+                    "class_weight must be a number >= 0, not {class_weight}"
                 ));
             }
         }

@@ -6,6 +6,7 @@
 //! It never reads `images_evaluation`.
 
 pub mod checkpoint;
+pub mod class_head;
 pub mod config;
 pub mod ema;
 pub mod ensemble;

@@ -67,6 +67,7 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
             pair_weight: 0.0,
             symmetric: false,
             label_smoothing: 0.1,
+            class_weight: 0.0,
             per_step: 1,
             per_epoch,
         },

@@ -15,6 +15,7 @@ use model::loss::{bce_with_logits, bce_with_logits_host};
 use model::{SiameseNet, parse_device};
 
 use crate::checkpoint::{TrainState, load_checkpoint, save_checkpoint, save_checkpoint_with};
+use crate::class_head::{self, ClassHead};
 use crate::config::{Objective, TrainConfig};
 use crate::ema::WeightAverage;
 use crate::episode_loss::EpisodeLoss;
@@ -185,27 +186,6 @@ impl Trainer {
             ),
         };
         let net = Arc::new(net);
-        let mut optimizer = Optimizer::new(
-            config.optimizer.clone(),
-            net.vars().to_vec(),
-            net.parameter_layers(),
-        )?;
-        if let Some(extras) = &extras {
-            optimizer.load_state(&extras.tensors, state.step)?;
-        }
-        let ema = if config.ema > 0.0 {
-            let mut ema = WeightAverage::new(config.ema, &net)?;
-            if let Some(extras) = &extras {
-                ema.load_state(&extras.tensors, state.step, &device)?;
-            }
-            Some(ema)
-        } else {
-            None
-        };
-        let mut metrics = Metrics::open(
-            &run_dir.join("metrics.jsonl"),
-            resume.as_ref().map(|_| state.step),
-        )?;
         let sampler = match &config.objective {
             Objective::Pairs => Sampler::Pairs(PairSampler::new(
                 &store,
@@ -223,6 +203,49 @@ impl Trainer {
                 )
             }
         };
+        let class_head = match (&sampler, config.objective.class_weight()) {
+            (Sampler::Episodes(s, _), w) if w > 0.0 => {
+                let (classes, dim) = (s.class_count(), config.arch.embedding_dim()?);
+                Some(match &extras {
+                    None => ClassHead::new(classes, dim, config.seed, &device)?,
+                    Some(extras) => {
+                        let t = extras.tensors.get(class_head::TENSOR_NAME).ok_or_else(|| {
+                            TrainError::Config(format!(
+                                "the checkpoint has no `{}` to resume the class head from",
+                                class_head::TENSOR_NAME
+                            ))
+                        })?;
+                        ClassHead::from_tensor(&t.to_device(&device)?, classes, dim)?
+                    }
+                })
+            }
+            _ => None,
+        };
+        // The class head's prototypes train with the network, after its parameters, so that
+        // the optimizer's saved buffers keep their numbering.
+        let mut vars = net.vars().to_vec();
+        let mut layers = net.parameter_layers();
+        if let Some(h) = &class_head {
+            vars.push(h.var().clone());
+            layers.push(usize::MAX);
+        }
+        let mut optimizer = Optimizer::new(config.optimizer.clone(), vars, layers)?;
+        if let Some(extras) = &extras {
+            optimizer.load_state(&extras.tensors, state.step)?;
+        }
+        let ema = if config.ema > 0.0 {
+            let mut ema = WeightAverage::new(config.ema, &net)?;
+            if let Some(extras) = &extras {
+                ema.load_state(&extras.tensors, state.step, &device)?;
+            }
+            Some(ema)
+        } else {
+            None
+        };
+        let mut metrics = Metrics::open(
+            &run_dir.join("metrics.jsonl"),
+            resume.as_ref().map(|_| state.step),
+        )?;
         let mut loop_ = Loop {
             config: &config,
             device: &device,
@@ -231,6 +254,7 @@ impl Trainer {
             validation: validation.as_ref(),
             store: &store,
             ema,
+            class_head,
         };
         loop_.train(&sampler, &mut optimizer, &mut state, &mut metrics, opts)
     }
@@ -278,6 +302,8 @@ struct Loop<'a> {
     validation: Option<&'a Validation>,
     store: &'a ImageStore,
     ema: Option<WeightAverage>,
+    /// The classifier over every training class (`class_weight > 0`).
+    class_head: Option<ClassHead>,
 }
 
 impl Loop<'_> {
@@ -286,6 +312,7 @@ impl Loop<'_> {
     fn checkpoint(&self, optimizer: &Optimizer, state: &TrainState) -> Result<()> {
         let path = self.run_dir.join("last.safetensors");
         let mut tensors = optimizer.state_tensors()?;
+        tensors.extend(self.class_head.as_ref().map(ClassHead::state_tensor));
         if let Some(ema) = &self.ema {
             tensors.extend(ema.state_tensors());
             let averaged = ema.network(self.net)?;
@@ -330,6 +357,17 @@ impl Loop<'_> {
                 let total = images.len() / (side * side);
                 let x = Tensor::from_vec(images, (total, 1, side, side), self.device)?;
                 let e = self.net.embed(&x)?;
+                let whole_classes = match &self.class_head {
+                    Some(head) => {
+                        let classes: Vec<u32> = episodes
+                            .iter()
+                            .flat_map(|ep| ep.classes.iter().copied())
+                            .collect();
+                        let w = self.config.objective.class_weight();
+                        Some((head.loss(&e, &classes)? * w)?)
+                    }
+                    None => None,
+                };
                 let mut offset = 0;
                 let mut loss: Option<Tensor> = None;
                 for ep in episodes {
@@ -346,7 +384,11 @@ impl Loop<'_> {
                 }
                 let loss =
                     loss.ok_or_else(|| TrainError::Config("an empty batch of episodes".into()))?;
-                Ok((loss / episodes.len() as f64)?)
+                let loss = (loss / episodes.len() as f64)?;
+                Ok(match whole_classes {
+                    Some(c) => (loss + c)?,
+                    None => loss,
+                })
             }
         }
     }

@@ -206,6 +206,7 @@ fn episodes_learn(name: &str, queries: usize, symmetric: bool, distance: model::
         pair_weight: 0.5,
         symmetric,
         label_smoothing: 0.0,
+        class_weight: 0.0,
         per_step: 2,
         per_epoch: 100,
     };
@@ -621,4 +622,83 @@ fn weight_average_resumes_exactly_and_leaves_training_alone() {
         err.contains("weight-average decay must be in [0, 1)"),
         "{err}"
     );
+}
+
+#[test]
+fn a_class_head_trains_beside_episodes_resumes_exactly_and_stays_out_of_the_model() {
+    let data = dataset();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = |name: &str, class_weight: f64| {
+        let mut c = tiny(data.path(), out.path(), name);
+        c.epochs = 2;
+        c.checkpoint_every = 10;
+        c.objective = train::config::Objective::Episodes {
+            ways: 5,
+            queries: 1,
+            within_alphabet: 0.5,
+            rotations: true,
+            mirrors: false,
+            two_drawers: false,
+            pair_weight: 0.0,
+            symmetric: false,
+            label_smoothing: 0.0,
+            class_weight,
+            per_step: 1,
+            per_epoch: 25,
+        };
+        c
+    };
+    let file = |name: &str, f: &str| out.path().join(name).join(f);
+    let head_of = |path: &Path| {
+        let (_, extras) = load(path, &candle_core::Device::Cpu).unwrap();
+        extras.tensors.get("aux.class_weights").cloned()
+    };
+    Trainer::run(cfg("plain", 0.0), &RunOptions::default()).unwrap();
+    Trainer::run(cfg("straight", 1.0), &RunOptions::default()).unwrap();
+    assert_ne!(
+        weights(&file("plain", "last.safetensors")),
+        weights(&file("straight", "last.safetensors")),
+        "the class loss changes training"
+    );
+    assert!(head_of(&file("plain", "last.safetensors")).is_none());
+    // 3 training alphabets (one is held out for validation) of 6 characters, 4 turns each.
+    let head = head_of(&file("straight", "last.safetensors")).expect("the head is checkpointed");
+    let dim = Arch::conv4(16, 8).embedding_dim().unwrap();
+    assert_eq!(head.dims(), [3 * 6 * 4, dim]);
+    assert!(head_of(&file("straight", "best.safetensors")).is_none());
+    let saved = std::fs::read_to_string(file("straight", "config.toml")).unwrap();
+    assert!(saved.contains("class_weight = 1.0"), "{saved}");
+
+    let first = Trainer::run(
+        cfg("split", 1.0),
+        &RunOptions {
+            stop_after: Some(20),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((first.outcome, first.steps), (Outcome::Interrupted, 20));
+    Trainer::run(
+        TrainConfig::default(),
+        &RunOptions {
+            resume: Some(out.path().join("split")),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        weights(&file("split", "last.safetensors")),
+        weights(&file("straight", "last.safetensors")),
+        "N + resume + N steps equal 2N steps, the head's prototypes and buffers included"
+    );
+    let resumed = head_of(&file("split", "last.safetensors")).unwrap();
+    assert_eq!(
+        resumed.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        head.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
+
+    let err = Trainer::run(cfg("bad", -1.0), &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("class_weight must be a number >= 0"), "{err}");
 }
