@@ -75,6 +75,29 @@ fn tiny(data: &Path, out: &Path, name: &str) -> TrainConfig {
     }
 }
 
+/// Runs `config` for `steps` steps, checks it stopped there, then resumes its folder to the end
+/// (the saved config wins over the default passed in).
+fn stop_then_resume(config: TrainConfig, steps: u64) {
+    let dir = config.run_dir();
+    let first = Trainer::run(
+        config,
+        &RunOptions {
+            stop_after: Some(steps),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((first.outcome, first.steps), (Outcome::Interrupted, steps));
+    Trainer::run(
+        TrainConfig::default(),
+        &RunOptions {
+            resume: Some(dir),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
 fn weights(path: &Path) -> Vec<Vec<f32>> {
     net_weights(&load(path, &candle_core::Device::Cpu).unwrap().0)
 }
@@ -586,23 +609,7 @@ fn weight_average_resumes_exactly_and_leaves_training_alone() {
     let saved = std::fs::read_to_string(file("straight", "config.toml")).unwrap();
     assert!(saved.contains("ema = 0.9"), "{saved}");
 
-    let first = Trainer::run(
-        cfg("split", 0.9),
-        &RunOptions {
-            stop_after: Some(50),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert_eq!((first.outcome, first.steps), (Outcome::Interrupted, 50));
-    Trainer::run(
-        TrainConfig::default(),
-        &RunOptions {
-            resume: Some(out.path().join("split")),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    stop_then_resume(cfg("split", 0.9), 50);
     assert_eq!(weights(&file("split", "ema.safetensors")), averaged);
 
     // A decay near 0 tracks the last weights: the average is updated on every step.
@@ -669,23 +676,7 @@ fn a_class_head_trains_beside_episodes_resumes_exactly_and_stays_out_of_the_mode
     let saved = std::fs::read_to_string(file("straight", "config.toml")).unwrap();
     assert!(saved.contains("class_weight = 1.0"), "{saved}");
 
-    let first = Trainer::run(
-        cfg("split", 1.0),
-        &RunOptions {
-            stop_after: Some(20),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert_eq!((first.outcome, first.steps), (Outcome::Interrupted, 20));
-    Trainer::run(
-        TrainConfig::default(),
-        &RunOptions {
-            resume: Some(out.path().join("split")),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    stop_then_resume(cfg("split", 1.0), 20);
     assert_eq!(
         weights(&file("split", "last.safetensors")),
         weights(&file("straight", "last.safetensors")),
