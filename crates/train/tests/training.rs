@@ -13,7 +13,7 @@ use train::config::ValConfig;
 use train::metrics::Record;
 use train::optim::OptimizerConfig;
 use train::schedule::Schedule;
-use train::trainer::{Outcome, RunOptions};
+use train::trainer::{Outcome, RunOptions, Summary};
 use train::{TrainConfig, Trainer};
 
 fn dataset() -> tempfile::TempDir {
@@ -76,8 +76,8 @@ fn tiny(data: &Path, out: &Path, name: &str) -> TrainConfig {
 }
 
 /// Runs `config` for `steps` steps, checks it stopped there, then resumes its folder to the end
-/// (the saved config wins over the default passed in).
-fn stop_then_resume(config: TrainConfig, steps: u64) {
+/// (the saved config wins over the default passed in) and returns the resumed run's summary.
+fn stop_then_resume(config: TrainConfig, steps: u64) -> Summary {
     let dir = config.run_dir();
     let first = Trainer::run(
         config,
@@ -95,7 +95,7 @@ fn stop_then_resume(config: TrainConfig, steps: u64) {
             ..Default::default()
         },
     )
-    .unwrap();
+    .unwrap()
 }
 
 fn weights(path: &Path) -> Vec<Vec<f32>> {
@@ -268,23 +268,8 @@ fn resume_continues_exactly() {
     let straight = tiny(data.path(), out.path(), "straight");
     Trainer::run(straight, &RunOptions::default()).unwrap();
 
-    let split = tiny(data.path(), out.path(), "split");
-    let first = Trainer::run(
-        split,
-        &RunOptions {
-            stop_after: Some(100),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert_eq!(first.outcome, Outcome::Interrupted);
-    assert_eq!(first.steps, 100);
-    let resumed = RunOptions {
-        resume: Some(out.path().join("split")),
-        ..Default::default()
-    };
-    // The saved config wins over what is passed in.
-    let second = Trainer::run(TrainConfig::default(), &resumed).unwrap();
+    // Stopped at 100 (checked by the helper), then resumed from its saved config.
+    let second = stop_then_resume(tiny(data.path(), out.path(), "split"), 100);
     assert_eq!(second.outcome, Outcome::Finished);
     assert_eq!(second.steps, 200);
     assert_eq!(
