@@ -6,8 +6,9 @@
 #
 #   results/retest.sh RUN [CHECKPOINT]     # RUN is a folder under runs/
 #
-# Prints one line per evaluation and the totals the screens' tables quote, and writes the same
-# to runs/logs/retest-RUN.txt. Never touches images_evaluation, the test split.
+# Prints the totals the screens' tables quote, one line for paired turns and one upright, and
+# writes the same to runs/logs/retest-RUN.txt (eval's own log goes to retest-RUN.err). Never
+# touches images_evaluation, the test split.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,13 +19,15 @@ bin="${OMNIGLOT_SIAMESE:-target/release/omniglot-siamese}"
 [[ -f "$checkpoint" ]] || { echo "no checkpoint $checkpoint" >&2; exit 1; }
 mkdir -p runs/logs
 log="runs/logs/retest-$run.txt"
+err="runs/logs/retest-$run.err"
 : > "$log"
+: > "$err"
 
 # Prints the number of correct trials of one evaluation (the "N correct of M" summary line).
 score() {
     "$bin" eval --checkpoint "$checkpoint" --split background --alphabets stratified \
-        --ways 20 --trials 2000 "$@" 2>/dev/null |
-        sed -n 's/.*: \([0-9]*\) correct of \([0-9]*\),.*/\1/p' | head -n 1
+        --ways 20 --trials 2000 "$@" 2>>"$err" |
+        sed -n 's/.*: \([0-9]*\) correct of [0-9]*,.*/\1/p' | head -n 1 || true
 }
 
 for turns in default 1; do
@@ -34,12 +37,12 @@ for turns in default 1; do
     per_seed=()
     for seed in 99 1234 7; do
         n="$(score --protocol within-alphabet --seed "$seed" "${extra[@]}")"
-        [[ -n "$n" ]] || { echo "eval failed (within-alphabet, seed $seed, turns $turns)" >&2; exit 1; }
+        [[ -n "$n" ]] || { echo "eval failed (within-alphabet, seed $seed, turns $turns): see $err" >&2; exit 1; }
         within=$((within + n))
         per_seed+=("$n")
     done
     random="$(score --protocol random --seed 99 "${extra[@]}")"
-    [[ -n "$random" ]] || { echo "eval failed (random, turns $turns)" >&2; exit 1; }
+    [[ -n "$random" ]] || { echo "eval failed (random, turns $turns): see $err" >&2; exit 1; }
     echo "$run turns=$turns within=$within of 6000 (${per_seed[0]} / ${per_seed[1]} / ${per_seed[2]} at seeds 99 / 1234 / 7) random=$random of 2000" |
         tee -a "$log"
 done
