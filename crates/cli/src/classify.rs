@@ -27,8 +27,8 @@ pub struct ScorerArgs {
     #[arg(long, conflicts_with = "checkpoint")]
     pub(crate) baseline: Option<Baseline>,
     /// How a baseline sees the drawings: canvas (the whole 105 px canvas), ink-box (a square
-    /// around the ink's bounding box) or ink-box-stroke (the same, each stroke redrawn with one
-    /// pen). A model always uses the framing it was trained with. [default: canvas]
+    /// around the ink's bounding box), ink-box-stroke (the same, each stroke redrawn with one
+    /// pen) or ink-box-moments (the square sized by the ink's standard deviation). A model always uses the framing it was trained with. [default: canvas]
     #[arg(long)]
     framing: Option<data::Framing>,
     /// auto, cpu, cuda, cuda:N or metal.
@@ -171,9 +171,29 @@ pub struct EvalArgs {
     /// trial is then embedded on its own. Not with --tta or --adapt.
     #[arg(long, conflicts_with_all = ["tta", "adapt"])]
     support_stats: bool,
+    /// Local matching: add W times the mean best cosine similarity between the two drawings'
+    /// positions on the feature maps after --local-block conv blocks (each position matched to
+    /// the most similar one of the other drawing) to the model's logit (0: off).
+    #[arg(
+        long,
+        value_name = "W",
+        default_value_t = 0.0,
+        conflicts_with = "support_stats"
+    )]
+    local_weight: f32,
+    /// Local matching: the conv block whose output maps are matched (1 = the first).
+    #[arg(long, value_name = "BLOCK", default_value_t = 3)]
+    local_block: usize,
 }
 
 impl EvalArgs {
+    fn local_match(&self) -> Option<eval::local::LocalMatch> {
+        (self.local_weight != 0.0).then_some(eval::local::LocalMatch {
+            block: self.local_block,
+            weight: self.local_weight,
+        })
+    }
+
     fn adaptation(&self) -> AdaptConfig {
         AdaptConfig {
             views: self.adapt_views,
@@ -203,7 +223,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             .with_mirrored_pairs(a.scorer.mirror_pairs)?
             .with_hubness(a.hubness)?
             .with_adaptation(a.adaptation())?
-            .with_support_statistics(a.support_stats)?;
+            .with_support_statistics(a.support_stats)?
+            .with_local_match(a.local_match())?;
         session.runs(&a.runs_dir)?
     } else {
         let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
@@ -213,7 +234,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             .with_mirrored_pairs(a.scorer.mirror_pairs)?
             .with_hubness(a.hubness)?
             .with_adaptation(a.adaptation())?
-            .with_support_statistics(a.support_stats)?;
+            .with_support_statistics(a.support_stats)?
+            .with_local_match(a.local_match())?;
         if !a.alphabets.is_empty() {
             session.restrict_to_alphabets(&data::split::expand_alphabet_names(&a.alphabets))?;
         }

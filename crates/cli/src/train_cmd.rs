@@ -48,8 +48,10 @@ pub struct TrainArgs {
     distance: Option<model::Distance>,
     /// How drawings are placed in the input: canvas (the whole 105 px canvas), ink-box (a
     /// square around the ink's bounding box, which it fills to 80%; the episodic presets'
-    /// choice) or ink-box-stroke (ink-box with every stroke thinned to its skeleton and redrawn
-    /// 2.5 px wide, so that small and large drawings have one stroke width).
+    /// choice), ink-box-stroke (ink-box with every stroke thinned to its skeleton and redrawn
+    /// 2.5 px wide, so that small and large drawings have one stroke width) or ink-box-moments
+    /// (the square sized by the ink's standard deviation, 4.4 of them, instead of its extent,
+    /// but never cutting ink off).
     #[arg(long)]
     framing: Option<data::Framing>,
     /// Initialisation: default, koch or kaiming.

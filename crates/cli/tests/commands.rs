@@ -175,6 +175,25 @@ fn train_eval_classify_verify() {
     );
     assert!(err.contains("--tta"), "{err}");
 
+    // Local matching is named in the report; a block the network lacks is a clear error.
+    let local = eval_tiny(&["--local-weight", "2", "--local-block", "2"]);
+    assert!(local.contains("local match on block 2 x 2"), "{local}");
+    let err = fails(
+        bin()
+            .args([
+                "eval",
+                "--local-weight",
+                "2",
+                "--local-block",
+                "9",
+                "--checkpoint",
+            ])
+            .arg(&f.model)
+            .arg("--dataset")
+            .arg(&f.dataset),
+    );
+    assert!(err.contains("a block from 1 to"), "{err}");
+
     let out = run(bin()
         .args(["eval", "--baseline", "mhd", "--ways", "5", "--trials", "20"])
         .arg("--dataset")
@@ -1054,6 +1073,22 @@ fn ink_box_framing_travels_with_the_model() {
         .arg("--dataset")
         .arg(&f.dataset));
     assert!(String::from_utf8_lossy(&out.stdout).contains("n=20"));
+    let out = run(bin().args([
+        "train",
+        "--preset",
+        "full",
+        "--framing",
+        "ink-box-moments",
+        "--print-config",
+    ]));
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        config.contains("fill = 1.0") && config.contains("spread = 4.4"),
+        "{config}"
+    );
     let err = fails(bin().args(["train", "--framing", "ink", "--print-config"]));
-    assert!(err.contains("canvas, ink-box or ink-box-stroke"), "{err}");
+    assert!(
+        err.contains("canvas, ink-box, ink-box-stroke or ink-box-moments"),
+        "{err}"
+    );
 }

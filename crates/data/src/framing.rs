@@ -31,8 +31,19 @@ pub enum Framing {
         min_side: usize,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stroke: Option<f32>,
+        /// With `spread`, the square's side is `spread` standard deviations of the ink (the
+        /// larger of its spreads across and down) and `fill` only caps how much of the frame
+        /// the box may fill: moment-based size normalisation, which a stray dot or a long
+        /// tail moves less than it moves the bounding box.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spread: Option<f32>,
     },
 }
+
+/// Ink standard deviations per frame side of `ink-box-moments` framing: the median ratio of
+/// the ink box's longer side to the ink's larger standard deviation over `images_background`
+/// is 3.53, so 3.53 / 0.8 gives the median drawing the same size as `ink-box` framing.
+pub const DEFAULT_SPREAD: f32 = 4.4;
 
 /// Pen width, in pixels of the framed image, of `ink-box-stroke` framing.
 pub const DEFAULT_STROKE: f32 = 2.5;
@@ -49,6 +60,18 @@ impl Framing {
             fill: 0.8,
             min_side: 35,
             stroke: None,
+            spread: None,
+        }
+    }
+
+    /// Moment-based framing: the square is [`DEFAULT_SPREAD`] ink standard deviations wide,
+    /// but never narrower than the ink box, so no ink is cut off.
+    pub fn ink_box_moments() -> Self {
+        Framing::InkBox {
+            fill: 1.0,
+            min_side: 35,
+            stroke: None,
+            spread: Some(DEFAULT_SPREAD),
         }
     }
 
@@ -58,6 +81,7 @@ impl Framing {
             fill: 0.8,
             min_side: 35,
             stroke: Some(DEFAULT_STROKE),
+            spread: None,
         }
     }
 
@@ -69,6 +93,7 @@ impl Framing {
                 fill,
                 min_side,
                 stroke,
+                spread,
             } => {
                 if !(fill > 0.0 && fill <= 1.0) {
                     return Err(format!("ink-box fill must be in (0, 1], got {fill}"));
@@ -79,6 +104,9 @@ impl Framing {
                 if let Some(w) = stroke.filter(|w| !(*w > 0.0 && *w <= 20.0)) {
                     return Err(format!("ink-box stroke must be in (0, 20] pixels, got {w}"));
                 }
+                if let Some(k) = spread.filter(|k| !(*k > 0.0 && *k <= 100.0)) {
+                    return Err(format!("ink-box spread must be in (0, 100], got {k}"));
+                }
                 Ok(())
             }
         }
@@ -88,14 +116,23 @@ impl Framing {
     /// reach past the canvas, where the image is background.
     pub fn window(&self, native: &[f32]) -> (isize, isize, usize) {
         let canvas = (0, 0, NATIVE_SIDE);
-        let Framing::InkBox { fill, min_side, .. } = *self else {
+        let Framing::InkBox {
+            fill,
+            min_side,
+            spread,
+            ..
+        } = *self
+        else {
             return canvas;
         };
         let Some((x0, y0, x1, y1)) = ink_extent(native, NATIVE_SIDE) else {
             return canvas;
         };
         let longer = (x1 - x0 + 1).max(y1 - y0 + 1);
+        let by_moments =
+            spread.map_or(0, |k| (k * ink_spread(native, NATIVE_SIDE)).ceil() as usize);
         let side = ((longer as f32 / fill).ceil() as usize)
+            .max(by_moments)
             .max(min_side)
             .max(1);
         // Centre of the box in doubled coordinates keeps the arithmetic integral.
@@ -155,8 +192,12 @@ impl std::fmt::Display for Framing {
                 fill,
                 min_side,
                 stroke,
+                spread,
             } => {
                 write!(f, "ink-box (fill {fill}, at least {min_side} px")?;
+                if let Some(k) = spread {
+                    write!(f, ", {k} ink standard deviations wide")?;
+                }
                 if let Some(w) = stroke {
                     write!(f, ", strokes redrawn {w} px wide")?;
                 }
@@ -174,8 +215,9 @@ impl std::str::FromStr for Framing {
             "canvas" => Ok(Framing::Canvas),
             "ink-box" => Ok(Framing::ink_box()),
             "ink-box-stroke" => Ok(Framing::ink_box_stroke()),
+            "ink-box-moments" => Ok(Framing::ink_box_moments()),
             _ => Err(format!(
-                "unknown framing `{s}` (expected canvas, ink-box or ink-box-stroke)"
+                "unknown framing `{s}` (expected canvas, ink-box, ink-box-stroke or ink-box-moments)"
             )),
         }
     }
@@ -193,6 +235,28 @@ pub fn ink_extent(image: &[f32], side: usize) -> Option<(usize, usize, usize, us
         }
     }
     extent
+}
+
+/// The larger of the ink's two standard deviations (across and down), in pixels, weighting
+/// each pixel by its ink value; 0 for a blank image.
+pub fn ink_spread(image: &[f32], side: usize) -> f32 {
+    let (mut m, mut sx, mut sy, mut sxx, mut syy) = (0.0f64, 0.0, 0.0, 0.0, 0.0);
+    for (y, row) in image.chunks(side).enumerate() {
+        for (x, &v) in row.iter().enumerate().filter(|(_, v)| **v > 0.0) {
+            let (v, x, y) = (v as f64, x as f64, y as f64);
+            m += v;
+            sx += v * x;
+            sy += v * y;
+            sxx += v * x * x;
+            syy += v * y * y;
+        }
+    }
+    if m <= 0.0 {
+        return 0.0;
+    }
+    let (mx, my) = (sx / m, sy / m);
+    let var = (sxx / m - mx * mx).max(syy / m - my * my).max(0.0);
+    var.sqrt() as f32
 }
 
 #[cfg(test)]
@@ -232,8 +296,70 @@ mod tests {
             fill: 0.8,
             min_side: 35,
             stroke: None,
+            spread: None,
         };
         assert_eq!(f.window(&img), (5, 15, 50));
+    }
+
+    #[test]
+    fn ink_spread_of_a_rectangle_is_its_uniform_standard_deviation() {
+        // A uniform run of n pixels has variance (n^2 - 1) / 12; the wider side counts.
+        let img = canvas_with_rect(10, 30, 40, 20);
+        let want = ((40.0f32 * 40.0 - 1.0) / 12.0).sqrt();
+        assert!((ink_spread(&img, NATIVE_SIDE) - want).abs() < 1e-3);
+        assert_eq!(ink_spread(&[0.0; 9], 3), 0.0);
+    }
+
+    #[test]
+    fn moments_window_is_spread_standard_deviations_wide_on_the_box_centre() {
+        // The 40 x 20 box again: 4.4 * sqrt(1599 / 12) = 50.8, so 51 px, centred on (30, 40).
+        let img = canvas_with_rect(10, 30, 40, 20);
+        assert_eq!(Framing::ink_box_moments().window(&img), (4, 14, 51));
+    }
+
+    #[test]
+    fn moments_window_never_cuts_off_ink() {
+        // A 20 x 20 block and a stray dot 80 px away: the spread alone (about 7 px) would
+        // give the minimum 35 px window, but the window must hold the whole 81 px box.
+        let mut img = canvas_with_rect(10, 10, 20, 20);
+        img[10 * NATIVE_SIDE + 90] = 1.0;
+        let (_, _, side) = Framing::ink_box_moments().window(&img);
+        assert_eq!(side, 81);
+        let out = Framing::ink_box_moments().apply(&img, 81);
+        assert!(
+            (out.iter().sum::<f32>() - 401.0).abs() < 1e-3,
+            "all ink kept"
+        );
+        // The bounding box framing leaves a 0.8 margin around the same box.
+        assert_eq!(Framing::ink_box().window(&img).2, 102);
+    }
+
+    #[test]
+    fn moments_framing_places_two_drawings_of_different_size_alike() {
+        let small = canvas_with_ell(5, 5, 40, 4);
+        let large = canvas_with_ell(10, 10, 80, 8);
+        let f = Framing::InkBox {
+            fill: 1.0,
+            min_side: 1,
+            stroke: None,
+            spread: Some(DEFAULT_SPREAD),
+        };
+        // Windows of 55 and 109 px: the same drawing, up to where its edges fall on the
+        // 20 px grid, so the same ink and the same centre of ink.
+        let (a, b) = (f.apply(&small, 20), f.apply(&large, 20));
+        let (ia, ib) = (a.iter().sum::<f32>(), b.iter().sum::<f32>());
+        assert!((ia / ib - 1.0).abs() < 0.05, "ink {ia} vs {ib}");
+        let centre = |img: &[f32], total: f32| {
+            let pos = |i: usize| ((i % 20) as f32, (i / 20) as f32);
+            img.iter().enumerate().fold((0.0, 0.0), |(x, y), (i, v)| {
+                (x + v * pos(i).0 / total, y + v * pos(i).1 / total)
+            })
+        };
+        let ((ax, ay), (bx, by)) = (centre(&a, ia), centre(&b, ib));
+        assert!(
+            (ax - bx).abs() < 0.5 && (ay - by).abs() < 0.5,
+            "({ax}, {ay}) vs ({bx}, {by})"
+        );
     }
 
     #[test]
@@ -254,6 +380,7 @@ mod tests {
             fill: 0.8,
             min_side: 1,
             stroke: None,
+            spread: None,
         };
         let (a, b) = (f.apply(&small, 20), f.apply(&large, 20));
         // Window 50 (small) and 100 (large): the square covers the middle 16 x 16 pixels.
@@ -272,6 +399,7 @@ mod tests {
             fill: 0.5,
             min_side: 1,
             stroke: None,
+            spread: None,
         };
         let (x0, _, side) = f.window(&img);
         assert!(x0 + side as isize > NATIVE_SIDE as isize);
@@ -327,6 +455,7 @@ mod tests {
             fill: 0.0,
             min_side: 3,
             stroke: None,
+            spread: None,
         };
         assert!(bad.validate().unwrap_err().contains("fill"));
         assert!(Framing::ink_box().validate().is_ok());
@@ -335,10 +464,27 @@ mod tests {
             Ok(Framing::ink_box_stroke())
         );
         assert!(Framing::ink_box_stroke().validate().is_ok());
+        assert_eq!(
+            "ink-box-moments".parse::<Framing>(),
+            Ok(Framing::ink_box_moments())
+        );
+        assert!(Framing::ink_box_moments().validate().is_ok());
+        let wide = Framing::InkBox {
+            fill: 1.0,
+            min_side: 35,
+            stroke: None,
+            spread: Some(-1.0),
+        };
+        assert!(wide.validate().unwrap_err().contains("spread"));
+        assert_eq!(
+            Framing::ink_box_moments().to_string(),
+            "ink-box (fill 1, at least 35 px, 4.4 ink standard deviations wide)"
+        );
         let fat = Framing::InkBox {
             fill: 0.8,
             min_side: 35,
             stroke: Some(0.0),
+            spread: None,
         };
         assert!(fat.validate().unwrap_err().contains("stroke"));
         assert_eq!(

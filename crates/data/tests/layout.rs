@@ -173,6 +173,7 @@ fn framed_load_frames_every_drawing_and_remembers_how() {
         fill: 1.5,
         min_side: 10,
         stroke: None,
+        spread: None,
     };
     let msg = ImageStore::load_framed(&index, 40, bad)
         .unwrap_err()

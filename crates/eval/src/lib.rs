@@ -11,6 +11,7 @@ pub mod calibration;
 pub mod error;
 pub mod evaluate;
 pub mod hubness;
+pub mod local;
 pub mod plot;
 pub mod report;
 pub mod runs;

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use crate::adapt::{AdaptConfig, adapted_weights};
 use crate::error::Result;
+use crate::local::{self, LocalMatch};
 
 /// Random stream of the adaptation's distorted copies (see `data::rng_for`).
 const STREAM_ADAPT_COPIES: u32 = 0xada9;
@@ -82,6 +83,13 @@ pub struct ModelScorer {
     support_stats: bool,
     /// Scores of each prepared trial under support statistics.
     trial_scores: HashMap<TrialKey, Vec<f32>>,
+    /// Local-descriptor matching added to the head's logit (`crate::local`), if any.
+    local: Option<LocalMatch>,
+    /// Channels of the matched map and values per image and pair view (`positions * channels`).
+    local_channels: usize,
+    local_len: usize,
+    /// Unit descriptors per slot and pair view, laid out like `embeddings`.
+    descriptors: Vec<f32>,
 }
 
 impl ModelScorer {
@@ -101,7 +109,35 @@ impl ModelScorer {
             adapted: Mutex::new(HashMap::new()),
             support_stats: false,
             trial_scores: HashMap::new(),
+            local: None,
+            local_channels: 0,
+            local_len: 0,
+            descriptors: Vec::new(),
         })
+    }
+
+    /// Adds `weight` times the local-descriptor similarity on the maps after `block` conv
+    /// blocks to every logit, in each pair view (`crate::local`); a weight of 0 turns it off.
+    pub fn with_local_match(mut self, local: Option<LocalMatch>) -> Result<Self> {
+        let local = local.filter(|l| l.weight != 0.0);
+        if let Some(l) = local {
+            let arch = self.net.arch();
+            let shapes = arch.block_shapes()?;
+            if l.block == 0 || l.block > shapes.len() || !l.weight.is_finite() {
+                return Err(crate::EvalError::Invalid(format!(
+                    "local matching needs a block from 1 to {} and a finite weight, not block \
+                     {} and weight {}",
+                    shapes.len(),
+                    l.block,
+                    l.weight
+                )));
+            }
+            let side = shapes[l.block - 1].out_side;
+            self.local_channels = arch.blocks[l.block - 1].channels;
+            self.local_len = side * side * self.local_channels;
+        }
+        self.local = local;
+        Ok(self)
     }
 
     /// Normalises every batch-norm layer, for each trial, with the statistics of its
@@ -282,16 +318,55 @@ impl ModelScorer {
         Ok(self.net.embed_images(&images, self.batch)?)
     }
 
-    /// `head`'s logit for the pair, averaged over the pair views.
+    /// `head`'s logit for the pair, averaged over the pair views, plus the weighted local
+    /// match if there is one.
     fn logit(&self, head: &Head, a: ImageId, b: ImageId) -> f32 {
         let n = self.pair_views();
+        let local = self
+            .local
+            .map_or(0.0, |l| l.weight * self.local_similarity(a, b));
         if n == 1 {
-            return head.logit(self.embedding(a), self.embedding(b));
+            return head.logit(self.embedding(a), self.embedding(b)) + local;
         }
         let sum: f32 = (0..n)
             .map(|k| head.logit(self.embedding_in_view(a, k), self.embedding_in_view(b, k)))
             .sum();
+        sum / n as f32 + local
+    }
+
+    /// Local-descriptor similarity of two prepared images, averaged over the pair views.
+    fn local_similarity(&self, a: ImageId, b: ImageId) -> f32 {
+        let n = self.pair_views();
+        let at = |id: ImageId, k: usize| {
+            let start = (self.slots[&id] * n + k) * self.local_len;
+            &self.descriptors[start..start + self.local_len]
+        };
+        let sum: f32 = (0..n)
+            .map(|k| local::similarity(at(a, k), at(b, k), self.local_channels))
+            .sum();
         sum / n as f32
+    }
+
+    /// Unit local descriptors of `ids` in pair view `k` (no test-time views).
+    fn describe_view(
+        &self,
+        store: &ImageStore,
+        ids: &[ImageId],
+        k: usize,
+        block: usize,
+    ) -> Result<Vec<f32>> {
+        let n = store.side() * store.side();
+        let mut images = vec![0f32; ids.len() * n];
+        images
+            .par_chunks_mut(n)
+            .zip(ids.par_iter())
+            .for_each(|(out, &id)| self.write_in_view(store, id, k, out));
+        let (maps, shape) = self.net.feature_maps(&images, block, self.batch)?;
+        let per = shape.iter().product::<usize>();
+        Ok(maps
+            .par_chunks(per.max(1))
+            .flat_map_iter(|m| local::descriptors(m, shape))
+            .collect())
     }
 
     /// One trial's scores with batch norm in each layer using the statistics of its
@@ -358,6 +433,9 @@ impl Scorer for ModelScorer {
         } else {
             ""
         };
+        let local = self.local.map_or(String::new(), |l| {
+            format!(", local match on block {} x {}", l.block, l.weight)
+        });
         // Two networks of one name can differ in framing; reports must tell them apart.
         let arch = self.net.arch();
         let framing = if arch.framing.is_canvas() {
@@ -365,7 +443,10 @@ impl Scorer for ModelScorer {
         } else {
             format!(", framed by {}", arch.framing)
         };
-        format!("siamese ({}{framing}{tta}{turns}{adapt}{stats})", arch.name)
+        format!(
+            "siamese ({}{framing}{tta}{turns}{adapt}{stats}{local})",
+            arch.name
+        )
     }
 
     fn prepare(&mut self, store: &ImageStore, ids: &[ImageId]) -> Result<()> {
@@ -410,6 +491,12 @@ impl Scorer for ModelScorer {
             })?;
             self.copies.extend(copies);
         }
+        if let Some(l) = self.local {
+            let d = image_major(self.pair_views(), self.local_len, |k| {
+                self.describe_view(store, &fresh, k, l.block)
+            })?;
+            self.descriptors.extend(d);
+        }
         let base = self.slots.len();
         for (i, id) in fresh.iter().enumerate() {
             self.slots.insert(*id, base + i);
@@ -423,10 +510,10 @@ impl Scorer for ModelScorer {
         if !self.support_stats {
             return Ok(());
         }
-        if self.adapt.enabled() || !self.views.is_empty() {
+        if self.adapt.enabled() || !self.views.is_empty() || self.local.is_some() {
             return Err(crate::EvalError::Invalid(
-                "support-set statistics do not combine with test-time views or the \
-                 support-set adaptation"
+                "support-set statistics do not combine with test-time views, the \
+                 support-set adaptation or local matching"
                     .into(),
             ));
         }

@@ -65,7 +65,8 @@ impl Kind {
                 .with_adaptation(adapt)
                 .with_support_statistics(pairs.support_stats)
                 .with_turns(pairs.turns)?
-                .with_mirrored_pairs(pairs.mirrored);
+                .with_mirrored_pairs(pairs.mirrored)
+                .with_local_match(pairs.local)?;
             Ok(if tta {
                 s.with_views(crate::scorer::shift_views())
             } else {
@@ -156,6 +157,8 @@ struct PairViews {
     mirrored: bool,
     /// Batch norm with each trial's candidate statistics (`ModelScorer::with_support_statistics`).
     support_stats: bool,
+    /// Local-descriptor matching added to the logits (`ModelScorer::with_local_match`).
+    local: Option<crate::local::LocalMatch>,
 }
 
 impl Default for PairViews {
@@ -164,6 +167,7 @@ impl Default for PairViews {
             turns: 1,
             mirrored: false,
             support_stats: false,
+            local: None,
         }
     }
 }
@@ -272,6 +276,13 @@ impl Session {
     /// candidates instead of the running ones (no effect on baselines).
     pub fn with_support_statistics(mut self, on: bool) -> Result<Self> {
         self.pairs.support_stats = on;
+        self.scorer = self.build_scorer()?;
+        Ok(self)
+    }
+
+    /// Adds a weighted local-descriptor match to the model's logits (no effect on baselines).
+    pub fn with_local_match(mut self, local: Option<crate::local::LocalMatch>) -> Result<Self> {
+        self.pairs.local = local;
         self.scorer = self.build_scorer()?;
         Ok(self)
     }

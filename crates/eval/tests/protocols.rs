@@ -751,3 +751,45 @@ fn calibration_pairs_are_balanced_and_scored_like_trials() {
         r.scores[1]
     );
 }
+
+#[test]
+fn local_matching_adds_the_weighted_part_match_of_each_paired_turn() {
+    let s = store(SyntheticSpec::new(2, 4, 4), 16);
+    let net = tiny_net(3);
+    let ids: Vec<ImageId> = (0..s.len() as u32).collect();
+    let local = |weight: f32, block: usize| {
+        eval::ModelScorer::new(net.clone(), 8)
+            .unwrap()
+            .with_turns(2)
+            .unwrap()
+            .with_local_match(Some(eval::local::LocalMatch { block, weight }))
+    };
+    let mut plain = local(0.0, 2).unwrap();
+    let mut matched = local(5.0, 2).unwrap();
+    for scorer in [&mut plain, &mut matched] {
+        scorer.prepare(&s, &ids).unwrap();
+    }
+    assert!(matched.name().contains("local match on block 2 x 5"));
+    assert!(!plain.name().contains("local"), "weight 0 is off");
+    // Block 2 of conv4(16, 4): 4 x 4 positions of 4 channels, upright and half turned.
+    let describe = |pixels: &[f32]| {
+        let (maps, shape) = net.feature_maps(pixels, 2, 1).unwrap();
+        assert_eq!(shape, [4, 4, 4]);
+        eval::local::descriptors(&maps, shape)
+    };
+    let half_turn = |p: &[f32]| quarter_turn(&quarter_turn(p, 16), 16);
+    for (a, b) in [(0, 5), (3, 9), (7, 12)] {
+        let (x, y) = (s.image_f32(a), s.image_f32(b));
+        let upright = eval::local::similarity(&describe(&x), &describe(&y), 4);
+        let turned =
+            eval::local::similarity(&describe(&half_turn(&x)), &describe(&half_turn(&y)), 4);
+        let want = plain.similarity(a, b) + 5.0 * 0.5 * (upright + turned);
+        let got = matched.similarity(a, b);
+        assert!((got - want).abs() < 1e-4, "({a}, {b}): {got} vs {want}");
+        assert!((0.0..=1.0 + 1e-6).contains(&upright), "{upright}");
+    }
+    for block in [0, 5] {
+        let err = local(1.0, block).err().unwrap().to_string();
+        assert!(err.contains("a block from 1 to 4"), "{err}");
+    }
+}

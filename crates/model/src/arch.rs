@@ -450,6 +450,7 @@ mod tests {
                 fill: 0.8,
                 min_side: 0,
                 stroke: None,
+                spread: None,
             },
             ..Arch::conv4(28, 8)
         };

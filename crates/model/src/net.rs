@@ -318,8 +318,29 @@ impl SiameseNet {
         next: &mut usize,
         buffer: &mut usize,
     ) -> Result<Tensor> {
+        let blocks = self.arch.blocks.len();
+        let x = self.blocks(images, blocks, train, stats_from_first, next, buffer)?;
+        let mut x = x.flatten_from(1)?;
+        if self.arch.embedding > 0 {
+            x = linear(&x, &self.param(*next, train), &self.param(*next + 1, train))?;
+            *next += 2;
+        }
+        activate(&x, self.arch.embedding_activation)
+    }
+
+    /// The feature maps `[N, C, H, W]` after the first `count` conv blocks of the tower whose
+    /// parameters start at `next` (advanced past those blocks, as `buffer` is).
+    fn blocks(
+        &self,
+        images: &Tensor,
+        count: usize,
+        train: bool,
+        stats_from_first: Option<usize>,
+        next: &mut usize,
+        buffer: &mut usize,
+    ) -> Result<Tensor> {
         let mut x = images.clone();
-        for (i, b) in self.arch.blocks.iter().enumerate() {
+        for (i, b) in self.arch.blocks.iter().take(count).enumerate() {
             let (w, bias) = (self.param(*next, train), self.param(*next + 1, train));
             *next += 2;
             if b.batch_norm {
@@ -351,12 +372,37 @@ impl SiameseNet {
                 x = conv_block(&x, &w, &bias, b.padding, b.pool, i > 0, train)?;
             }
         }
-        let mut x = x.flatten_from(1)?;
-        if self.arch.embedding > 0 {
-            x = linear(&x, &self.param(*next, train), &self.param(*next + 1, train))?;
-            *next += 2;
+        Ok(x)
+    }
+
+    /// The first tower's feature maps after its first `count` conv blocks, for `count`
+    /// images given as `f32` ink values, `batch` at a time, without a backward graph:
+    /// `(values, [C, H, W])`, image-major and channel-major within an image. Local
+    /// descriptors for matching parts of drawings rather than whole embeddings.
+    pub fn feature_maps(
+        &self,
+        images: &[f32],
+        count: usize,
+        batch: usize,
+    ) -> Result<(Vec<f32>, [usize; 3])> {
+        if count == 0 || count > self.arch.blocks.len() {
+            return Err(ModelError::Arch(format!(
+                "feature maps after block {count} of a network with {} blocks",
+                self.arch.blocks.len()
+            )));
         }
-        activate(&x, self.arch.embedding_activation)
+        let (side, per) = self.image_len(images)?;
+        let mut out = Vec::new();
+        let mut shape = [0; 3];
+        for chunk in images.chunks(per * batch.max(1)) {
+            let t = Tensor::from_slice(chunk, (chunk.len() / per, 1, side, side), &self.device)?;
+            let (mut next, mut buffer) = (0, 0);
+            let x = self.blocks(&t, count, false, None, &mut next, &mut buffer)?;
+            let (_, c, h, w) = x.dims4()?;
+            shape = [c, h, w];
+            out.extend(x.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok((out, shape))
     }
 
     /// Embeddings `[N, D]` of images `[N, 1, S, S]`, tracking gradients.

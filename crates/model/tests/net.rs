@@ -473,3 +473,29 @@ fn support_statistics_normalise_with_the_first_images_only() {
         );
     }
 }
+
+#[test]
+fn feature_maps_are_the_towers_maps_block_by_block() {
+    // conv4-16x4-bn: no dense layer and no activation, so the maps after the last block,
+    // flattened, are the embedding; after one block they are 4 x 8 x 8.
+    let arch = Arch::preset("conv4-16x4-bn").unwrap();
+    let net = SiameseNet::new(&arch, Init::Kaiming, 2, &Device::Cpu).unwrap();
+    let x = images(3, 16, 4);
+    let flat = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (last, shape) = net.feature_maps(&flat, 4, 2).unwrap();
+    assert_eq!(shape, [4, 1, 1]);
+    let e = net.embed_inference(&x).unwrap();
+    assert!(close(
+        &last,
+        &e.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    ));
+    let (first, shape) = net.feature_maps(&flat, 1, 3).unwrap();
+    assert_eq!(shape, [4, 8, 8]);
+    assert_eq!(first.len(), 3 * 4 * 8 * 8);
+    // Batched two and one at a time, the same maps.
+    assert!(close(&first, &net.feature_maps(&flat, 1, 1).unwrap().0));
+    for count in [0, 5] {
+        let err = net.feature_maps(&flat, count, 2).unwrap_err().to_string();
+        assert!(err.contains(&format!("after block {count}")), "{err}");
+    }
+}
