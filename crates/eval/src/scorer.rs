@@ -271,12 +271,7 @@ impl ModelScorer {
     /// Embeds `ids` in pair view `k`, averaged over the test-time views if there are any.
     fn embed_view(&self, store: &ImageStore, ids: &[ImageId], k: usize) -> Result<Vec<f32>> {
         if self.views.is_empty() {
-            let n = store.side() * store.side();
-            let mut images = vec![0f32; ids.len() * n];
-            images
-                .par_chunks_mut(n)
-                .zip(ids.par_iter())
-                .for_each(|(out, &id)| self.write_in_view(store, id, k, out));
+            let images = self.images_in_view(store, ids, k);
             return Ok(self.net.embed_images(&images, self.batch)?);
         }
         let mut sum = vec![0f32; ids.len() * self.dim];
@@ -288,6 +283,17 @@ impl ModelScorer {
         let n = self.views.len() as f32;
         sum.iter_mut().for_each(|v| *v /= n);
         Ok(sum)
+    }
+
+    /// Images `ids` in pair view `k` (no test-time view), as one batch of network inputs.
+    fn images_in_view(&self, store: &ImageStore, ids: &[ImageId], k: usize) -> Vec<f32> {
+        let n = store.side() * store.side();
+        let mut images = vec![0f32; ids.len() * n];
+        images
+            .par_chunks_mut(n)
+            .zip(ids.par_iter())
+            .for_each(|(out, &id)| self.write_in_view(store, id, k, out));
+        images
     }
 
     /// Image `id` in pair view `k` (no test-time view), as the network's input.
@@ -355,12 +361,7 @@ impl ModelScorer {
         k: usize,
         block: usize,
     ) -> Result<Vec<f32>> {
-        let n = store.side() * store.side();
-        let mut images = vec![0f32; ids.len() * n];
-        images
-            .par_chunks_mut(n)
-            .zip(ids.par_iter())
-            .for_each(|(out, &id)| self.write_in_view(store, id, k, out));
+        let images = self.images_in_view(store, ids, k);
         let (maps, shape) = self.net.feature_maps(&images, block, self.batch)?;
         let per = shape.iter().product::<usize>();
         Ok(maps
