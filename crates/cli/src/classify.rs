@@ -187,8 +187,9 @@ pub struct EvalArgs {
 }
 
 impl EvalArgs {
+    /// The scorer turns a weight of 0 off.
     fn local_match(&self) -> Option<eval::local::LocalMatch> {
-        (self.local_weight != 0.0).then_some(eval::local::LocalMatch {
+        Some(eval::local::LocalMatch {
             block: self.local_block,
             weight: self.local_weight,
         })

@@ -375,8 +375,8 @@ impl SiameseNet {
         Ok(x)
     }
 
-    /// The first tower's feature maps after its first `count` conv blocks, for `count`
-    /// images given as `f32` ink values, `batch` at a time, without a backward graph:
+    /// The first tower's feature maps after its first `count` conv blocks, for images given
+    /// as `f32` ink values, `batch` at a time, without a backward graph:
     /// `(values, [C, H, W])`, image-major and channel-major within an image. Local
     /// descriptors for matching parts of drawings rather than whole embeddings.
     pub fn feature_maps(
