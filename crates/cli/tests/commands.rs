@@ -22,6 +22,12 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// The configuration `train ARGS --print-config` prints.
+fn train_config(args: &[&str]) -> String {
+    let out = run(bin().arg("train").args(args).arg("--print-config"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn fails(cmd: &mut Command) -> String {
     let out = cmd.output().expect("the binary runs");
     assert!(
@@ -512,12 +518,10 @@ fn bad_input_gets_clear_errors() {
         ("--stroke-jitter", "0.5", "stroke_px = 0.5"),
         ("--class-weight", "0.5", "class_weight = 0.5"),
     ] {
-        let out = run(bin().args(["train", "--preset", "quick", flag, value, "--print-config"]));
-        let config = String::from_utf8_lossy(&out.stdout);
+        let config = train_config(&["--preset", "quick", flag, value]);
         assert!(config.contains(line), "{flag}: {config}");
     }
-    let plain = run(bin().args(["train", "--preset", "quick", "--print-config"]));
-    let plain = String::from_utf8_lossy(&plain.stdout);
+    let plain = train_config(&["--preset", "quick"]);
     // The episodic presets smooth their labels; the L1 head is the default, left unwritten.
     assert!(
         plain.contains("label_smoothing = 0.1")
@@ -558,21 +562,12 @@ fn bad_input_gets_clear_errors() {
         );
         assert!(err.contains(error), "{flags:?}: {err}");
     }
-    let out = run(bin().args(["train", "--val-alphabets", "stratified", "--print-config"]));
-    let config = String::from_utf8_lossy(&out.stdout);
+    let config = train_config(&["--val-alphabets", "stratified"]);
     for name in data::split::STRATIFIED_VALIDATION {
         assert!(config.contains(&format!("\"{name}\"")), "{name}: {config}");
     }
     // A count replaces the presets' named split (how the older screens are reproduced).
-    let out = run(bin().args([
-        "train",
-        "--preset",
-        "quick",
-        "--val-alphabets",
-        "5",
-        "--print-config",
-    ]));
-    let config = String::from_utf8_lossy(&out.stdout);
+    let config = train_config(&["--preset", "quick", "--val-alphabets", "5"]);
     assert!(
         config.contains("alphabets = 5\nalphabet_names = []"),
         "{config}"
@@ -580,8 +575,7 @@ fn bad_input_gets_clear_errors() {
 
     // Validation is scored as `eval` would score the trained model by default, unless told.
     let val_turns = |args: &[&str]| {
-        let out = run(bin().args(["train", "--print-config"]).args(args));
-        let config = String::from_utf8_lossy(&out.stdout).into_owned();
+        let config = train_config(args);
         let val = config.split("[val]").nth(1).unwrap_or_default().to_owned();
         let line = val
             .lines()
@@ -1054,15 +1048,7 @@ fn ink_box_framing_travels_with_the_model() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("n=20"));
 
     // Strokes redrawn with one pen: a framing of its own, in configs and for baselines.
-    let out = run(bin().args([
-        "train",
-        "--preset",
-        "full",
-        "--framing",
-        "ink-box-stroke",
-        "--print-config",
-    ]));
-    let config = String::from_utf8_lossy(&out.stdout);
+    let config = train_config(&["--preset", "full", "--framing", "ink-box-stroke"]);
     assert!(
         config.contains("kind = \"ink-box\"") && config.contains("stroke = 2.5"),
         "{config}"
@@ -1073,15 +1059,7 @@ fn ink_box_framing_travels_with_the_model() {
         .arg("--dataset")
         .arg(&f.dataset));
     assert!(String::from_utf8_lossy(&out.stdout).contains("n=20"));
-    let out = run(bin().args([
-        "train",
-        "--preset",
-        "full",
-        "--framing",
-        "ink-box-moments",
-        "--print-config",
-    ]));
-    let config = String::from_utf8_lossy(&out.stdout);
+    let config = train_config(&["--preset", "full", "--framing", "ink-box-moments"]);
     assert!(
         config.contains("fill = 1.0") && config.contains("spread = 4.4"),
         "{config}"
