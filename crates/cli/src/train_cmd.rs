@@ -46,6 +46,13 @@ pub struct TrainArgs {
     /// ((a - b)^2).
     #[arg(long)]
     distance: Option<model::Distance>,
+    /// Width of a ReLU layer in the head between the comparison and the logit (0: Koch's
+    /// weighted sum of the distances).
+    #[arg(long)]
+    head_hidden: Option<usize>,
+    /// The head also compares the products `a_i * b_i` of the two embeddings (true/false).
+    #[arg(long)]
+    head_products: Option<bool>,
     /// How drawings are placed in the input: canvas (the whole 105 px canvas), ink-box (a
     /// square around the ink's bounding box, which it fills to 80%; the episodic presets'
     /// choice), ink-box-stroke (ink-box with every stroke thinned to its skeleton and redrawn
@@ -223,6 +230,12 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = a.distance {
         c.arch.distance = v
+    }
+    if let Some(v) = a.head_hidden {
+        c.arch.head.hidden = v
+    }
+    if let Some(v) = a.head_products {
+        c.arch.head.products = v
     }
     if let Some(v) = a.framing {
         c.arch.framing = v

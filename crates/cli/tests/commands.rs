@@ -514,6 +514,8 @@ fn bad_input_gets_clear_errors() {
         ("--symmetric", "true", "symmetric = true"),
         ("--label-smoothing", "0.2", "label_smoothing = 0.2"),
         ("--distance", "squared-l2", "distance = \"squared-l2\""),
+        ("--head-hidden", "256", "hidden = 256"),
+        ("--head-products", "true", "products = true"),
         ("--two-drawers", "true", "two_drawers = true"),
         ("--stroke-jitter", "0.5", "stroke_px = 0.5"),
         ("--class-weight", "0.5", "class_weight = 0.5"),
@@ -528,7 +530,8 @@ fn bad_input_gets_clear_errors() {
             && !plain.contains("distance")
             && !plain.contains("two_drawers")
             && !plain.contains("stroke_px")
-            && !plain.contains("class_weight"),
+            && !plain.contains("class_weight")
+            && !plain.contains("[arch.head]"),
         "{plain}"
     );
     for (flags, error) in [

@@ -152,9 +152,17 @@ impl ModelScorer {
     }
 
     /// Adapts the head to each trial's candidates before scoring it (`adapt::AdaptConfig`).
-    pub fn with_adaptation(mut self, adapt: AdaptConfig) -> Self {
+    /// Only Koch's head has one weight per dimension to rescale.
+    pub fn with_adaptation(mut self, adapt: AdaptConfig) -> Result<Self> {
+        if adapt.steps > 0 && !self.head.is_linear() {
+            return Err(crate::EvalError::Invalid(
+                "support-set adaptation rescales one head weight per embedding dimension; this \
+                 network's head has a hidden layer or compares products"
+                    .into(),
+            ));
+        }
         self.adapt = adapt;
-        self
+        Ok(self)
     }
 
     /// Averages each embedding over `views` (test-time augmentation).

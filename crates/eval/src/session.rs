@@ -62,7 +62,7 @@ impl Kind {
     fn scorer(&self, tta: bool, pairs: PairViews, adapt: AdaptConfig) -> Result<Box<dyn Scorer>> {
         let model_scorer = |net: &Arc<SiameseNet>| -> Result<ModelScorer> {
             let s = ModelScorer::new(net.clone(), 256)?
-                .with_adaptation(adapt)
+                .with_adaptation(adapt)?
                 .with_support_statistics(pairs.support_stats)
                 .with_turns(pairs.turns)?
                 .with_mirrored_pairs(pairs.mirrored)

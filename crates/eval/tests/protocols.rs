@@ -508,6 +508,7 @@ fn adaptation_in_the_pair_views() {
             .with_turns(turns)
             .unwrap()
             .with_adaptation(adapt)
+            .unwrap()
     };
     let (q, cands) = (0u32, vec![4u32, 9, 13, 17]);
 
@@ -543,6 +544,44 @@ fn adaptation_in_the_pair_views() {
 }
 
 #[test]
+fn adaptation_needs_a_head_with_one_weight_per_dimension() {
+    let arch = model::Arch {
+        head: model::HeadSpec {
+            hidden: 3,
+            products: false,
+        },
+        ..model::Arch::conv4(16, 4)
+    };
+    let net = std::sync::Arc::new(
+        model::SiameseNet::new(&arch, model::Init::Default, 0, &model::Device::Cpu).unwrap(),
+    );
+    let adapt = eval::adapt::AdaptConfig {
+        views: 3,
+        steps: 5,
+        lr: 1.0,
+        l2: 0.1,
+        seed: 0,
+        in_views: false,
+    };
+    let err = eval::ModelScorer::new(net.clone(), 8)
+        .unwrap()
+        .with_adaptation(adapt)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("hidden layer"), "{err}");
+    // Off is fine, and the network scores trials like any other.
+    let s = store(SyntheticSpec::new(2, 5, 4), 16);
+    let ids: Vec<ImageId> = (0..s.len() as u32).collect();
+    let mut off = eval::ModelScorer::new(net, 8)
+        .unwrap()
+        .with_adaptation(eval::adapt::AdaptConfig { steps: 0, ..adapt })
+        .unwrap();
+    off.prepare(&s, &ids).unwrap();
+    assert!(off.trial_scores(0, &[4, 9, 13]).iter().all(|x| x.is_finite()));
+}
+
+#[test]
 fn support_adaptation_is_per_trial_and_reproducible() {
     let s = store(SyntheticSpec::new(2, 5, 4), 16);
     let net = tiny_net(0);
@@ -558,10 +597,12 @@ fn support_adaptation_is_per_trial_and_reproducible() {
     let mut plain = eval::ModelScorer::new(net.clone(), 8).unwrap();
     let mut off = eval::ModelScorer::new(net.clone(), 8)
         .unwrap()
-        .with_adaptation(eval::adapt::AdaptConfig { steps: 0, ..adapt });
+        .with_adaptation(eval::adapt::AdaptConfig { steps: 0, ..adapt })
+        .unwrap();
     let mut adapted = eval::ModelScorer::new(net.clone(), 8)
         .unwrap()
-        .with_adaptation(adapt);
+        .with_adaptation(adapt)
+        .unwrap();
     for scorer in [&mut plain, &mut off, &mut adapted] {
         scorer.prepare(&s, &ids).unwrap();
     }
@@ -569,7 +610,8 @@ fn support_adaptation_is_per_trial_and_reproducible() {
     // and the image, so the scores are the same.
     let mut halves = eval::ModelScorer::new(net.clone(), 3)
         .unwrap()
-        .with_adaptation(adapt);
+        .with_adaptation(adapt)
+        .unwrap();
     let (lo, hi) = ids.split_at(ids.len() / 2);
     halves.prepare(&s, hi).unwrap();
     halves.prepare(&s, lo).unwrap();
@@ -602,7 +644,8 @@ fn support_adaptation_is_per_trial_and_reproducible() {
     let mut alone = eval::EnsembleScorer::new(vec![
         eval::ModelScorer::new(net, 8)
             .unwrap()
-            .with_adaptation(adapt),
+            .with_adaptation(adapt)
+            .unwrap(),
     ])
     .unwrap();
     alone.prepare(&s, &ids).unwrap();
@@ -714,7 +757,8 @@ fn support_statistics_score_each_trial_with_its_candidates_statistics() {
         .with_adaptation(eval::adapt::AdaptConfig {
             steps: 5,
             ..Default::default()
-        });
+        })
+        .unwrap();
     let err = evaluate(&mut both, &s, &trials).unwrap_err();
     assert!(err.to_string().contains("do not combine"), "{err}");
 }

@@ -66,6 +66,42 @@ impl std::str::FromStr for Distance {
     }
 }
 
+/// What the head computes from the per-dimension comparison of two embeddings. The default is
+/// Koch's: one weighted sum of `dist(a_i - b_i)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeadSpec {
+    /// Width of a ReLU layer between the comparison and the logit (0: none). A weighted sum
+    /// treats every dimension's evidence as independent; a hidden layer can weigh
+    /// combinations of them.
+    pub hidden: usize,
+    /// Also compare by the product `a_i * b_i`. The distance is 0 both when two drawings share
+    /// a feature and when neither has it; the product tells the two apart, and a rare part
+    /// present in both drawings is stronger evidence of one character than its joint absence.
+    pub products: bool,
+}
+
+impl HeadSpec {
+    /// Koch's head: a weighted sum of the distances alone.
+    pub fn is_linear(&self) -> bool {
+        *self == HeadSpec::default()
+    }
+
+    /// Values the head reads per pair, for embeddings of `dim` values.
+    pub fn inputs(&self, dim: usize) -> usize {
+        if self.products { 2 * dim } else { dim }
+    }
+
+    /// Trainable values of the head for embeddings of `dim` values.
+    pub fn parameter_count(&self, dim: usize) -> usize {
+        let inputs = self.inputs(dim);
+        match self.hidden {
+            0 => inputs + 1,
+            h => inputs * h + h + h + 1,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Arch {
     pub name: String,
@@ -84,6 +120,9 @@ pub struct Arch {
     /// What the head weighs per dimension of the two embeddings.
     #[serde(default, skip_serializing_if = "Distance::is_l1")]
     pub distance: Distance,
+    /// What the head computes from that comparison.
+    #[serde(default, skip_serializing_if = "HeadSpec::is_linear")]
+    pub head: HeadSpec,
     /// How a drawing is placed in the input frame; every caller that loads images for this
     /// network must use it (training, evaluation, `classify`).
     #[serde(default, skip_serializing_if = "Framing::is_canvas")]
@@ -132,6 +171,7 @@ impl Arch {
             embedding_activation: Activation::Sigmoid,
             towers: 1,
             distance: Distance::L1,
+            head: HeadSpec::default(),
             framing: Framing::Canvas,
         }
     }
@@ -157,6 +197,7 @@ impl Arch {
             embedding_activation: Activation::None,
             towers: 1,
             distance: Distance::L1,
+            head: HeadSpec::default(),
             framing: Framing::Canvas,
         }
     }
@@ -197,6 +238,7 @@ impl Arch {
             embedding_activation: Activation::None,
             towers: 1,
             distance: Distance::L1,
+            head: HeadSpec::default(),
             framing: Framing::Canvas,
         }
     }
@@ -333,7 +375,7 @@ impl Arch {
         } else {
             0
         };
-        Ok(self.towers * (conv + dense) + self.embedding_dim()? + 1)
+        Ok(self.towers * (conv + dense) + self.head.parameter_count(self.embedding_dim()?))
     }
 }
 

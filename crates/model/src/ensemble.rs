@@ -37,6 +37,14 @@ pub fn merge(members: &[SiameseNet]) -> Result<SiameseNet> {
             )));
         }
     }
+    if !arch.head.is_linear() {
+        // Only a weighted sum of per-dimension terms splits into the members' sums.
+        return Err(ModelError::Arch(format!(
+            "networks whose head has a hidden layer or compares products cannot be merged into \
+             one network ({}); score them as an ensemble instead",
+            arch.name
+        )));
+    }
     let k = members.len();
     let merged = Arch {
         towers: k,

@@ -20,7 +20,7 @@ pub mod layers;
 pub mod loss;
 pub mod net;
 
-pub use arch::{Activation, Arch, ConvSpec, Distance};
+pub use arch::{Activation, Arch, ConvSpec, Distance, HeadSpec};
 pub use device::parse_device;
 pub use error::ModelError;
 pub use init::Init;

@@ -87,9 +87,22 @@ pub fn parameters(arch: &Arch) -> Result<Vec<ParamInfo>> {
             layer += 1;
         }
     }
+    let mut inputs = arch.head.inputs(arch.embedding_dim()?);
+    if arch.head.hidden > 0 {
+        let hidden = arch.head.hidden;
+        push(
+            "head.hidden.weight".into(),
+            vec![hidden, inputs],
+            layer,
+            ParamKind::DenseWeight,
+        );
+        push("head.hidden.bias".into(), vec![hidden], layer, ParamKind::Bias);
+        layer += 1;
+        inputs = hidden;
+    }
     push(
         "head.weight".into(),
-        vec![1, arch.embedding_dim()?],
+        vec![1, inputs],
         layer,
         ParamKind::DenseWeight,
     );
@@ -300,7 +313,7 @@ impl SiameseNet {
         for _ in 0..self.arch.towers {
             out.push(self.tower(images, train, stats_from_first, &mut next, &mut buffer)?);
         }
-        debug_assert_eq!(next + 2, self.vars.len());
+        debug_assert_eq!(next + self.head_param_count(), self.vars.len());
         if out.len() == 1 {
             Ok(out.remove(0))
         } else {
@@ -432,34 +445,48 @@ impl SiameseNet {
         })
     }
 
+    /// Parameters of the head: its output layer's weight and bias, and the hidden layer's.
+    fn head_param_count(&self) -> usize {
+        if self.arch.head.hidden > 0 { 4 } else { 2 }
+    }
+
+    /// What the head reads of two embeddings (broadcast against each other, `D` values last):
+    /// `dist(a - b)` per dimension, then `a * b` when the head compares products too.
+    fn head_inputs(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let d = self.distance(a.broadcast_sub(b)?)?;
+        if !self.arch.head.products {
+            return Ok(d);
+        }
+        Ok(Tensor::cat(&[&d, &a.broadcast_mul(b)?], d.rank() - 1)?)
+    }
+
+    /// The head's logits `[N]` for its inputs `[N, F]`.
+    fn head_on(&self, inputs: &Tensor) -> Result<Tensor> {
+        let n = self.vars.len();
+        let mut x = inputs.clone();
+        if self.arch.head.hidden > 0 {
+            x = linear(&x, self.vars[n - 4].as_tensor(), self.vars[n - 3].as_tensor())?
+                .relu()?;
+        }
+        Ok(linear(&x, self.vars[n - 2].as_tensor(), self.vars[n - 1].as_tensor())?.squeeze(1)?)
+    }
+
     /// Logits `[N]` that each pair of embeddings shows the same character:
     /// `head(dist(e1, e2))`, `dist` being `|e1 - e2|` or `(e1 - e2)^2` per dimension (the
-    /// architecture's `distance`). Apply a sigmoid for probabilities.
+    /// architecture's `distance`), with the products `e1 * e2` beside it if the head compares
+    /// them. Apply a sigmoid for probabilities.
     pub fn head_logits(&self, e1: &Tensor, e2: &Tensor) -> Result<Tensor> {
-        let n = self.vars.len();
-        let d = self.distance((e1 - e2)?)?;
-        Ok(linear(
-            &d,
-            self.vars[n - 2].as_tensor(),
-            self.vars[n - 1].as_tensor(),
-        )?
-        .squeeze(1)?)
+        self.head_on(&self.head_inputs(e1, e2)?)
     }
 
     /// Logits `[Q, N]` of every query embedding (`[Q, D]`) against every candidate embedding
-    /// (`[N, D]`): entry `(i, j)` is `head(dist(q_i, c_j))`.
+    /// (`[N, D]`): entry `(i, j)` is the head's logit for `(q_i, c_j)`.
     pub fn pairwise_logits(&self, queries: &Tensor, candidates: &Tensor) -> Result<Tensor> {
-        let n = self.vars.len();
-        let (q, d) = queries.dims2()?;
-        let (c, _) = candidates.dims2()?;
-        let diff = self.distance(
-            queries
-                .unsqueeze(1)?
-                .broadcast_sub(&candidates.unsqueeze(0)?)?,
-        )?;
-        let w = self.vars[n - 2].as_tensor();
-        let logits = diff.reshape((q * c, d))?.matmul(&w.t()?)?.reshape((q, c))?;
-        Ok(logits.broadcast_add(self.vars[n - 1].as_tensor())?)
+        let q = queries.dim(0)?;
+        let c = candidates.dim(0)?;
+        let inputs = self.head_inputs(&queries.unsqueeze(1)?, &candidates.unsqueeze(0)?)?;
+        let f = inputs.dim(2)?;
+        Ok(self.head_on(&inputs.reshape((q * c, f))?)?.reshape((q, c))?)
     }
 
     /// Logits `[N]` for pairs of images `[N, 1, S, S]`. Both sides go through the tower as one
@@ -533,37 +560,107 @@ impl SiameseNet {
 
     /// The head on the host, to score cached embeddings cheaply.
     pub fn head_host(&self) -> Result<HostHead> {
+        let host = |v: &Var| -> Result<Vec<f32>> { Ok(v.as_tensor().flatten_all()?.to_vec1()?) };
         let (w, b) = self.head_vars();
-        let w = w.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-        let b = b.as_tensor().flatten_all()?.to_vec1::<f32>()?[0];
+        let hidden = if self.arch.head.hidden > 0 {
+            let n = self.vars.len();
+            Some(HiddenLayer {
+                weights: host(&self.vars[n - 4])?,
+                biases: host(&self.vars[n - 3])?,
+            })
+        } else {
+            None
+        };
         Ok(HostHead {
-            weights: w,
-            bias: b,
+            weights: host(w)?,
+            bias: host(b)?[0],
             distance: self.arch.distance,
+            products: self.arch.head.products,
+            hidden,
         })
     }
 }
 
-/// A network's head on the host: per-dimension weights, the bias and the distance they weigh.
+/// A network's head on the host: the weights and bias of its output layer, the distance it
+/// compares by, and what else it reads (products, a hidden layer).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostHead {
+    /// The output layer's weights: one per dimension of the comparison for Koch's head, one
+    /// per hidden unit otherwise.
     pub weights: Vec<f32>,
     pub bias: f32,
     pub distance: Distance,
+    /// The comparison also holds `a_i * b_i` after the distances.
+    pub products: bool,
+    pub hidden: Option<HiddenLayer>,
+}
+
+/// A ReLU layer between the comparison and the head's output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HiddenLayer {
+    /// `[units, inputs]`, row-major.
+    pub weights: Vec<f32>,
+    pub biases: Vec<f32>,
 }
 
 impl HostHead {
-    /// `bias + sum_i w_i dist(a_i - b_i)`, the network's logit for two cached embeddings.
-    pub fn logit(&self, a: &[f32], b: &[f32]) -> f32 {
-        // One loop per distance: this runs for every pair scored, and a match per dimension
-        // would be decided again each time.
-        let pairs = self.weights.iter().zip(a.iter().zip(b));
-        let sum: f32 = match self.distance {
-            Distance::L1 => pairs.map(|(w, (x, y))| w * (x - y).abs()).sum(),
-            Distance::SquaredL2 => pairs.map(|(w, (x, y))| w * (x - y) * (x - y)).sum(),
-        };
-        self.bias + sum
+    /// Koch's head: a weighted sum of the distances alone, whose weights are per dimension.
+    pub fn is_linear(&self) -> bool {
+        !self.products && self.hidden.is_none()
     }
+
+    /// The network's logit for two cached embeddings: `bias + sum_i w_i dist(a_i - b_i)`
+    /// for Koch's head.
+    pub fn logit(&self, a: &[f32], b: &[f32]) -> f32 {
+        if self.is_linear() {
+            // One loop per distance: this runs for every pair scored, and a match per
+            // dimension would be decided again each time.
+            let pairs = self.weights.iter().zip(a.iter().zip(b));
+            let sum: f32 = match self.distance {
+                Distance::L1 => pairs.map(|(w, (x, y))| w * (x - y).abs()).sum(),
+                Distance::SquaredL2 => pairs.map(|(w, (x, y))| w * (x - y) * (x - y)).sum(),
+            };
+            return self.bias + sum;
+        }
+        let mut inputs: Vec<f32> = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| self.distance.of(x - y))
+            .collect();
+        if self.products {
+            inputs.extend(a.iter().zip(b).map(|(x, y)| x * y));
+        }
+        let out = match &self.hidden {
+            None => dot(&self.weights, &inputs),
+            Some(h) => h
+                .weights
+                .chunks_exact(inputs.len())
+                .zip(&h.biases)
+                .zip(&self.weights)
+                .map(|((row, b), w)| w * (b + dot(row, &inputs)).max(0.0))
+                .sum(),
+        };
+        self.bias + out
+    }
+}
+
+/// `sum_i a_i b_i` in eight independent lanes, which the compiler can keep in SIMD registers
+/// (a single running sum has to be added in order).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 pub fn sigmoid(x: f32) -> f32 {

@@ -3,8 +3,8 @@
 use candle_core::{Device, Tensor};
 use model::io::{Extras, load, load_expecting, save};
 use model::loss::{bce_with_logits, bce_with_logits_host};
-use model::net::HostHead;
-use model::{Arch, Distance, Init, SiameseNet};
+use model::net::{HiddenLayer, HostHead};
+use model::{Arch, Distance, HeadSpec, Init, SiameseNet};
 
 fn images(n: usize, side: usize, seed: u32) -> Tensor {
     let v: Vec<f32> = (0..n * side * side)
@@ -70,6 +70,8 @@ fn host_head_weighs_the_architectures_distance() {
         weights: vec![2.0, -1.0, 7.0],
         bias: 0.25,
         distance: Distance::L1,
+        products: false,
+        hidden: None,
     };
     // 0.25 + 2*1 - 1*3 + 7*0
     assert_eq!(l1.logit(&a, &b), -0.75);
@@ -157,6 +159,102 @@ fn a_rescaled_head_gives_scale_times_logit_plus_offset_for_both_distances() {
         assert!(err.contains("finite scale > 0"), "{err}");
     }
     assert_eq!(net.head_host().unwrap(), head);
+}
+
+#[test]
+fn a_head_with_products_and_a_hidden_layer_computes_by_hand() {
+    let (a, b) = ([1.0f32, -2.0, 0.5], [0.0f32, 1.0, 0.5]);
+    // Inputs: |a - b| = (1, 3, 0), then a * b = (0, -2, 0.25).
+    let products = HostHead {
+        weights: vec![2.0, -1.0, 7.0, 1.0, 0.5, 4.0],
+        bias: 0.25,
+        distance: Distance::L1,
+        products: true,
+        hidden: None,
+    };
+    // 0.25 + (2 - 3 + 0) + (0 - 1 + 1)
+    assert_eq!(products.logit(&a, &b), -0.75);
+    let hidden = HostHead {
+        weights: vec![2.0, -3.0],
+        bias: 0.5,
+        hidden: Some(HiddenLayer {
+            // Unit 0: 1 + (1 + 3 + 0) - (0 - 2 + 0.25) = 6.75; unit 1: -1 + 3 - 2 = 0 -> 0 by
+            // the ReLU, and negative inputs are cut off too.
+            weights: vec![1.0, 1.0, 1.0, -1.0, -1.0, -1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0],
+            biases: vec![1.0, -1.0],
+        }),
+        ..products
+    };
+    assert_eq!(hidden.logit(&a, &b), 0.5 + 2.0 * 6.75);
+    assert!(!hidden.is_linear());
+}
+
+fn with_head(hidden: usize, products: bool) -> Arch {
+    Arch {
+        head: HeadSpec { hidden, products },
+        ..Arch::conv4(28, 8)
+    }
+}
+
+#[test]
+fn nonlinear_heads_agree_on_the_host_and_in_tensors_and_count_their_parameters() {
+    for (hidden, products) in [(0, true), (5, false), (6, true)] {
+        let arch = with_head(hidden, products);
+        let net = SiameseNet::new(&arch, Init::Default, 3, &Device::Cpu).unwrap();
+        let total: usize = net.vars().iter().map(|v| v.elem_count()).sum();
+        assert_eq!(total, arch.parameter_count().unwrap());
+        let inputs = if products { 16 } else { 8 };
+        let head_params = if hidden > 0 {
+            inputs * hidden + hidden + hidden + 1
+        } else {
+            inputs + 1
+        };
+        assert_eq!(
+            total - Arch::conv4(28, 8).parameter_count().unwrap(),
+            head_params - 9
+        );
+        let (a, b) = (images(4, 28, 1), images(4, 28, 2));
+        let logits = net.forward_pairs(&a, &b).unwrap().to_vec1::<f32>().unwrap();
+        let ea = net.embed_inference(&a).unwrap().to_vec2::<f32>().unwrap();
+        let eb = net.embed_inference(&b).unwrap().to_vec2::<f32>().unwrap();
+        let head = net.head_host().unwrap();
+        assert_eq!(head.hidden.is_some(), hidden > 0);
+        for i in 0..4 {
+            let host = head.logit(&ea[i], &eb[i]);
+            assert!((host - logits[i]).abs() < 1e-4, "{host} vs {}", logits[i]);
+        }
+        let all = net
+            .pairwise_logits(&net.embed_inference(&a).unwrap(), &net.embed_inference(&b).unwrap())
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for i in 0..4 {
+            for j in 0..4 {
+                assert!((all[i][j] - head.logit(&ea[i], &eb[j])).abs() < 1e-4);
+            }
+        }
+        // The calibration folds into the output layer whatever lies before it.
+        net.rescale_head(2.0, 1.0).unwrap();
+        let after = net.forward_pairs(&a, &b).unwrap().to_vec1::<f32>().unwrap();
+        for (x, y) in logits.iter().zip(&after) {
+            assert!((2.0 * x + 1.0 - y).abs() < 1e-4, "{x} -> {y}");
+        }
+    }
+}
+
+#[test]
+fn a_nonlinear_head_round_trips_and_is_refused_by_the_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = with_head(4, true);
+    let net = SiameseNet::new(&arch, Init::Default, 1, &Device::Cpu).unwrap();
+    let path = dir.path().join("w.safetensors");
+    save(&net, &path, &Extras::default()).unwrap();
+    let (back, _) = load(&path, &Device::Cpu).unwrap();
+    assert_eq!(back.arch().head, HeadSpec { hidden: 4, products: true });
+    assert_eq!(back.head_host().unwrap(), net.head_host().unwrap());
+    let other = SiameseNet::new(&arch, Init::Default, 2, &Device::Cpu).unwrap();
+    let err = model::ensemble::merge(&[net, other]).err().unwrap().to_string();
+    assert!(err.contains("cannot be merged"), "{err}");
 }
 
 #[test]

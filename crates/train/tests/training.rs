@@ -215,10 +215,21 @@ fn without_validation_the_final_weights_are_best() {
 }
 
 fn episodes_learn(name: &str, queries: usize, symmetric: bool, distance: model::Distance) {
+    episodes_learn_with(name, queries, symmetric, distance, model::HeadSpec::default())
+}
+
+fn episodes_learn_with(
+    name: &str,
+    queries: usize,
+    symmetric: bool,
+    distance: model::Distance,
+    head: model::HeadSpec,
+) {
     let data = dataset();
     let out = tempfile::tempdir().unwrap();
     let mut cfg = tiny(data.path(), out.path(), name);
     cfg.arch.distance = distance;
+    cfg.arch.head = head;
     cfg.objective = train::config::Objective::Episodes {
         ways: 5,
         queries,
@@ -259,6 +270,15 @@ fn symmetric_episodes_objective_learns() {
 #[test]
 fn episodes_with_a_squared_l2_head_learn() {
     episodes_learn("squared-l2", 2, false, model::Distance::SquaredL2);
+}
+
+#[test]
+fn episodes_with_a_hidden_layer_and_products_in_the_head_learn() {
+    let head = model::HeadSpec {
+        hidden: 16,
+        products: true,
+    };
+    episodes_learn_with("mlp-head", 2, false, model::Distance::L1, head);
 }
 
 #[test]
