@@ -578,7 +578,11 @@ fn adaptation_needs_a_head_with_one_weight_per_dimension() {
         .with_adaptation(eval::adapt::AdaptConfig { steps: 0, ..adapt })
         .unwrap();
     off.prepare(&s, &ids).unwrap();
-    assert!(off.trial_scores(0, &[4, 9, 13]).iter().all(|x| x.is_finite()));
+    assert!(
+        off.trial_scores(0, &[4, 9, 13])
+            .iter()
+            .all(|x| x.is_finite())
+    );
 }
 
 #[test]

@@ -96,7 +96,12 @@ pub fn parameters(arch: &Arch) -> Result<Vec<ParamInfo>> {
             layer,
             ParamKind::DenseWeight,
         );
-        push("head.hidden.bias".into(), vec![hidden], layer, ParamKind::Bias);
+        push(
+            "head.hidden.bias".into(),
+            vec![hidden],
+            layer,
+            ParamKind::Bias,
+        );
         layer += 1;
         inputs = hidden;
     }
@@ -465,10 +470,19 @@ impl SiameseNet {
         let n = self.vars.len();
         let mut x = inputs.clone();
         if self.arch.head.hidden > 0 {
-            x = linear(&x, self.vars[n - 4].as_tensor(), self.vars[n - 3].as_tensor())?
-                .relu()?;
+            x = linear(
+                &x,
+                self.vars[n - 4].as_tensor(),
+                self.vars[n - 3].as_tensor(),
+            )?
+            .relu()?;
         }
-        Ok(linear(&x, self.vars[n - 2].as_tensor(), self.vars[n - 1].as_tensor())?.squeeze(1)?)
+        Ok(linear(
+            &x,
+            self.vars[n - 2].as_tensor(),
+            self.vars[n - 1].as_tensor(),
+        )?
+        .squeeze(1)?)
     }
 
     /// Logits `[N]` that each pair of embeddings shows the same character:
@@ -486,7 +500,9 @@ impl SiameseNet {
         let c = candidates.dim(0)?;
         let inputs = self.head_inputs(&queries.unsqueeze(1)?, &candidates.unsqueeze(0)?)?;
         let f = inputs.dim(2)?;
-        Ok(self.head_on(&inputs.reshape((q * c, f))?)?.reshape((q, c))?)
+        Ok(self
+            .head_on(&inputs.reshape((q * c, f))?)?
+            .reshape((q, c))?)
     }
 
     /// Logits `[N]` for pairs of images `[N, 1, S, S]`. Both sides go through the tower as one

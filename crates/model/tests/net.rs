@@ -180,7 +180,9 @@ fn a_head_with_products_and_a_hidden_layer_computes_by_hand() {
         hidden: Some(HiddenLayer {
             // Unit 0: 1 + (1 + 3 + 0) - (0 - 2 + 0.25) = 6.75; unit 1: -1 + 3 - 2 = 0 -> 0 by
             // the ReLU, and negative inputs are cut off too.
-            weights: vec![1.0, 1.0, 1.0, -1.0, -1.0, -1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0],
+            weights: vec![
+                1.0, 1.0, 1.0, -1.0, -1.0, -1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0,
+            ],
             biases: vec![1.0, -1.0],
         }),
         ..products
@@ -224,7 +226,10 @@ fn nonlinear_heads_agree_on_the_host_and_in_tensors_and_count_their_parameters()
             assert!((host - logits[i]).abs() < 1e-4, "{host} vs {}", logits[i]);
         }
         let all = net
-            .pairwise_logits(&net.embed_inference(&a).unwrap(), &net.embed_inference(&b).unwrap())
+            .pairwise_logits(
+                &net.embed_inference(&a).unwrap(),
+                &net.embed_inference(&b).unwrap(),
+            )
             .unwrap()
             .to_vec2::<f32>()
             .unwrap();
@@ -250,10 +255,19 @@ fn a_nonlinear_head_round_trips_and_is_refused_by_the_merge() {
     let path = dir.path().join("w.safetensors");
     save(&net, &path, &Extras::default()).unwrap();
     let (back, _) = load(&path, &Device::Cpu).unwrap();
-    assert_eq!(back.arch().head, HeadSpec { hidden: 4, products: true });
+    assert_eq!(
+        back.arch().head,
+        HeadSpec {
+            hidden: 4,
+            products: true
+        }
+    );
     assert_eq!(back.head_host().unwrap(), net.head_host().unwrap());
     let other = SiameseNet::new(&arch, Init::Default, 2, &Device::Cpu).unwrap();
-    let err = model::ensemble::merge(&[net, other]).err().unwrap().to_string();
+    let err = model::ensemble::merge(&[net, other])
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("cannot be merged"), "{err}");
 }
 

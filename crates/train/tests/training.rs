@@ -215,7 +215,13 @@ fn without_validation_the_final_weights_are_best() {
 }
 
 fn episodes_learn(name: &str, queries: usize, symmetric: bool, distance: model::Distance) {
-    episodes_learn_with(name, queries, symmetric, distance, model::HeadSpec::default())
+    episodes_learn_with(
+        name,
+        queries,
+        symmetric,
+        distance,
+        model::HeadSpec::default(),
+    )
 }
 
 fn episodes_learn_with(
