@@ -11,6 +11,7 @@
 
 use data::AffineConfig;
 use model::Distance;
+use model::net::dot;
 
 /// Bound on each log-scale.
 const MAX_LOG_SCALE: f32 = 8.0;
@@ -104,25 +105,6 @@ fn loss_and_grad(contrib: &[Vec<Vec<f32>>], owner: &[usize], a: &[f32]) -> (f32,
         .zip(&scale)
         .for_each(|(d, s)| *d = *d * s / n);
     (loss / n, grad)
-}
-
-/// A dot product with eight partial sums, which the compiler can keep in one SIMD register
-/// (a single running sum must be added in order and is several times slower).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// The adapted head weights for one trial. `candidates[j]` is candidate j's embedding and

@@ -543,6 +543,18 @@ fn adaptation_in_the_pair_views() {
     );
 }
 
+/// A short support-set adaptation: three distorted copies per candidate, five steps.
+fn five_step_adaptation() -> eval::adapt::AdaptConfig {
+    eval::adapt::AdaptConfig {
+        views: 3,
+        steps: 5,
+        lr: 1.0,
+        l2: 0.1,
+        seed: 0,
+        in_views: false,
+    }
+}
+
 #[test]
 fn adaptation_needs_a_head_with_one_weight_per_dimension() {
     let arch = model::Arch {
@@ -555,14 +567,7 @@ fn adaptation_needs_a_head_with_one_weight_per_dimension() {
     let net = std::sync::Arc::new(
         model::SiameseNet::new(&arch, model::Init::Default, 0, &model::Device::Cpu).unwrap(),
     );
-    let adapt = eval::adapt::AdaptConfig {
-        views: 3,
-        steps: 5,
-        lr: 1.0,
-        l2: 0.1,
-        seed: 0,
-        in_views: false,
-    };
+    let adapt = five_step_adaptation();
     let err = eval::ModelScorer::new(net.clone(), 8)
         .unwrap()
         .with_adaptation(adapt)
@@ -589,14 +594,7 @@ fn adaptation_needs_a_head_with_one_weight_per_dimension() {
 fn support_adaptation_is_per_trial_and_reproducible() {
     let s = store(SyntheticSpec::new(2, 5, 4), 16);
     let net = tiny_net(0);
-    let adapt = eval::adapt::AdaptConfig {
-        views: 3,
-        steps: 5,
-        lr: 1.0,
-        l2: 0.1,
-        seed: 0,
-        in_views: false,
-    };
+    let adapt = five_step_adaptation();
     let ids: Vec<ImageId> = (0..s.len() as u32).collect();
     let mut plain = eval::ModelScorer::new(net.clone(), 8).unwrap();
     let mut off = eval::ModelScorer::new(net.clone(), 8)

@@ -660,9 +660,10 @@ impl HostHead {
     }
 }
 
-/// `sum_i a_i b_i` in eight independent lanes, which the compiler can keep in SIMD registers
-/// (a single running sum has to be added in order).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// `sum_i a_i b_i` in eight independent lanes, which the compiler can keep in one SIMD
+/// register (a single running sum has to be added in order and is several times slower).
+/// Host-side scoring runs it for every pair and trial.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
