@@ -1,5 +1,6 @@
 //! The Siamese network: one tower (or several side by side) for both images of a pair,
-//! `|e1 - e2|`, a linear head.
+//! `|e1 - e2|`, a linear head (Koch's; optionally the products `e1 * e2` beside it and a
+//! hidden ReLU layer).
 
 use candle_core::{Device, Tensor, Var};
 
