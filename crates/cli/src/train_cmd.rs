@@ -145,6 +145,10 @@ pub struct TrainArgs {
     /// PX pixels of the input (at most 1; 0: off).
     #[arg(long, value_name = "PX")]
     stroke_jitter: Option<f32>,
+    /// Cutout on top of the augmentation: a square F of the input's side, centred anywhere,
+    /// is blanked (0: off).
+    #[arg(long, value_name = "F")]
+    cutout: Option<f32>,
     /// Fraction of negative pairs drawn from one alphabet.
     #[arg(long)]
     same_alphabet_negatives: Option<f32>,
@@ -394,6 +398,13 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
             Some(aug) => aug.stroke_px = px,
             None if px == 0.0 => {}
             None => bail!("--stroke-jitter needs an augmentation (--augment koch or reference)"),
+        }
+    }
+    if let Some(f) = a.cutout {
+        match c.pairs.augment.as_mut() {
+            Some(aug) => aug.erase = f,
+            None if f == 0.0 => {}
+            None => bail!("--cutout needs an augmentation (--augment koch or reference)"),
         }
     }
     if let Some(v) = a.same_alphabet_negatives {

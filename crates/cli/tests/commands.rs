@@ -518,6 +518,7 @@ fn bad_input_gets_clear_errors() {
         ("--head-products", "true", "products = true"),
         ("--two-drawers", "true", "two_drawers = true"),
         ("--stroke-jitter", "0.5", "stroke_px = 0.5"),
+        ("--cutout", "0.3", "erase = 0.3"),
         ("--class-weight", "0.5", "class_weight = 0.5"),
     ] {
         let config = train_config(&["--preset", "quick", flag, value]);
@@ -530,6 +531,7 @@ fn bad_input_gets_clear_errors() {
             && !plain.contains("distance")
             && !plain.contains("two_drawers")
             && !plain.contains("stroke_px")
+            && !plain.contains("erase")
             && !plain.contains("class_weight")
             && !plain.contains("[arch.head]"),
         "{plain}"
@@ -547,6 +549,10 @@ fn bad_input_gets_clear_errors() {
         (
             &["--stroke-jitter", "2"],
             "stroke-width jitter must be in [0, 1]",
+        ),
+        (
+            &["--cutout", "1.5"],
+            "cutout square's side must be in [0, 1]",
         ),
         (
             &["--class-weight=-1"],

@@ -5,7 +5,8 @@
 //! Translations are in native (105 px) pixels and scale with the image, so the same
 //! parameters mean the same distortion at every input size. The elastic part moves each of
 //! a coarse grid of control points by a random offset and interpolates between them: a
-//! drawer's wobble is smooth over a stroke, unlike per-pixel noise.
+//! drawer's wobble is smooth over a stroke, unlike per-pixel noise. Cutout (random erasing)
+//! can blank a square of the result, so that no single part of a character is relied on.
 
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,11 @@ pub struct AffineConfig {
     /// drawings' strokes thicker than large ones'; this teaches the network to look past it.
     #[serde(skip_serializing_if = "is_zero")]
     pub stroke_px: f32,
+    /// Cutout: a square this fraction of the input's side, centred anywhere in the image
+    /// (so it may hang over an edge), is blanked to background after the warp (0: off, and no
+    /// random numbers are drawn for it).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub erase: f32,
 }
 
 fn is_zero(v: &f32) -> bool {
@@ -65,6 +71,7 @@ impl AffineConfig {
             probability: 0.5,
             elastic_px: 0.0,
             stroke_px: 0.0,
+            erase: 0.0,
         }
     }
 
@@ -79,6 +86,7 @@ impl AffineConfig {
             probability: 1.0,
             elastic_px: 0.0,
             stroke_px: 0.0,
+            erase: 0.0,
         }
     }
 
@@ -102,6 +110,7 @@ impl AffineConfig {
             self.probability,
             self.elastic_px,
             self.stroke_px,
+            self.erase,
         ]
         .iter()
         .all(|v| v.is_finite());
@@ -123,6 +132,9 @@ impl AffineConfig {
         }
         if !(0.0..=1.0).contains(&self.stroke_px) {
             return Err("stroke-width jitter must be in [0, 1] pixels".into());
+        }
+        if !(0.0..=1.0).contains(&self.erase) {
+            return Err("the cutout square's side must be in [0, 1] of the image's".into());
         }
         Ok(())
     }
@@ -161,6 +173,13 @@ impl AffineConfig {
         if self.stroke_px > 0.0 && rng.random_bool(prob) {
             p.stroke = uniform(rng, -self.stroke_px, self.stroke_px);
         }
+        if self.erase > 0.0 && rng.random_bool(prob) {
+            p.erase = [
+                rng.random_range(0.0..1.0),
+                rng.random_range(0.0..1.0),
+                self.erase,
+            ];
+        }
         p
     }
 }
@@ -182,6 +201,9 @@ pub struct AffineParams {
     /// Stroke edges move out by this many output pixels (in by its magnitude when negative),
     /// in `[-1, 1]`; applied after the warp.
     pub stroke: f32,
+    /// Cutout `[cx, cy, side]` as fractions of the output's side: pixels whose centres lie
+    /// inside the square become background, last of all (side 0: none).
+    pub erase: [f32; 3],
 }
 
 impl AffineParams {
@@ -196,6 +218,7 @@ impl AffineParams {
             translate_y: 0.0,
             elastic: [[0.0; 2]; ELASTIC_GRID * ELASTIC_GRID],
             stroke: 0.0,
+            erase: [0.0; 3],
         }
     }
 
@@ -289,6 +312,20 @@ impl AffineParams {
         }
         if self.stroke != 0.0 {
             restroke(dst, dst_side, self.stroke.clamp(-1.0, 1.0));
+        }
+        let [cx, cy, side] = self.erase;
+        if side > 0.0 {
+            let inside =
+                |i: usize, c: f32| ((i as f32 + 0.5) / dst_side as f32 - c).abs() < side / 2.0;
+            for (y, row) in dst.chunks_exact_mut(dst_side).enumerate() {
+                if inside(y, cy) {
+                    for (x, v) in row.iter_mut().enumerate() {
+                        if inside(x, cx) {
+                            *v = 0.0;
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -542,6 +579,58 @@ mod tests {
     }
 
     #[test]
+    fn cutout_blanks_the_drawn_square_and_nothing_else() {
+        // All ink, 10x10: a square of side 0.3 centred at (0.25, 0.55) covers the pixel
+        // centres 0.1 < (i + 0.5) / 10 < 0.4 in x (i = 1, 2, 3) and 0.4 < ... < 0.7 in y
+        // (i = 4, 5, 6): nine pixels.
+        let side = 10;
+        let src = vec![255u8; side * side];
+        let mut dst = vec![0.0; side * side];
+        AffineParams {
+            erase: [0.25, 0.55, 0.3],
+            ..AffineParams::identity()
+        }
+        .warp_u8(&src, side, &mut dst, side);
+        let blank: Vec<(usize, usize)> = (0..side * side)
+            .filter(|&i| dst[i] == 0.0)
+            .map(|i| (i % side, i / side))
+            .collect();
+        let square: Vec<(usize, usize)> =
+            (4..7).flat_map(|y| (1..4).map(move |x| (x, y))).collect();
+        assert_eq!(blank, square);
+        assert_eq!(dst.iter().filter(|&&v| v == 1.0).count(), side * side - 9);
+        // Hanging over the corner (centres 0.05 and 0.15 lie within 0.2 of 0), only the 2x2
+        // part inside the image is blanked.
+        AffineParams {
+            erase: [0.0, 0.0, 0.4],
+            ..AffineParams::identity()
+        }
+        .warp_u8(&src, side, &mut dst, side);
+        assert_eq!(dst.iter().filter(|&&v| v == 0.0).count(), 4);
+        // Drawn last and only when enabled: other recipes keep their random streams.
+        let cut = AffineConfig {
+            erase: 0.3,
+            probability: 1.0,
+            ..AffineConfig::koch()
+        };
+        let plain = AffineConfig {
+            probability: 1.0,
+            ..AffineConfig::koch()
+        };
+        let (mut r1, mut r2) = (crate::Rng::seed_from_u64(5), crate::Rng::seed_from_u64(5));
+        let (a, b) = (cut.sample(&mut r1), plain.sample(&mut r2));
+        assert_eq!(
+            AffineParams {
+                erase: [0.0; 3],
+                ..a
+            },
+            b
+        );
+        assert!(a.erase[2] == 0.3 && (0.0..1.0).contains(&a.erase[0]));
+        assert!(!toml::to_string(&plain).unwrap().contains("erase"));
+    }
+
+    #[test]
     fn invalid_ranges_are_rejected() {
         let bad = AffineConfig {
             scale_min: 1.5,
@@ -559,6 +648,11 @@ mod tests {
             ..AffineConfig::koch()
         };
         assert!(bad.validate().unwrap_err().contains("stroke"));
+        let bad = AffineConfig {
+            erase: 1.5,
+            ..AffineConfig::koch()
+        };
+        assert!(bad.validate().unwrap_err().contains("cutout"));
         assert!(AffineConfig::koch().validate().is_ok());
     }
 }
