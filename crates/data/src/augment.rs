@@ -378,6 +378,20 @@ mod tests {
             .collect()
     }
 
+    /// One draw from `extra` and one from Koch's config, both with every component on and
+    /// from the same seed: an optional component drawn last leaves the rest equal.
+    fn sample_with_and_without(extra: AffineConfig) -> (AffineParams, AffineParams) {
+        let every = |c: AffineConfig| AffineConfig {
+            probability: 1.0,
+            ..c
+        };
+        let (mut r1, mut r2) = (crate::Rng::seed_from_u64(3), crate::Rng::seed_from_u64(3));
+        (
+            every(extra).sample(&mut r1),
+            every(AffineConfig::koch()).sample(&mut r2),
+        )
+    }
+
     #[test]
     fn identity_returns_the_image_unchanged() {
         let side = 28;
@@ -563,17 +577,10 @@ mod tests {
         assert_eq!((thin[4], thin[5], thin[6]), (0.5, 1.0, 0.5));
         assert_eq!(row(0.0).iter().sum::<f32>(), 3.0);
         // Drawn last and only when enabled: other recipes keep their random streams.
-        let jitter = AffineConfig {
+        let (a, b) = sample_with_and_without(AffineConfig {
             stroke_px: 0.7,
-            probability: 1.0,
             ..AffineConfig::koch()
-        };
-        let plain = AffineConfig {
-            probability: 1.0,
-            ..AffineConfig::koch()
-        };
-        let (mut r1, mut r2) = (crate::Rng::seed_from_u64(3), crate::Rng::seed_from_u64(3));
-        let (a, b) = (jitter.sample(&mut r1), plain.sample(&mut r2));
+        });
         assert_eq!(AffineParams { stroke: 0.0, ..a }, b);
         assert!(a.stroke != 0.0 && a.stroke.abs() <= 0.7);
     }
@@ -608,17 +615,10 @@ mod tests {
         .warp_u8(&src, side, &mut dst, side);
         assert_eq!(dst.iter().filter(|&&v| v == 0.0).count(), 4);
         // Drawn last and only when enabled: other recipes keep their random streams.
-        let cut = AffineConfig {
+        let (a, b) = sample_with_and_without(AffineConfig {
             erase: 0.3,
-            probability: 1.0,
             ..AffineConfig::koch()
-        };
-        let plain = AffineConfig {
-            probability: 1.0,
-            ..AffineConfig::koch()
-        };
-        let (mut r1, mut r2) = (crate::Rng::seed_from_u64(5), crate::Rng::seed_from_u64(5));
-        let (a, b) = (cut.sample(&mut r1), plain.sample(&mut r2));
+        });
         assert_eq!(
             AffineParams {
                 erase: [0.0; 3],
@@ -627,7 +627,11 @@ mod tests {
             b
         );
         assert!(a.erase[2] == 0.3 && (0.0..1.0).contains(&a.erase[0]));
-        assert!(!toml::to_string(&plain).unwrap().contains("erase"));
+        assert!(
+            !toml::to_string(&AffineConfig::koch())
+                .unwrap()
+                .contains("erase")
+        );
     }
 
     #[test]
