@@ -386,25 +386,20 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
             })?),
         };
     }
-    if let Some(px) = a.elastic {
+    // Options layered on the augmentation: setting one without an augmentation is an error
+    // unless it is 0 (off).
+    type Field = fn(&mut AffineConfig) -> &mut f32;
+    let layered: [(&str, Option<f32>, Field); 3] = [
+        ("--elastic", a.elastic, |aug| &mut aug.elastic_px),
+        ("--stroke-jitter", a.stroke_jitter, |aug| &mut aug.stroke_px),
+        ("--cutout", a.cutout, |aug| &mut aug.erase),
+    ];
+    for (flag, value, field) in layered {
+        let Some(v) = value else { continue };
         match c.pairs.augment.as_mut() {
-            Some(aug) => aug.elastic_px = px,
-            None if px == 0.0 => {}
-            None => bail!("--elastic needs an augmentation (--augment koch or reference)"),
-        }
-    }
-    if let Some(px) = a.stroke_jitter {
-        match c.pairs.augment.as_mut() {
-            Some(aug) => aug.stroke_px = px,
-            None if px == 0.0 => {}
-            None => bail!("--stroke-jitter needs an augmentation (--augment koch or reference)"),
-        }
-    }
-    if let Some(f) = a.cutout {
-        match c.pairs.augment.as_mut() {
-            Some(aug) => aug.erase = f,
-            None if f == 0.0 => {}
-            None => bail!("--cutout needs an augmentation (--augment koch or reference)"),
+            Some(aug) => *field(aug) = v,
+            None if v == 0.0 => {}
+            None => bail!("{flag} needs an augmentation (--augment koch or reference)"),
         }
     }
     if let Some(v) = a.same_alphabet_negatives {

@@ -1,9 +1,9 @@
 //! The Siamese network: a convolutional tower shared by both images of a pair, an embedding,
-//! and a head scoring `|e1 - e2|` (optionally also `e1 * e2`, through a hidden layer). Built
-//! on candle, with CPU kernels of our own for the convolution blocks (im2col + GEMM, fused
-//! bias/ReLU/max-pool with remembered argmax) since candle's CPU convolution backward is slow
-//! and its max-pool gradient is wrong. On CUDA and Metal the blocks use candle's own ops and a
-//! pooling whose gradient is correct.
+//! and a head scoring `|e1 - e2|` (optionally also `e1 * e2`, optionally through a hidden
+//! layer). Built on candle, with CPU kernels of our own for the convolution blocks (im2col +
+//! GEMM, fused bias/ReLU/max-pool with remembered argmax) since candle's CPU convolution
+//! backward is slow and its max-pool gradient is wrong. On CUDA and Metal the blocks use
+//! candle's own ops and a pooling whose gradient is correct.
 //!
 //! This crate knows nothing of Omniglot files, samplers or training loops: it takes images as
 //! tensors (or `f32` slices) and returns embeddings, logits and gradients. From `data` it
