@@ -15,7 +15,7 @@ pub enum Activation {
 }
 
 /// One block: conv (stride 1), bias, optional batch normalisation, ReLU, then an optional 2x2
-/// max-pool (floor).
+/// max-pool (floor unless `pool_ceil`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvSpec {
     pub channels: usize,
@@ -24,6 +24,21 @@ pub struct ConvSpec {
     pub pool: bool,
     #[serde(default)]
     pub batch_norm: bool,
+    /// Pool an odd-sided map to `ceil(side / 2)`: the last row and column become windows of
+    /// their own instead of being dropped (a floor pool of a 5x5 map sees 16 of its 25 cells).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pool_ceil: bool,
+}
+
+impl ConvSpec {
+    /// Side of the block's output for a convolution output of `conv_side`.
+    pub fn pooled_side(&self, conv_side: usize) -> usize {
+        match (self.pool, self.pool_ceil) {
+            (false, _) => conv_side,
+            (true, false) => conv_side / 2,
+            (true, true) => conv_side.div_ceil(2),
+        }
+    }
 }
 
 /// How the head compares two embeddings, dimension by dimension, before its weighted sum.
@@ -157,6 +172,7 @@ impl Arch {
             padding: 0,
             pool,
             batch_norm: false,
+            pool_ceil: false,
         };
         Arch {
             name: "koch".into(),
@@ -189,7 +205,8 @@ impl Arch {
                     kernel: 3,
                     padding: 1,
                     pool: true,
-                    batch_norm: false
+                    batch_norm: false,
+                    pool_ceil: false,
                 };
                 4
             ],
@@ -232,6 +249,7 @@ impl Arch {
                     padding: 1,
                     pool: true,
                     batch_norm,
+                    pool_ceil: false,
                 })
                 .collect(),
             embedding: 0,
@@ -307,7 +325,7 @@ impl Arch {
                 )));
             }
             let conv_side = padded - b.kernel + 1;
-            let out_side = if b.pool { conv_side / 2 } else { conv_side };
+            let out_side = b.pooled_side(conv_side);
             if out_side == 0 {
                 return Err(ModelError::Arch(format!(
                     "block {i}: pooling a {conv_side}x{conv_side} map leaves nothing"

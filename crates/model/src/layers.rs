@@ -71,6 +71,15 @@ pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
     Ok((windows * weights)?.sum(5)?.sum(3)?)
 }
 
+/// 2x2 max-pool (stride 2, ceil) of a map after a ReLU: an odd map's last row and column are
+/// windows of their own. Padding with zeros is exact because a ReLU's output is never below
+/// zero, and the padding's share of a tie at zero carries no gradient to the input.
+pub fn max_pool2_ceil(x: &Tensor) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let x = x.pad_with_zeros(2, 0, h % 2)?.pad_with_zeros(3, 0, w % 2)?;
+    max_pool2(&x)
+}
+
 /// Batch-norm parameters and running statistics of one block.
 pub struct BatchNorm<'a> {
     pub gamma: &'a Tensor,

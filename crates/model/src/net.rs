@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor, Var};
 use crate::arch::{Arch, Distance};
 use crate::error::{ModelError, Result};
 use crate::init::{Init, Initializer, LayerKind};
-use crate::layers::{BatchNorm, activate, conv_block, conv_bn_block, linear};
+use crate::layers::{BatchNorm, activate, conv_block, conv_bn_block, linear, max_pool2_ceil};
 
 /// What a parameter is, for initialisation and per-layer optimiser settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -362,6 +362,8 @@ impl SiameseNet {
         for (i, b) in self.arch.blocks.iter().take(count).enumerate() {
             let (w, bias) = (self.param(*next, train), self.param(*next + 1, train));
             *next += 2;
+            // The fused ops pool by floor; a ceil pool runs after them.
+            let fused_pool = b.pool && !b.pool_ceil;
             if b.batch_norm {
                 let (gamma, beta) = (self.param(*next, train), self.param(*next + 1, train));
                 *next += 2;
@@ -375,7 +377,7 @@ impl SiameseNet {
                     stats_from_first,
                 };
                 let (y, stats) =
-                    conv_bn_block(&x, &w, &bias, b.padding, b.pool, i > 0, train, &norm)?;
+                    conv_bn_block(&x, &w, &bias, b.padding, fused_pool, i > 0, train, &norm)?;
                 if let Some((mean, var)) = stats {
                     // Running statistics follow the batches seen in training, as in PyTorch.
                     let m = BN_MOMENTUM;
@@ -388,7 +390,10 @@ impl SiameseNet {
                 }
                 x = y;
             } else {
-                x = conv_block(&x, &w, &bias, b.padding, b.pool, i > 0, train)?;
+                x = conv_block(&x, &w, &bias, b.padding, fused_pool, i > 0, train)?;
+            }
+            if b.pool && !fused_pool {
+                x = max_pool2_ceil(&x)?;
             }
         }
         Ok(x)

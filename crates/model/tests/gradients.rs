@@ -2,7 +2,7 @@
 //! finite differences, odd sizes included.
 
 use candle_core::{DType, Device, Tensor, Var};
-use model::layers::{conv_block, max_pool2, reference_conv_block};
+use model::layers::{conv_block, max_pool2, max_pool2_ceil, reference_conv_block};
 use rand::{Rng, SeedableRng};
 
 fn random(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Tensor {
@@ -346,4 +346,29 @@ fn batch_norm_block_matches_candle_in_training_and_inference() {
             }
         }
     }
+}
+
+#[test]
+fn a_ceil_pool_keeps_the_last_row_and_column_and_routes_their_gradient() {
+    let v: Vec<f32> = vec![1.0, 5.0, 2.0, 3.0, 4.0, 9.0, 7.0, 0.0, 6.0];
+    let x = Var::from_tensor(&Tensor::from_vec(v, (1, 1, 3, 3), &Device::Cpu).unwrap()).unwrap();
+    // Floor keeps one window; ceil adds the right column, the bottom row and the corner.
+    let floor = max_pool2(&x).unwrap().flatten_all().unwrap();
+    assert_eq!(floor.to_vec1::<f32>().unwrap(), vec![5.0]);
+    let ceil = max_pool2_ceil(&x).unwrap();
+    assert_eq!(ceil.dims(), &[1, 1, 2, 2]);
+    assert_eq!(
+        ceil.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        vec![5.0, 9.0, 7.0, 6.0]
+    );
+    let r = Tensor::from_vec(vec![1f32, 2.0, 3.0, 4.0], (1, 1, 2, 2), &Device::Cpu).unwrap();
+    let g = (ceil * r).unwrap().sum_all().unwrap().backward().unwrap();
+    let gx = g.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(gx, vec![0.0, 1.0, 0.0, 0.0, 0.0, 2.0, 3.0, 0.0, 4.0]);
+    // An even map pools exactly as the floor pool does.
+    let even = random(&[2, 3, 4, 4], 5, 0.0, 1.0);
+    assert_eq!(
+        max_pool2_ceil(&even).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        max_pool2(&even).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
 }

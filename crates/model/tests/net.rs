@@ -611,3 +611,49 @@ fn feature_maps_are_the_towers_maps_block_by_block() {
         assert!(err.contains(&format!("after block {count}")), "{err}");
     }
 }
+
+#[test]
+fn a_ceil_pooled_block_keeps_its_whole_map_in_the_embedding() {
+    // 20 -> 10 -> 5 -> 3 (ceil) instead of 2 (floor).
+    let mut arch = Arch::convnet_widths(20, &[4, 4, 4], false);
+    arch.blocks[2].pool_ceil = true;
+    assert_eq!(arch.embedding_dim().unwrap(), 4 * 3 * 3);
+    let net = SiameseNet::new(&arch, Init::Kaiming, 4, &Device::Cpu).unwrap();
+    let x = images(3, 20, 9);
+    // By hand: the fused blocks, the last one unpooled, then the ceil pool.
+    let mut h = x.clone();
+    for (i, b) in arch.blocks.iter().enumerate() {
+        let (w, bias) = (
+            net.vars()[2 * i].as_tensor(),
+            net.vars()[2 * i + 1].as_tensor(),
+        );
+        let pool = b.pool && !b.pool_ceil;
+        h = model::layers::conv_block(&h, w, bias, b.padding, pool, i > 0, false).unwrap();
+    }
+    assert_eq!(h.dims(), &[3, 4, 5, 5]);
+    let h = model::layers::max_pool2_ceil(&h).unwrap().flatten_from(1).unwrap();
+    let e = net.embed_inference(&x).unwrap();
+    assert_eq!(e.dims(), &[3, 36]);
+    assert!(close(
+        &e.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        &h.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    ));
+    // Training with batch norm: the loss reaches every parameter through the ceil pool.
+    let mut bn = Arch::convnet_widths(20, &[4, 4, 4], true);
+    bn.blocks[2].pool_ceil = true;
+    let net = SiameseNet::new(&bn, Init::Kaiming, 4, &Device::Cpu).unwrap();
+    let e = net.embed(&x).unwrap();
+    assert_eq!(e.dims(), &[3, 36]);
+    let grads = e.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    for (name, v) in net.named_vars().iter().filter(|(n, _)| !n.starts_with("head")) {
+        let g = grads.get(v).unwrap_or_else(|| panic!("no gradient for {name}"));
+        let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(norm.is_finite() && norm > 0.0, "{name}: {norm}");
+    }
+    // Configurations without the key read as floor pooling, and floor is not written out.
+    let json = serde_json::to_string(&Arch::convnet_widths(20, &[4, 4, 4], true)).unwrap();
+    assert!(!json.contains("pool_ceil"), "{json}");
+    let json = serde_json::to_string(&bn).unwrap();
+    assert_eq!(json.matches(r#""pool_ceil":true"#).count(), 1, "{json}");
+    assert_eq!(serde_json::from_str::<Arch>(&json).unwrap(), bn);
+}
