@@ -353,22 +353,22 @@ fn a_ceil_pool_keeps_the_last_row_and_column_and_routes_their_gradient() {
     let v: Vec<f32> = vec![1.0, 5.0, 2.0, 3.0, 4.0, 9.0, 7.0, 0.0, 6.0];
     let x = Var::from_tensor(&Tensor::from_vec(v, (1, 1, 3, 3), &Device::Cpu).unwrap()).unwrap();
     // Floor keeps one window; ceil adds the right column, the bottom row and the corner.
-    let floor = max_pool2(&x).unwrap().flatten_all().unwrap();
-    assert_eq!(floor.to_vec1::<f32>().unwrap(), vec![5.0]);
+    assert_eq!(values(&max_pool2(&x).unwrap()), vec![5.0]);
     let ceil = max_pool2_ceil(&x).unwrap();
     assert_eq!(ceil.dims(), &[1, 1, 2, 2]);
-    assert_eq!(
-        ceil.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-        vec![5.0, 9.0, 7.0, 6.0]
-    );
+    assert_eq!(values(&ceil), vec![5.0, 9.0, 7.0, 6.0]);
     let r = Tensor::from_vec(vec![1f32, 2.0, 3.0, 4.0], (1, 1, 2, 2), &Device::Cpu).unwrap();
     let g = (ceil * r).unwrap().sum_all().unwrap().backward().unwrap();
-    let gx = g.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let gx = values(g.get(&x).unwrap());
     assert_eq!(gx, vec![0.0, 1.0, 0.0, 0.0, 0.0, 2.0, 3.0, 0.0, 4.0]);
     // An even map pools exactly as the floor pool does.
     let even = random(&[2, 3, 4, 4], 5, 0.0, 1.0);
     assert_eq!(
-        max_pool2_ceil(&even).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-        max_pool2(&even).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        values(&max_pool2_ceil(&even).unwrap()),
+        values(&max_pool2(&even).unwrap())
     );
+}
+
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }

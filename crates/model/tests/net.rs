@@ -631,7 +631,10 @@ fn a_ceil_pooled_block_keeps_its_whole_map_in_the_embedding() {
         h = model::layers::conv_block(&h, w, bias, b.padding, pool, i > 0, false).unwrap();
     }
     assert_eq!(h.dims(), &[3, 4, 5, 5]);
-    let h = model::layers::max_pool2_ceil(&h).unwrap().flatten_from(1).unwrap();
+    let h = model::layers::max_pool2_ceil(&h)
+        .unwrap()
+        .flatten_from(1)
+        .unwrap();
     let e = net.embed_inference(&x).unwrap();
     assert_eq!(e.dims(), &[3, 36]);
     assert!(close(
@@ -645,9 +648,21 @@ fn a_ceil_pooled_block_keeps_its_whole_map_in_the_embedding() {
     let e = net.embed(&x).unwrap();
     assert_eq!(e.dims(), &[3, 36]);
     let grads = e.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-    for (name, v) in net.named_vars().iter().filter(|(n, _)| !n.starts_with("head")) {
-        let g = grads.get(v).unwrap_or_else(|| panic!("no gradient for {name}"));
-        let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+    for (name, v) in net
+        .named_vars()
+        .iter()
+        .filter(|(n, _)| !n.starts_with("head"))
+    {
+        let g = grads
+            .get(v)
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        let norm = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(norm.is_finite() && norm > 0.0, "{name}: {norm}");
     }
     // Configurations without the key read as floor pooling, and floor is not written out.
