@@ -22,14 +22,7 @@ fn reference_tower_shapes_and_head_range() {
     assert_eq!(total, arch.parameter_count().unwrap());
     let x = images(2, 105, 1);
     // Feature map before the dense layer: 256x6x6.
-    let mut h = x.clone();
-    for (i, b) in arch.blocks.iter().enumerate() {
-        let (w, bias) = (
-            net.vars()[2 * i].as_tensor(),
-            net.vars()[2 * i + 1].as_tensor(),
-        );
-        h = model::layers::conv_block(&h, w, bias, b.padding, b.pool, i > 0, false).unwrap();
-    }
+    let h = blocks_by_hand(&net, &x);
     assert_eq!(h.dims(), &[2, 256, 6, 6]);
     let e = net.embed_inference(&x).unwrap();
     assert_eq!(e.dims(), &[2, 4096]);
@@ -42,6 +35,24 @@ fn reference_tower_shapes_and_head_range() {
         .to_vec1::<f32>()
         .unwrap();
     assert!(p.iter().all(|v| (0.0..=1.0).contains(v)), "{p:?}");
+}
+
+/// The conv blocks of a network without batch norm, one layer function at a time: the fused
+/// block pools by floor, and a ceil-pooled block is left unpooled and pooled after it.
+fn blocks_by_hand(net: &SiameseNet, x: &Tensor) -> Tensor {
+    let mut h = x.clone();
+    for (i, b) in net.arch().blocks.iter().enumerate() {
+        let (w, bias) = (
+            net.vars()[2 * i].as_tensor(),
+            net.vars()[2 * i + 1].as_tensor(),
+        );
+        let fused = b.pool && !b.pool_ceil;
+        h = model::layers::conv_block(&h, w, bias, b.padding, fused, i > 0, false).unwrap();
+        if b.pool && b.pool_ceil {
+            h = model::layers::max_pool2_ceil(&h).unwrap();
+        }
+    }
+    h
 }
 
 #[test]
@@ -620,21 +631,10 @@ fn a_ceil_pooled_block_keeps_its_whole_map_in_the_embedding() {
     assert_eq!(arch.embedding_dim().unwrap(), 4 * 3 * 3);
     let net = SiameseNet::new(&arch, Init::Kaiming, 4, &Device::Cpu).unwrap();
     let x = images(3, 20, 9);
-    // By hand: the fused blocks, the last one unpooled, then the ceil pool.
-    let mut h = x.clone();
-    for (i, b) in arch.blocks.iter().enumerate() {
-        let (w, bias) = (
-            net.vars()[2 * i].as_tensor(),
-            net.vars()[2 * i + 1].as_tensor(),
-        );
-        let pool = b.pool && !b.pool_ceil;
-        h = model::layers::conv_block(&h, w, bias, b.padding, pool, i > 0, false).unwrap();
-    }
-    assert_eq!(h.dims(), &[3, 4, 5, 5]);
-    let h = model::layers::max_pool2_ceil(&h)
-        .unwrap()
-        .flatten_from(1)
-        .unwrap();
+    // The 5x5 map of the last block pools to 3x3.
+    let h = blocks_by_hand(&net, &x);
+    assert_eq!(h.dims(), &[3, 4, 3, 3]);
+    let h = h.flatten_from(1).unwrap();
     let e = net.embed_inference(&x).unwrap();
     assert_eq!(e.dims(), &[3, 36]);
     assert!(close(
