@@ -53,6 +53,10 @@ pub struct TrainArgs {
     /// The head also compares the products `a_i * b_i` of the two embeddings (true/false).
     #[arg(long)]
     head_products: Option<bool>,
+    /// What the embedding passes through before the head: none, sigmoid, relu, or
+    /// signed-sqrt (sign(x) (sqrt(|x| + 0.01) - 0.1), which compresses large activations).
+    #[arg(long)]
+    embedding_activation: Option<model::Activation>,
     /// How drawings are placed in the input: canvas (the whole 105 px canvas), ink-box (a
     /// square around the ink's bounding box, which it fills to 80%; the episodic presets'
     /// choice), ink-box-stroke (ink-box with every stroke thinned to its skeleton and redrawn
@@ -240,6 +244,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = a.head_products {
         c.arch.head.products = v
+    }
+    if let Some(v) = a.embedding_activation {
+        c.arch.embedding_activation = v
     }
     if let Some(v) = a.framing {
         c.arch.framing = v

@@ -516,6 +516,11 @@ fn bad_input_gets_clear_errors() {
         ("--distance", "squared-l2", "distance = \"squared-l2\""),
         ("--head-hidden", "256", "hidden = 256"),
         ("--head-products", "true", "products = true"),
+        (
+            "--embedding-activation",
+            "signed-sqrt",
+            "embedding_activation = \"signed-sqrt\"",
+        ),
         ("--two-drawers", "true", "two_drawers = true"),
         ("--stroke-jitter", "0.5", "stroke_px = 0.5"),
         ("--cutout", "0.3", "erase = 0.3"),
@@ -546,6 +551,10 @@ fn bad_input_gets_clear_errors() {
             "label_smoothing must be in [0, 1)",
         ),
         (&["--distance", "l3"], "expected l1 or squared-l2"),
+        (
+            &["--embedding-activation", "sqrt"],
+            "expected none, sigmoid, relu or signed-sqrt",
+        ),
         (
             &["--stroke-jitter", "2"],
             "stroke-width jitter must be in [0, 1]",

@@ -6,12 +6,40 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 
+/// What the embedding passes through before the head compares it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
     None,
     Sigmoid,
     Relu,
+    /// `sign(x) (sqrt(|x| + e) - sqrt(e))` with `e` = [`SIGNED_SQRT_EPS`]: the power
+    /// normalisation of fine-grained recognition (bilinear pooling, Fisher vectors). It
+    /// compresses the large activations that characters of one alphabet share, so that the
+    /// distance weighs the small ones that tell them apart more; `e` keeps the slope at 0
+    /// finite (`1 / (2 sqrt(e))`).
+    #[serde(rename = "signed-sqrt")]
+    SignedSqrt,
+}
+
+/// The offset of [`Activation::SignedSqrt`]: a slope of 5 at 0, and within 10% of `sqrt` from
+/// an activation of 1 up.
+pub const SIGNED_SQRT_EPS: f64 = 0.01;
+
+impl std::str::FromStr for Activation {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(Activation::None),
+            "sigmoid" => Ok(Activation::Sigmoid),
+            "relu" => Ok(Activation::Relu),
+            "signed-sqrt" => Ok(Activation::SignedSqrt),
+            _ => Err(ModelError::Arch(format!(
+                "unknown embedding activation `{s}` (expected none, sigmoid, relu or signed-sqrt)"
+            ))),
+        }
+    }
 }
 
 /// One block: conv (stride 1), bias, optional batch normalisation, ReLU, then an optional 2x2

@@ -235,6 +235,12 @@ pub fn activate(x: &Tensor, act: crate::Activation) -> Result<Tensor> {
         crate::Activation::None => x.clone(),
         crate::Activation::Sigmoid => candle_nn::ops::sigmoid(x)?,
         crate::Activation::Relu => x.relu()?,
+        crate::Activation::SignedSqrt => {
+            // sqrt(|x| + e) - sqrt(e) = |x| / (sqrt(|x| + e) + sqrt(e)), so the sign is x's.
+            let root_eps = crate::arch::SIGNED_SQRT_EPS.sqrt();
+            let denominator = ((x.abs()? + crate::arch::SIGNED_SQRT_EPS)?.sqrt()? + root_eps)?;
+            (x / denominator)?
+        }
     })
 }
 

@@ -369,6 +369,41 @@ fn a_ceil_pool_keeps_the_last_row_and_column_and_routes_their_gradient() {
     );
 }
 
+#[test]
+fn signed_sqrt_compresses_by_hand_and_has_a_finite_slope_at_zero() {
+    use model::Activation;
+    let v: Vec<f32> = vec![-4.0, 0.0, 0.99, 9.0];
+    let x = Var::from_tensor(&Tensor::from_vec(v, 4, &Device::Cpu).unwrap()).unwrap();
+    let y = model::layers::activate(&x, Activation::SignedSqrt).unwrap();
+    // sign(x) (sqrt(|x| + 0.01) - 0.1)
+    let want = [-(4.01f32.sqrt() - 0.1), 0.0, 0.9, 9.01f32.sqrt() - 0.1];
+    for (got, want) in values(&y).iter().zip(want) {
+        assert!((got - want).abs() < 1e-6, "{got} against {want}");
+    }
+    // d/dx = 1 / (2 sqrt(|x| + 0.01)): 5 at 0, 0.5 at 0.99.
+    let g = values(y.sum_all().unwrap().backward().unwrap().get(&x).unwrap());
+    let slopes = [0.5 / 4.01f32.sqrt(), 5.0, 0.5, 0.5 / 9.01f32.sqrt()];
+    for (got, want) in g.iter().zip(slopes) {
+        assert!((got - want).abs() < 1e-4, "{got} against {want}");
+    }
+    assert_eq!(
+        "signed-sqrt".parse::<Activation>().unwrap(),
+        Activation::SignedSqrt
+    );
+    assert_eq!(
+        serde_json::to_string(&Activation::SignedSqrt).unwrap(),
+        r#""signed-sqrt""#
+    );
+    assert!(
+        "sqrt"
+            .parse::<Activation>()
+            .unwrap_err()
+            .to_string()
+            .contains("signed-sqrt"),
+        "the error names the choices"
+    );
+}
+
 fn values(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }
