@@ -30,16 +30,19 @@ impl std::str::FromStr for Activation {
     type Err = ModelError;
 
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "none" => Ok(Activation::None),
-            "sigmoid" => Ok(Activation::Sigmoid),
-            "relu" => Ok(Activation::Relu),
-            "signed-sqrt" => Ok(Activation::SignedSqrt),
-            _ => Err(ModelError::Arch(format!(
-                "unknown embedding activation `{s}` (expected none, sigmoid, relu or signed-sqrt)"
-            ))),
-        }
+        from_name(
+            s,
+            "embedding activation",
+            "none, sigmoid, relu or signed-sqrt",
+        )
     }
+}
+
+/// A unit variant from the name it has in configuration files, so flags and files agree.
+fn from_name<T: serde::de::DeserializeOwned>(s: &str, what: &str, expected: &str) -> Result<T> {
+    use serde::de::value::{Error, StrDeserializer};
+    T::deserialize(StrDeserializer::<Error>::new(s))
+        .map_err(|_| ModelError::Arch(format!("unknown {what} `{s}` (expected {expected})")))
 }
 
 /// One block: conv (stride 1), bias, optional batch normalisation, ReLU, then an optional 2x2
@@ -99,13 +102,7 @@ impl std::str::FromStr for Distance {
     type Err = ModelError;
 
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "l1" => Ok(Distance::L1),
-            "squared-l2" => Ok(Distance::SquaredL2),
-            _ => Err(ModelError::Arch(format!(
-                "unknown head distance `{s}` (expected l1 or squared-l2)"
-            ))),
-        }
+        from_name(s, "head distance", "l1 or squared-l2")
     }
 }
 
