@@ -362,8 +362,11 @@ impl SiameseNet {
         for (i, b) in self.arch.blocks.iter().take(count).enumerate() {
             let (w, bias) = (self.param(*next, train), self.param(*next + 1, train));
             *next += 2;
-            // The fused ops pool by floor; a ceil pool runs after them.
-            let fused_pool = b.pool && !b.pool_ceil;
+            // The fused ops pool by floor, which is ceil on an even map; a ceil pool of an odd
+            // map runs after them.
+            let conv_side = x.dim(2)? + 2 * b.padding + 1 - b.kernel;
+            let ceil_after = b.pool && b.pool_ceil && conv_side % 2 == 1;
+            let fused_pool = b.pool && !ceil_after;
             if b.batch_norm {
                 let (gamma, beta) = (self.param(*next, train), self.param(*next + 1, train));
                 *next += 2;
@@ -392,7 +395,7 @@ impl SiameseNet {
             } else {
                 x = conv_block(&x, &w, &bias, b.padding, fused_pool, i > 0, train)?;
             }
-            if b.pool && !fused_pool {
+            if ceil_after {
                 x = max_pool2_ceil(&x)?;
             }
         }

@@ -665,6 +665,21 @@ fn a_ceil_pooled_block_keeps_its_whole_map_in_the_embedding() {
             .unwrap();
         assert!(norm.is_finite() && norm > 0.0, "{name}: {norm}");
     }
+    // On an even map ceil and floor agree, so the fused pool serves both.
+    let mut even = Arch::convnet_widths(20, &[4, 4, 4], true);
+    even.blocks[0].pool_ceil = true;
+    let floor = SiameseNet::new(
+        &Arch::convnet_widths(20, &[4, 4, 4], true),
+        Init::Kaiming,
+        4,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let ceil = SiameseNet::new(&even, Init::Kaiming, 4, &Device::Cpu).unwrap();
+    assert_eq!(
+        rows(&ceil.embed_inference(&x).unwrap()),
+        rows(&floor.embed_inference(&x).unwrap())
+    );
     // Configurations without the key read as floor pooling, and floor is not written out.
     let json = serde_json::to_string(&Arch::convnet_widths(20, &[4, 4, 4], true)).unwrap();
     assert!(!json.contains("pool_ceil"), "{json}");
