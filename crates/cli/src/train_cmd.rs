@@ -183,6 +183,10 @@ pub struct TrainArgs {
     /// `ema.safetensors` in the run folder (0: none).
     #[arg(long, value_name = "DECAY")]
     ema: Option<f64>,
+    /// Dropout on the embedding in training: each value is zeroed with probability P and the
+    /// rest scaled by 1 / (1 - P); evaluation always uses the whole embedding (0: none).
+    #[arg(long, value_name = "P")]
+    dropout: Option<f64>,
     /// Score validation trials in N paired turns (1, 2 or 4). From a preset the default is
     /// what `eval` uses for the trained model: 4 with rotation classes, else 1.
     #[arg(long)]
@@ -450,6 +454,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = a.ema {
         c.ema = v
+    }
+    if let Some(v) = a.dropout {
+        c.dropout = v
     }
     if let Some(v) = a.checkpoint_every {
         c.checkpoint_every = v

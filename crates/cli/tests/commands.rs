@@ -525,6 +525,7 @@ fn bad_input_gets_clear_errors() {
         ("--stroke-jitter", "0.5", "stroke_px = 0.5"),
         ("--cutout", "0.3", "erase = 0.3"),
         ("--class-weight", "0.5", "class_weight = 0.5"),
+        ("--dropout", "0.2", "dropout = 0.2"),
     ] {
         let config = train_config(&["--preset", "quick", flag, value]);
         assert!(config.contains(line), "{flag}: {config}");
@@ -538,6 +539,7 @@ fn bad_input_gets_clear_errors() {
             && !plain.contains("stroke_px")
             && !plain.contains("erase")
             && !plain.contains("class_weight")
+            && !plain.contains("dropout")
             && !plain.contains("[arch.head]"),
         "{plain}"
     );
@@ -566,6 +568,10 @@ fn bad_input_gets_clear_errors() {
         (
             &["--class-weight=-1"],
             "class_weight must be a number >= 0, not -1",
+        ),
+        (
+            &["--dropout", "1"],
+            "the embedding dropout must be in [0, 1), not 1",
         ),
         (
             &["--objective", "pairs", "--class-weight", "1"],

@@ -163,6 +163,12 @@ pub struct TrainConfig {
     /// run's other files (0: none; see [`crate::ema`]).
     #[serde(skip_serializing_if = "is_zero")]
     pub ema: f64,
+    /// Dropout on the embedding in training: each value of each image's embedding is zeroed
+    /// with this probability and the rest scaled by `1 / (1 - p)`, so that the head cannot
+    /// lean on a few dimensions (0: none; see [`crate::dropout`]). Inference always uses the
+    /// whole embedding, so the saved model does not record it.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropout: f64,
 }
 
 fn is_one(n: &usize) -> bool {
@@ -204,6 +210,7 @@ impl Default for TrainConfig {
             log_every: 10,
             members: 1,
             ema: 0.0,
+            dropout: 0.0,
         }
     }
 }
@@ -361,6 +368,12 @@ impl TrainConfig {
             return Err(format!(
                 "the weight-average decay must be in [0, 1), not {}",
                 self.ema
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!(
+                "the embedding dropout must be in [0, 1), not {}",
+                self.dropout
             ));
         }
         if self.members == 0 {

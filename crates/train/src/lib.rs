@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod class_head;
 pub mod config;
+pub mod dropout;
 pub mod ema;
 pub mod ensemble;
 pub mod episode_loss;

@@ -17,6 +17,7 @@ use model::{SiameseNet, parse_device};
 use crate::checkpoint::{TrainState, load_checkpoint, save_checkpoint, save_checkpoint_with};
 use crate::class_head::{self, ClassHead};
 use crate::config::{Objective, TrainConfig};
+use crate::dropout;
 use crate::ema::WeightAverage;
 use crate::episode_loss::EpisodeLoss;
 use crate::error::{Result, TrainError};
@@ -335,8 +336,15 @@ impl Loop<'_> {
         )
     }
 
-    /// The loss of one batch, as a tensor to differentiate.
-    fn loss(&self, batch: &Batch, episode_loss: &EpisodeLoss) -> Result<Tensor> {
+    /// Embeddings of `images` with step `step`'s dropout mask (if the config asks for one).
+    fn embed(&self, images: &Tensor, step: u64) -> Result<Tensor> {
+        let e = self.net.embed(images)?;
+        let cfg = self.config;
+        dropout::apply(e, cfg.dropout, cfg.seed, step, self.device)
+    }
+
+    /// The loss of step `step`'s batch, as a tensor to differentiate.
+    fn loss(&self, batch: &Batch, episode_loss: &EpisodeLoss, step: u64) -> Result<Tensor> {
         let side = self.config.arch.input_side;
         match batch {
             Batch::Pairs(b) => {
@@ -344,10 +352,12 @@ impl Loop<'_> {
                 let left = Tensor::from_slice(&b.left, (n, 1, side, side), self.device)?;
                 let right = Tensor::from_slice(&b.right, (n, 1, side, side), self.device)?;
                 let labels = Tensor::from_slice(&b.labels, n, self.device)?;
-                Ok(bce_with_logits(
-                    &self.net.forward_pairs(&left, &right)?,
-                    &labels,
-                )?)
+                // Both sides as one batch, as `SiameseNet::forward_pairs` does.
+                let e = self.embed(&Tensor::cat(&[&left, &right], 0)?, step)?;
+                let logits = self
+                    .net
+                    .head_logits(&e.narrow(0, 0, n)?, &e.narrow(0, n, n)?)?;
+                Ok(bce_with_logits(&logits, &labels)?)
             }
             Batch::Episodes(episodes) => {
                 let images: Vec<f32> = episodes
@@ -356,7 +366,7 @@ impl Loop<'_> {
                     .collect();
                 let total = images.len() / (side * side);
                 let x = Tensor::from_vec(images, (total, 1, side, side), self.device)?;
-                let e = self.net.embed(&x)?;
+                let e = self.embed(&x, step)?;
                 let whole_classes = match &self.class_head {
                     Some(head) => {
                         let classes: Vec<u32> = episodes
@@ -488,7 +498,7 @@ impl Loop<'_> {
                 debug_assert_eq!(got, step);
                 let waited = t0.elapsed().as_secs_f64();
                 let n_items = items(&batch);
-                let loss = self.loss(&batch, &episode_loss)?;
+                let loss = self.loss(&batch, &episode_loss, step)?;
                 drop(batch);
                 let value = loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
                 if !value.is_finite() {

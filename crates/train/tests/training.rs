@@ -72,6 +72,7 @@ fn tiny(data: &Path, out: &Path, name: &str) -> TrainConfig {
         log_every: 5,
         members: 1,
         ema: 0.0,
+        dropout: 0.0,
     }
 }
 
@@ -593,6 +594,67 @@ fn validation_is_scored_in_the_configured_paired_turns() {
 
 /// `ema` leaves training alone, writes the averaged network beside it, and averages across a
 /// resume exactly as without one.
+#[test]
+fn embedding_dropout_learns_changes_training_and_resumes_exactly() {
+    let data = dataset();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = |name: &str, dropout: f64| TrainConfig {
+        objective: train::config::Objective::Episodes {
+            ways: 5,
+            queries: 2,
+            within_alphabet: 0.5,
+            rotations: false,
+            mirrors: false,
+            two_drawers: false,
+            pair_weight: 0.0,
+            symmetric: false,
+            label_smoothing: 0.0,
+            class_weight: 0.0,
+            per_step: 2,
+            per_epoch: 100,
+        },
+        dropout,
+        ..tiny(data.path(), out.path(), name)
+    };
+    let file = |name: &str| out.path().join(name).join("last.safetensors");
+    Trainer::run(cfg("plain", 0.0), &RunOptions::default()).unwrap();
+    let s = Trainer::run(cfg("dropped", 0.3), &RunOptions::default()).unwrap();
+    assert_eq!(s.steps, 200);
+    assert_ne!(
+        weights(&file("plain")),
+        weights(&file("dropped")),
+        "the masks change the gradients"
+    );
+    let (first, last) = ends(&losses(&records(&out.path().join("dropped"))));
+    assert!(last < 0.7 * first, "loss {first} -> {last}");
+    let saved = std::fs::read_to_string(out.path().join("dropped/config.toml")).unwrap();
+    assert!(saved.contains("dropout = 0.3"), "{saved}");
+    // The masks are keyed by step, so an interrupted run drops what the straight one did.
+    stop_then_resume(cfg("split", 0.3), 70);
+    assert_eq!(weights(&file("split")), weights(&file("dropped")));
+
+    // The pairs objective drops values of both sides' embeddings too.
+    let pairs = |name: &str, dropout: f64| TrainConfig {
+        epochs: 1,
+        dropout,
+        ..tiny(data.path(), out.path(), name)
+    };
+    Trainer::run(pairs("pairs-plain", 0.0), &RunOptions::default()).unwrap();
+    Trainer::run(pairs("pairs-dropped", 0.3), &RunOptions::default()).unwrap();
+    assert_ne!(
+        weights(&file("pairs-plain")),
+        weights(&file("pairs-dropped"))
+    );
+
+    let err = Trainer::run(cfg("bad", 1.0), &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("embedding dropout must be in [0, 1), not 1"),
+        "{err}"
+    );
+}
+
 #[test]
 fn weight_average_resumes_exactly_and_leaves_training_alone() {
     let data = dataset();
