@@ -625,8 +625,14 @@ fn embedding_dropout_learns_changes_training_and_resumes_exactly() {
         weights(&file("dropped")),
         "the masks change the gradients"
     );
-    let (first, last) = ends(&losses(&records(&out.path().join("dropped"))));
-    assert!(last < 0.7 * first, "loss {first} -> {last}");
+    // The tiny net's embedding has 8 dimensions, so dropping 30% of them keeps the training
+    // loss high; validation, which uses the whole embedding, shows what it learnt.
+    let recs = records(&out.path().join("dropped"));
+    let (first, last) = ends(&losses(&recs));
+    assert!(last < 0.9 * first, "loss {first} -> {last}");
+    let best = accuracies(&recs).iter().cloned().fold(0.0, f64::max);
+    eprintln!("dropout: loss {first} -> {last}, best 5-way validation accuracy {best}");
+    assert!(best > 0.4, "{best}");
     let saved = std::fs::read_to_string(out.path().join("dropped/config.toml")).unwrap();
     assert!(saved.contains("dropout = 0.3"), "{saved}");
     // The masks are keyed by step, so an interrupted run drops what the straight one did.
