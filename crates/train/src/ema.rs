@@ -36,7 +36,7 @@ impl WeightAverage {
     pub fn new(decay: f64, net: &SiameseNet) -> Result<Self> {
         let shadow = named_state(net)
             .into_iter()
-            .map(|(name, t)| Ok((name, t.copy()?)))
+            .map(|(name, t)| Ok((name, t.copy()?.detach())))
             .collect::<Result<Vec<_>>>()?;
         Ok(WeightAverage {
             decay,
@@ -57,7 +57,9 @@ impl WeightAverage {
         // Same order as `named_state`, without building the names each step.
         let weights = net.vars().iter().chain(net.buffers());
         for ((_, s), w) in self.shadow.iter_mut().zip(weights) {
-            *s = ((&*s * d)? + (w.as_tensor() * (1.0 - d))?)?;
+            // Detached: arithmetic on the variable records it, and each shadow would then
+            // hold the one before it alive, a copy of the weights per step.
+            *s = ((&*s * d)? + (w.as_tensor() * (1.0 - d))?)?.detach();
         }
         self.updates += 1;
         Ok(())
@@ -163,6 +165,9 @@ mod tests {
         assert_eq!(ema.updates(), 8);
         // The network itself is untouched.
         assert!(first_weight(&net).iter().all(|&x| x == 20.0));
+        // The shadow holds values, not a graph back to every earlier update: one that
+        // tracked the variables would keep each step's copy of the weights alive.
+        assert!(ema.state_tensors().iter().all(|(_, t)| !t.track_op()));
     }
 
     #[test]

@@ -399,7 +399,10 @@ impl Optimizer {
                     var.as_tensor().inplace_op2(&g, &op)?;
                 }
                 (Buffers::Device(first), second) => {
-                    let p = var.as_tensor();
+                    // A gradient from `backward` still references the forward pass; moments
+                    // built on it would keep every step's graph (and its memory) alive.
+                    let g = &g.detach();
+                    let p = &var.as_tensor().detach();
                     let new = match update {
                         Update::Adamw {
                             lr,

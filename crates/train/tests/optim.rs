@@ -132,3 +132,30 @@ fn invalid_settings_are_rejected() {
     cfg.set_lr(f64::NAN);
     assert!(cfg.validate().is_err());
 }
+
+/// The tensor-op path (the one GPUs take) keeps values, not graphs: a gradient from
+/// `backward` still references the forward pass, and moment buffers built on it would keep
+/// every step's graph alive (a CUDA run of the reference net ran out of its 141 GB in 20
+/// steps that way).
+#[test]
+fn tensor_op_moments_hold_no_graph() {
+    for config in [OptimizerConfig::adamw(1e-3), OptimizerConfig::koch_sgd()] {
+        let var =
+            Var::from_tensor(&Tensor::new(&[1f32, -2.0, 0.5], &Device::Cpu).unwrap()).unwrap();
+        let mut opt = Optimizer::new(config, vec![var.clone()], vec![0])
+            .unwrap()
+            .with_tensor_ops()
+            .unwrap();
+        for _ in 0..3 {
+            let loss = var.as_tensor().sqr().unwrap().sum_all().unwrap();
+            let grads = loss.backward().unwrap();
+            assert!(grads.get(var.as_tensor()).unwrap().track_op());
+            opt.step(&grads, 1.0, 0.0).unwrap();
+        }
+        let state = opt.state_tensors().unwrap();
+        assert!(!state.is_empty());
+        for (name, t) in state {
+            assert!(!t.track_op(), "{name} tracks its graph");
+        }
+    }
+}

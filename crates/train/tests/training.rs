@@ -772,3 +772,66 @@ fn a_class_head_trains_beside_episodes_resumes_exactly_and_stays_out_of_the_mode
         .to_string();
     assert!(err.contains("class_weight must be a number >= 0"), "{err}");
 }
+
+/// The same runs on the compiled-in accelerator (`cargo test -p train --features cuda
+/// accelerator`): there the layers are candle's generic ops and the optimizer works in tensor
+/// ops, where the CPU runs fused kernels. Both start from the same weights and batches, so
+/// the first logged losses agree to rounding, and the accelerator's run learns as well.
+#[cfg(any(feature = "cuda", feature = "metal"))]
+#[test]
+fn runs_on_the_accelerator_follow_the_cpu() {
+    let accelerator = if cfg!(feature = "cuda") {
+        "cuda"
+    } else {
+        "metal"
+    };
+    let data = dataset();
+    let out = tempfile::tempdir().unwrap();
+    for episodes in [false, true] {
+        let cfg = |device: &str| {
+            let name = format!("{}-{device}", if episodes { "episodes" } else { "pairs" });
+            let mut c = tiny(data.path(), out.path(), &name);
+            c.device = device.into();
+            if episodes {
+                c.arch = Arch::convnet(4, 16, 8, true);
+                c.objective = train::config::Objective::Episodes {
+                    ways: 5,
+                    queries: 2,
+                    within_alphabet: 0.5,
+                    rotations: true,
+                    mirrors: false,
+                    two_drawers: false,
+                    pair_weight: 0.0,
+                    symmetric: false,
+                    label_smoothing: 0.1,
+                    class_weight: 0.0,
+                    per_step: 2,
+                    per_epoch: 100,
+                };
+            }
+            (name, c)
+        };
+        let mut runs = Vec::new();
+        for device in ["cpu", accelerator] {
+            let (name, c) = cfg(device);
+            assert_eq!(Trainer::run(c, &RunOptions::default()).unwrap().steps, 200);
+            runs.push(records(&out.path().join(name)));
+        }
+        let (cpu, acc) = (losses(&runs[0]), losses(&runs[1]));
+        let best = accuracies(&runs[1]).iter().cloned().fold(0.0, f64::max);
+        let (first, last) = ends(&acc);
+        eprintln!(
+            "episodes {episodes}: first logged loss {} ({accelerator}) vs {} (cpu); \
+             {accelerator} loss {first:.3} -> {last:.3}, best validation {best}",
+            acc[0], cpu[0]
+        );
+        assert!(
+            (acc[0] - cpu[0]).abs() < 5e-3 * cpu[0],
+            "{} vs {}",
+            acc[0],
+            cpu[0]
+        );
+        assert!(last < 0.8 * first, "loss {first} -> {last}");
+        assert!(best > 0.35, "best 5-way validation accuracy {best}");
+    }
+}
