@@ -68,7 +68,8 @@ struct Step {
     inference: Vec<f32>,
 }
 
-/// A 4x4 block of query-candidate logits (diagonal: same), its BCE, and the backward pass.
+/// The first half of the batch as queries against the second half as candidates: their
+/// square block of logits (diagonal: same), its BCE, and the backward pass.
 fn step(arch: &Arch, device: &Device, batch: usize) -> Step {
     let net = SiameseNet::new(arch, Init::Default, 7, device).unwrap();
     let side = arch.input_side;
