@@ -1,20 +1,14 @@
 //! `eval`, `classify` and `verify`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
-use data::ImageId;
-use data::image_io::load_user_image;
-use data::store::StoreBuilder;
 use data::{Protocol, SplitKind};
-use eval::ModelScorer;
+use eval::Matcher;
 use eval::adapt::AdaptConfig;
 use eval::plot::{CHOSEN, TRUTH, Tile, WRONG, write_classification};
-use eval::scorer::Scorer;
-use eval::session::{Baseline, ScorerChoice, Session, load_model};
-use model::SiameseNet;
+use eval::session::{Baseline, ScorerChoice, Session};
 use model::net::sigmoid;
 
 #[derive(Args, Debug)]
@@ -352,10 +346,11 @@ fn classify_files(
             a.candidates.len() - 1
         );
     }
-    let net = load_model(path, device)?;
-    let (side, framing) = (net.arch().input_side, net.arch().framing);
+    let matcher = matcher(path, device, &a.scorer)?;
     let load = |p: &Path| {
-        load_user_image(p, side, framing).with_context(|| format!("cannot use {}", p.display()))
+        matcher
+            .load_image(p)
+            .with_context(|| format!("cannot use {}", p.display()))
     };
     let q = load(query)?;
     let cands: Vec<Vec<f32>> = a
@@ -363,7 +358,9 @@ fn classify_files(
         .iter()
         .map(|p| load(p))
         .collect::<Result<_>>()?;
-    let (name, scores) = file_logits(net, (a.scorer.turns()?, a.scorer.mirror_pairs), &q, &cands)?;
+    let scores = matcher.logits(&q, &cands)?;
+    let name = matcher.name()?;
+    let side = matcher.input_side();
     let names: Vec<String> = a
         .candidates
         .iter()
@@ -380,33 +377,6 @@ fn classify_files(
         .to_string_lossy();
     let title = format!("{name} | query {shown}");
     report(&a.out, &title, &q, side, &cands, &names, &scores, a.truth)
-}
-
-/// The model's logits of `query` against each candidate (images of the model's input side),
-/// scored exactly as `eval` scores dataset images: through a store and the model scorer, so
-/// options such as paired turns apply. Returns the scorer's name too.
-fn file_logits(
-    net: Arc<SiameseNet>,
-    (turns, mirror_pairs): (usize, bool),
-    query: &[f32],
-    candidates: &[Vec<f32>],
-) -> Result<(String, Vec<f32>)> {
-    let mut b = StoreBuilder::new(net.arch().input_side);
-    let alphabet = b.alphabet("files");
-    for (i, image) in std::iter::once(query)
-        .chain(candidates.iter().map(|c| c.as_slice()))
-        .enumerate()
-    {
-        let c = b.character(alphabet, &format!("image{i}"));
-        b.push(c, 1, image, None);
-    }
-    let store = b.finish();
-    let ids: Vec<ImageId> = (0..store.len() as ImageId).collect();
-    let mut scorer = ModelScorer::new(net, 64)?
-        .with_turns(turns)?
-        .with_mirrored_pairs(mirror_pairs);
-    scorer.prepare(&store, &ids)?;
-    Ok((scorer.name(), scorer.trial_scores(ids[0], &ids[1..])))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -488,15 +458,15 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
     }
     a.scorer.choice()?; // refuses options only baselines take
     let path = a.scorer.checkpoint_path()?;
-    let net = load_model(&path, &a.scorer.device()?)?;
-    let (side, framing) = (net.arch().input_side, net.arch().framing);
-    let first = load_user_image(&a.a, side, framing)
+    let matcher = matcher(&path, &a.scorer.device()?, &a.scorer)?;
+    let first = matcher
+        .load_image(&a.a)
         .with_context(|| format!("cannot use {}", a.a.display()))?;
-    let second = load_user_image(&a.b, side, framing)
+    let second = matcher
+        .load_image(&a.b)
         .with_context(|| format!("cannot use {}", a.b.display()))?;
-    let views = (a.scorer.turns()?, a.scorer.mirror_pairs);
-    let (_, logits) = file_logits(net, views, &first, &[second])?;
-    let logit = logits[0];
+    let views = (matcher.turns(), a.scorer.mirror_pairs);
+    let logit = matcher.logits(&first, &[second])?[0];
     let p = sigmoid(logit);
     let turns = match views {
         (1, false) => String::new(),
@@ -511,6 +481,13 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
         println!("{note}");
     }
     Ok(())
+}
+
+/// The model in `path`, looking at pairs as the flags (or the model's defaults) say.
+fn matcher(path: &Path, device: &model::Device, scorer: &ScorerArgs) -> Result<Matcher> {
+    Ok(Matcher::open(path, device)?
+        .with_turns(scorer.turns()?)?
+        .with_mirrored_pairs(scorer.mirror_pairs))
 }
 
 /// What `verify`'s probability rests on: the model's calibration, or a warning when training

@@ -12,6 +12,7 @@ pub mod error;
 pub mod evaluate;
 pub mod hubness;
 pub mod local;
+pub mod matcher;
 pub mod plot;
 pub mod report;
 pub mod runs;
@@ -21,5 +22,6 @@ pub mod stats;
 
 pub use error::EvalError;
 pub use evaluate::{TrialResult, evaluate};
+pub use matcher::{Choice, Matcher};
 pub use report::{Accuracy, Report};
 pub use scorer::{EnsembleScorer, ModelScorer, Scorer};

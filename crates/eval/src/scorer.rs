@@ -41,6 +41,17 @@ pub trait Scorer: Send + Sync {
     }
 }
 
+/// Paired turns come in quarter turns: 1, 2 or 4 views.
+pub(crate) fn check_turns(turns: usize) -> Result<()> {
+    if [1, 2, 4].contains(&turns) {
+        Ok(())
+    } else {
+        Err(crate::EvalError::Invalid(format!(
+            "paired turns must be 1, 2 or 4, not {turns}"
+        )))
+    }
+}
+
 /// Every image `trials` show, each once, in order.
 pub fn trial_images(trials: &[Trial]) -> Vec<ImageId> {
     let mut ids: Vec<ImageId> = trials
@@ -177,11 +188,7 @@ impl ModelScorer {
     /// `with_adaptation`, the adapted head scores every view; it is fitted on upright copies
     /// unless `AdaptConfig::in_views` asks for the same views as the query's.
     pub fn with_turns(mut self, turns: usize) -> Result<Self> {
-        if ![1, 2, 4].contains(&turns) {
-            return Err(crate::EvalError::Invalid(format!(
-                "paired turns must be 1, 2 or 4, not {turns}"
-            )));
-        }
+        check_turns(turns)?;
         self.turns = turns;
         Ok(self)
     }

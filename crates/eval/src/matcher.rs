@@ -1,0 +1,181 @@
+//! A trained model on your own drawings: the library form of `classify --query` and `verify`.
+//!
+//! ```no_run
+//! # fn main() -> eval::error::Result<()> {
+//! use std::path::Path;
+//! let device = model::Device::Cpu;
+//! let matcher = eval::Matcher::open(Path::new("models/default.safetensors"), &device)?
+//!     .with_turns(4)?; // the shipped model was trained with rotation classes
+//! let query = matcher.load_image(Path::new("query.png"))?;
+//! let candidates = ["a.png", "b.png", "c.png"]
+//!     .iter()
+//!     .map(|p| matcher.load_image(Path::new(p)))
+//!     .collect::<Result<Vec<_>, _>>()?;
+//! let choice = matcher.classify(&query, &candidates)?;
+//! println!("candidate {} (logits {:?})", choice.index, choice.logits);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Images are scored exactly as `eval` scores dataset trials (the same scorer, so the same
+//! logits): a matcher is the way to get the published numbers' behaviour on files.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use data::ImageId;
+use data::store::StoreBuilder;
+use model::SiameseNet;
+use model::net::sigmoid;
+
+use crate::error::{EvalError, Result};
+use crate::scorer::{ModelScorer, Scorer};
+
+/// A trained network and how each pair is looked at (paired turns, mirror images).
+#[derive(Clone)]
+pub struct Matcher {
+    net: Arc<SiameseNet>,
+    turns: usize,
+    mirrored: bool,
+}
+
+/// What [`Matcher::classify`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    /// The candidate with the highest logit (the first of them when several share it).
+    pub index: usize,
+    /// Whether another candidate had the same logit.
+    pub tied: bool,
+    /// Every candidate's logit, in the order given.
+    pub logits: Vec<f32>,
+}
+
+impl Matcher {
+    /// A model file or training checkpoint, scored upright; a model trained with rotation
+    /// classes (like the shipped one) scores best with [`Matcher::with_turns`]`(4)`, and
+    /// `train::checkpoint::paired_turns` reads which from the file.
+    pub fn open(path: &Path, device: &model::Device) -> Result<Self> {
+        Ok(Self::new(crate::session::load_model(path, device)?))
+    }
+
+    pub fn new(net: Arc<SiameseNet>) -> Self {
+        Matcher {
+            net,
+            turns: 1,
+            mirrored: false,
+        }
+    }
+
+    /// Scores each pair `turns` times (1, 2 or 4), both images turned alike by multiples of
+    /// `360 / turns` degrees, and averages the logits.
+    pub fn with_turns(mut self, turns: usize) -> Result<Self> {
+        crate::scorer::check_turns(turns)?;
+        self.turns = turns;
+        Ok(self)
+    }
+
+    /// Also scores each (turned) pair with both images mirrored left-right.
+    pub fn with_mirrored_pairs(mut self, mirrored: bool) -> Self {
+        self.mirrored = mirrored;
+        self
+    }
+
+    /// The scorer `eval` would use, which does the work.
+    fn scorer(&self) -> Result<ModelScorer> {
+        Ok(ModelScorer::new(self.net.clone(), 64)?
+            .with_turns(self.turns)?
+            .with_mirrored_pairs(self.mirrored))
+    }
+
+    /// How reports name this scorer (the network, and the views when not upright).
+    pub fn name(&self) -> Result<String> {
+        Ok(self.scorer()?.name())
+    }
+
+    pub fn model(&self) -> &Arc<SiameseNet> {
+        &self.net
+    }
+
+    pub fn turns(&self) -> usize {
+        self.turns
+    }
+
+    /// The side of the images the network takes (`input_side x input_side` ink values).
+    pub fn input_side(&self) -> usize {
+        self.net.arch().input_side
+    }
+
+    /// Reads an image file of any size and format and prepares it as the network was trained:
+    /// dark ink on a light background (inverted when the background is dark), binarised,
+    /// framed as the network's training framed drawings, and resampled to its input side.
+    pub fn load_image(&self, path: &Path) -> Result<Vec<f32>> {
+        let arch = self.net.arch();
+        Ok(data::image_io::load_user_image(
+            path,
+            arch.input_side,
+            arch.framing,
+        )?)
+    }
+
+    /// The head's logit of `query` against each candidate: higher is more alike. Images are
+    /// `input_side x input_side` ink values (1 = ink), as [`Matcher::load_image`] returns;
+    /// like `eval`'s dataset images they are held as bytes, so values between 0 and 1 count
+    /// to the nearest 1/255.
+    pub fn logits(&self, query: &[f32], candidates: &[Vec<f32>]) -> Result<Vec<f32>> {
+        let side = self.input_side();
+        let images = std::iter::once(query).chain(candidates.iter().map(Vec::as_slice));
+        for (i, image) in images.clone().enumerate() {
+            if image.len() != side * side {
+                let which = match i {
+                    0 => "the query".to_string(),
+                    i => format!("candidate {}", i - 1),
+                };
+                return Err(EvalError::Invalid(format!(
+                    "{which} has {} values; this network takes {side}x{side} = {} (load files \
+                     with Matcher::load_image)",
+                    image.len(),
+                    side * side
+                )));
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Through a store and the dataset scorer, so that every view option applies exactly
+        // as in `eval`.
+        let mut b = StoreBuilder::new(side);
+        let alphabet = b.alphabet("files");
+        for (i, image) in images.enumerate() {
+            let c = b.character(alphabet, &format!("image{i}"));
+            b.push(c, 1, image, None);
+        }
+        let store = b.finish();
+        let ids: Vec<ImageId> = (0..store.len() as ImageId).collect();
+        let mut scorer = self.scorer()?;
+        scorer.prepare(&store, &ids)?;
+        Ok(scorer.trial_scores(ids[0], &ids[1..]))
+    }
+
+    /// Which candidate shows the query's character: the highest logit, ties to the first.
+    pub fn classify(&self, query: &[f32], candidates: &[Vec<f32>]) -> Result<Choice> {
+        if candidates.is_empty() {
+            return Err(EvalError::Invalid(
+                "classify needs at least one candidate".into(),
+            ));
+        }
+        let logits = self.logits(query, candidates)?;
+        let (index, tied) = crate::evaluate::choose(&logits);
+        Ok(Choice {
+            index,
+            tied,
+            logits,
+        })
+    }
+
+    /// `sigmoid` of the pair's logit: the probability that `a` and `b` show one character,
+    /// as far as the model's head is calibrated (`calibrate` says how far, and fits it).
+    pub fn same_probability(&self, a: &[f32], b: &[f32]) -> Result<f32> {
+        let logits = self.logits(a, std::slice::from_ref(&b.to_vec()))?;
+        Ok(sigmoid(logits[0]))
+    }
+}

@@ -1,0 +1,216 @@
+//! `Matcher`, the library form of `classify --query` and `verify`: its logits are the head on
+//! the network's embeddings (averaged over paired turns), files are framed as the network was
+//! trained, choices break ties to the first candidate, and bad input gets clear errors.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use data::Framing;
+use data::synthetic::glyph;
+use eval::Matcher;
+use model::{Arch, Device, Init, SiameseNet};
+
+const SIDE: usize = 16;
+
+fn net(framing: Framing) -> Arc<SiameseNet> {
+    let arch = Arch {
+        framing,
+        ..Arch::conv4(SIDE, 4)
+    };
+    let net = SiameseNet::new(&arch, Init::Default, 3, &Device::Cpu).unwrap();
+    // An untrained head's logits differ by about 1e-4 between drawings; scaled up, they
+    // differ by tenths, so comparisons at 1e-3 below can tell right from wrong.
+    net.rescale_head(1000.0, -80.0).unwrap();
+    Arc::new(net)
+}
+
+/// Synthetic drawings at the network's side: two drawers of three characters, in steps of
+/// 1/255 (the matcher, like `eval`, holds images as bytes).
+fn drawings() -> Vec<Vec<f32>> {
+    (0..3)
+        .flat_map(|c| (1..=2).map(move |d| glyph(5, 0, c, d)))
+        .map(|native| {
+            data::image_io::to_side(&native, SIDE)
+                .into_iter()
+                .map(|v| (v * 255.0).round() / 255.0)
+                .collect()
+        })
+        .collect()
+}
+
+/// The head's logit of each pair, from embeddings computed here.
+fn head_logits(net: &SiameseNet, query: &[f32], candidates: &[Vec<f32>]) -> Vec<f32> {
+    let head = net.head_host().unwrap();
+    let dim = net.arch().embedding_dim().unwrap();
+    let mut pixels = query.to_vec();
+    candidates.iter().for_each(|c| pixels.extend_from_slice(c));
+    let e = net.embed_images(&pixels, 8).unwrap();
+    (1..=candidates.len())
+        .map(|i| head.logit(&e[..dim], &e[i * dim..(i + 1) * dim]))
+        .collect()
+}
+
+/// The image turned by a quarter turn, by index arithmetic.
+fn quarter_turn(pixels: &[f32]) -> Vec<f32> {
+    (0..SIDE * SIDE)
+        .map(|p| pixels[(p % SIDE) * SIDE + SIDE - 1 - p / SIDE])
+        .collect()
+}
+
+fn assert_close(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() < 1e-3, "{a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn upright_logits_are_the_head_on_the_embeddings() {
+    let net = net(Framing::Canvas);
+    let images = drawings();
+    let matcher = Matcher::new(net.clone());
+    assert_eq!((matcher.turns(), matcher.input_side()), (1, SIDE));
+    let logits = matcher.logits(&images[0], &images[1..]).unwrap();
+    assert_close(&logits, &head_logits(&net, &images[0], &images[1..]));
+    // Not all alike, or the comparison above would prove little.
+    assert!(
+        logits.iter().any(|&l| (l - logits[0]).abs() > 0.05),
+        "{logits:?}"
+    );
+    assert!(matcher.logits(&images[0], &[]).unwrap().is_empty());
+}
+
+#[test]
+fn paired_turns_average_the_logits_of_both_images_turned_alike() {
+    let net = net(Framing::Canvas);
+    let images = drawings();
+    let matcher = Matcher::new(net.clone()).with_turns(4).unwrap();
+    let mut expected = vec![0.0; images.len() - 1];
+    let mut turned = images.clone();
+    for _ in 0..4 {
+        for (e, l) in expected
+            .iter_mut()
+            .zip(head_logits(&net, &turned[0], &turned[1..]))
+        {
+            *e += l / 4.0;
+        }
+        turned = turned.iter().map(|i| quarter_turn(i)).collect();
+    }
+    let logits = matcher.logits(&images[0], &images[1..]).unwrap();
+    assert_close(&logits, &expected);
+    let upright = Matcher::new(net).logits(&images[0], &images[1..]).unwrap();
+    assert!(
+        logits
+            .iter()
+            .zip(&upright)
+            .any(|(a, b)| (a - b).abs() > 0.01),
+        "{logits:?} vs {upright:?}"
+    );
+    assert!(matcher.name().unwrap().contains("4 paired turns"));
+}
+
+#[test]
+fn files_are_framed_as_the_network_was_trained() {
+    let dir = tempfile::tempdir().unwrap();
+    let native = glyph(5, 1, 2, 7);
+    let path = dir.path().join("drawing.png");
+    std::fs::write(&path, data::image_io::encode_png(&native, 105)).unwrap();
+    for framing in [Framing::Canvas, Framing::ink_box()] {
+        let matcher = Matcher::new(net(framing));
+        assert_eq!(
+            matcher.load_image(&path).unwrap(),
+            framing.apply(&native, SIDE),
+            "{framing:?}"
+        );
+    }
+    // The two framings give different inputs, so the check above tells them apart.
+    assert_ne!(
+        Framing::Canvas.apply(&native, SIDE),
+        Framing::ink_box().apply(&native, SIDE)
+    );
+}
+
+#[test]
+fn the_choice_is_the_highest_logit_and_ties_go_to_the_first() {
+    let matcher = Matcher::new(net(Framing::Canvas));
+    let images = drawings();
+    let candidates = images[1..].to_vec();
+    let choice = matcher.classify(&images[0], &candidates).unwrap();
+    let best = choice
+        .logits
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    assert_eq!(choice.logits[choice.index], best);
+    assert!(choice.logits[..choice.index].iter().all(|&l| l < best));
+    assert!(!choice.tied);
+    // The same drawing twice, behind a worse one, ties and goes to the first of the two.
+    let winner = candidates[choice.index].clone();
+    let worst = (0..candidates.len())
+        .min_by(|&a, &b| choice.logits[a].total_cmp(&choice.logits[b]))
+        .unwrap();
+    let tie = matcher
+        .classify(
+            &images[0],
+            &[candidates[worst].clone(), winner.clone(), winner],
+        )
+        .unwrap();
+    assert_eq!((tie.index, tie.tied), (1, true));
+    assert_eq!(tie.logits[1], tie.logits[2]);
+}
+
+#[test]
+fn the_same_probability_is_the_sigmoid_of_the_logit_either_way_round() {
+    let matcher = Matcher::new(net(Framing::Canvas)).with_turns(2).unwrap();
+    let images = drawings();
+    let p = matcher.same_probability(&images[0], &images[3]).unwrap();
+    let logit = matcher.logits(&images[0], &images[3..4]).unwrap()[0];
+    assert!((p - 1.0 / (1.0 + (-logit).exp())).abs() < 1e-6);
+    let back = matcher.same_probability(&images[3], &images[0]).unwrap();
+    assert!((p - back).abs() < 1e-6, "{p} vs {back}");
+}
+
+#[test]
+fn bad_input_is_refused_with_a_reason() {
+    let matcher = Matcher::new(net(Framing::Canvas));
+    let images = drawings();
+    let message = |e: eval::EvalError| e.to_string();
+
+    let short = vec![0.0; 100];
+    let err = message(
+        matcher
+            .logits(&images[0], &[images[1].clone(), short.clone()])
+            .unwrap_err(),
+    );
+    assert!(
+        err.contains("candidate 1 has 100 values; this network takes 16x16 = 256"),
+        "{err}"
+    );
+    let err = message(matcher.logits(&short, &images[1..]).unwrap_err());
+    assert!(err.starts_with("the query has 100 values"), "{err}");
+
+    let err = message(matcher.classify(&images[0], &[]).unwrap_err());
+    assert!(err.contains("at least one candidate"), "{err}");
+
+    let err = message(matcher.clone().with_turns(3).err().unwrap());
+    assert!(
+        err.contains("paired turns must be 1, 2 or 4, not 3"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.png");
+    let err = message(matcher.load_image(&missing).unwrap_err());
+    assert!(err.contains("missing.png"), "{err}");
+    let corrupt = dir.path().join("corrupt.png");
+    std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let err = message(matcher.load_image(&corrupt).unwrap_err());
+    assert!(err.contains("corrupt.png"), "{err}");
+
+    let err = message(
+        Matcher::open(Path::new("no/such/model.safetensors"), &Device::Cpu)
+            .err()
+            .unwrap(),
+    );
+    assert!(err.contains("no/such/model.safetensors"), "{err}");
+}
