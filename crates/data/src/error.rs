@@ -9,11 +9,12 @@ pub enum DataError {
          (or `cargo xtask download --from DIR` for a local mirror)"
     )]
     MissingDataset { path: PathBuf },
-    #[error("cannot read {path}: {source}")]
+    // The OS's reason is in the message, so it is not also a `source`: error chains
+    // (anyhow's "Caused by") would print it twice.
+    #[error("cannot read {path}: {reason}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{path}: {reason}")]
     Layout { path: PathBuf, reason: String },
@@ -46,7 +47,7 @@ impl DataError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DataError::Io {
             path: path.into(),
-            source,
+            reason: source,
         }
     }
 

@@ -6,11 +6,11 @@ pub enum EvalError {
     Model(#[from] model::ModelError),
     #[error("{0}")]
     Plot(String),
-    #[error("{path}: {source}")]
+    // The reason is in the message, not a `source` as well (it would print twice).
+    #[error("{path}: {reason}")]
     Io {
         path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{0}")]
     Invalid(String),
@@ -20,7 +20,7 @@ impl EvalError {
     pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         EvalError::Io {
             path: path.to_path_buf(),
-            source,
+            reason: source,
         }
     }
 }

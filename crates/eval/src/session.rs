@@ -368,6 +368,12 @@ impl Session {
         trials: usize,
         seed: u64,
     ) -> Result<(Report, Vec<TrialResult>)> {
+        if trials == 0 {
+            // An empty report would read as 0% with an interval, which nobody asked for.
+            return Err(EvalError::Invalid(
+                "no trials to score: ask for at least 1".into(),
+            ));
+        }
         let t = Instant::now();
         let drawn = sample_trials(&self.store, &self.subset, protocol, ways, trials, seed)?;
         let results = evaluate(self.scorer.as_mut(), &self.store, &drawn)?;

@@ -414,6 +414,11 @@ fn sessions_can_be_restricted_to_alphabets() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("Klingon"), "{msg}");
+    let msg = session
+        .sampled(Protocol::Random, 5, 0, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("no trials to score"), "{msg}");
 }
 
 #[test]
