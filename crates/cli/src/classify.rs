@@ -61,17 +61,7 @@ impl ScorerArgs {
         match self.checkpoint.as_slice() {
             [p] => Ok(p.clone()),
             [_, _, ..] => bail!("this command takes one --checkpoint (ensembles work with `eval`)"),
-            [] => {
-                let p = crate::paths::default_model();
-                if !p.is_file() {
-                    bail!(
-                        "no --checkpoint given and the shipped model {} is missing; train one with \
-                         `cargo run --release -p cli -- train` and pass --checkpoint runs/NAME/best.safetensors",
-                        crate::paths::DEFAULT_MODEL
-                    );
-                }
-                Ok(p)
-            }
+            [] => crate::paths::shipped_model(),
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod calibrate;
 mod classify;
+mod embed;
 mod export;
 mod paths;
 mod train_cmd;
@@ -43,6 +44,8 @@ enum Command {
     /// How far verify's probabilities can be trusted on same/different pairs of a split, and
     /// (with --out) a model file Platt-scaled so that they can; rankings are unchanged.
     Calibrate(calibrate::CalibrateArgs),
+    /// Write a network's embeddings of image files (or folders of them) as CSV.
+    Embed(embed::EmbedArgs),
     /// Write a checkpoint's network without its optimizer state (a model file to ship), or
     /// merge several checkpoints into one ensemble network.
     Export(export::ExportArgs),
@@ -71,6 +74,7 @@ fn main() -> Result<()> {
         Command::Classify(args) => classify::classify(args),
         Command::Verify(args) => classify::verify(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Embed(args) => embed::run(args),
         Command::Export(args) => export::run(args),
     }
 }

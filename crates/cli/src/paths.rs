@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{Result, bail};
+
 fn project_root() -> PathBuf {
     // crates/cli -> project root
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -29,4 +31,18 @@ pub const DEFAULT_MODEL: &str = "models/default.safetensors";
 
 pub fn default_model() -> PathBuf {
     resolve(DEFAULT_MODEL)
+}
+
+/// The shipped model, for a command given no checkpoint; an error that says what to do when
+/// it is missing.
+pub fn shipped_model() -> Result<PathBuf> {
+    let p = default_model();
+    if !p.is_file() {
+        bail!(
+            "no --checkpoint given and the shipped model {DEFAULT_MODEL} is missing; train one \
+             with `cargo run --release -p cli -- train` and pass --checkpoint \
+             runs/NAME/best.safetensors"
+        );
+    }
+    Ok(p)
 }

@@ -1094,3 +1094,73 @@ fn ink_box_framing_travels_with_the_model() {
         "{err}"
     );
 }
+
+#[test]
+fn embeddings_of_files_and_folders_are_written_as_csv() {
+    let f = fixture();
+    let alphabet = f.dataset.join("images_evaluation/Synthetic_01");
+    let out = f.root.join("emb/embeddings.csv");
+    let stdout = run(bin()
+        .arg("embed")
+        .arg("--checkpoint")
+        .arg(&f.model)
+        .arg(alphabet.join("character02"))
+        .arg(alphabet.join("character01/0001_03.png"))
+        .arg(alphabet.join("character02/0002_01.png"))
+        .arg("--out")
+        .arg(&out));
+    assert!(
+        String::from_utf8_lossy(&stdout.stdout).starts_with("wrote 21 embeddings of "),
+        "{}",
+        String::from_utf8_lossy(&stdout.stdout)
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    let dim = rows[0].len() - 1;
+    assert_eq!(rows[0][..3], ["path", "e0", "e1"]);
+    // 20 drawings of character02 and one of character01 (named twice, listed once), sorted.
+    assert_eq!(rows.len(), 1 + 21);
+    assert!(
+        rows[1][0].ends_with("character01/0001_03.png"),
+        "{}",
+        rows[1][0]
+    );
+    assert!(
+        rows[2][0].ends_with("character02/0002_01.png"),
+        "{}",
+        rows[2][0]
+    );
+    let values =
+        |row: &[&str]| -> Vec<f32> { row[1..].iter().map(|v| v.parse().unwrap()).collect() };
+    assert!(rows[1..].iter().all(|r| r.len() == dim + 1));
+    // The network's own embedding of a file, as `eval::Matcher` computes it.
+    let matcher = eval::Matcher::open(&f.model, &model::Device::Cpu).unwrap();
+    let image = matcher
+        .load_image(&alphabet.join("character02/0002_01.png"))
+        .unwrap();
+    let expected = matcher.embed(&[image]).unwrap().remove(0);
+    assert_eq!(values(&rows[2]), expected);
+    assert_ne!(values(&rows[1]), values(&rows[2]));
+
+    let err = fails(
+        bin()
+            .arg("embed")
+            .arg("--checkpoint")
+            .arg(&f.model)
+            .arg(f.root.join("nowhere")),
+    );
+    assert!(
+        err.contains("nowhere is neither a file nor a folder"),
+        "{err}"
+    );
+    let empty = f.root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = fails(
+        bin()
+            .arg("embed")
+            .arg("--checkpoint")
+            .arg(&f.model)
+            .arg(&empty),
+    );
+    assert!(err.contains("no .png files under"), "{err}");
+}

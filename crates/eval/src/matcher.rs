@@ -23,8 +23,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use data::ImageId;
 use data::store::StoreBuilder;
+use data::{ImageId, ImageStore};
 use model::SiameseNet;
 use model::net::sigmoid;
 
@@ -122,38 +122,57 @@ impl Matcher {
     /// like `eval`'s dataset images they are held as bytes, so values between 0 and 1 count
     /// to the nearest 1/255.
     pub fn logits(&self, query: &[f32], candidates: &[Vec<f32>]) -> Result<Vec<f32>> {
-        let side = self.input_side();
-        let images = std::iter::once(query).chain(candidates.iter().map(Vec::as_slice));
-        for (i, image) in images.clone().enumerate() {
-            if image.len() != side * side {
-                let which = match i {
-                    0 => "the query".to_string(),
-                    i => format!("candidate {}", i - 1),
-                };
-                return Err(EvalError::Invalid(format!(
-                    "{which} has {} values; this network takes {side}x{side} = {} (load files \
-                     with Matcher::load_image)",
-                    image.len(),
-                    side * side
-                )));
-            }
-        }
+        let images: Vec<&[f32]> = std::iter::once(query)
+            .chain(candidates.iter().map(Vec::as_slice))
+            .collect();
+        let store = self.store(&images, |i| match i {
+            0 => "the query".to_string(),
+            i => format!("candidate {}", i - 1),
+        })?;
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
-        // Through a store and the dataset scorer, so that every view option applies exactly
-        // as in `eval`.
-        let mut b = StoreBuilder::new(side);
-        let alphabet = b.alphabet("files");
-        for (i, image) in images.enumerate() {
-            let c = b.character(alphabet, &format!("image{i}"));
-            b.push(c, 1, image, None);
-        }
-        let store = b.finish();
+        // The dataset scorer, so that every view option applies exactly as in `eval`.
         let ids: Vec<ImageId> = (0..store.len() as ImageId).collect();
         let mut scorer = self.scorer()?;
         scorer.prepare(&store, &ids)?;
         Ok(scorer.trial_scores(ids[0], &ids[1..]))
+    }
+
+    /// Each image's embedding, upright (images as for [`Matcher::logits`]). The head compares
+    /// two of them: `model().head_host()?.logit(a, b)` is their upright logit.
+    pub fn embed(&self, images: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        let slices: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
+        let store = self.store(&slices, |i| format!("image {i}"))?;
+        let dim = self.net.arch().embedding_dim()?;
+        let mut pixels = Vec::with_capacity(store.len() * store.side() * store.side());
+        for id in 0..store.len() as ImageId {
+            pixels.extend(store.image_f32(id));
+        }
+        let flat = self.net.embed_images(&pixels, 64)?;
+        Ok(flat.chunks(dim).map(<[f32]>::to_vec).collect())
+    }
+
+    /// `images` as a store of their own, held as bytes as `eval` holds dataset images, after
+    /// checking each is the network's size (`name` says which one is not).
+    fn store(&self, images: &[&[f32]], name: impl Fn(usize) -> String) -> Result<ImageStore> {
+        let side = self.input_side();
+        let mut b = StoreBuilder::new(side);
+        let alphabet = b.alphabet("files");
+        for (i, image) in images.iter().enumerate() {
+            if image.len() != side * side {
+                return Err(EvalError::Invalid(format!(
+                    "{} has {} values; this network takes {side}x{side} = {} (load files \
+                     with Matcher::load_image)",
+                    name(i),
+                    image.len(),
+                    side * side
+                )));
+            }
+            let c = b.character(alphabet, &format!("image{i}"));
+            b.push(c, 1, image, None);
+        }
+        Ok(b.finish())
     }
 
     /// Which candidate shows the query's character: the highest logit, ties to the first.

@@ -221,3 +221,28 @@ fn bad_input_is_refused_with_a_reason() {
     );
     assert!(err.contains("no/such/model.safetensors"), "{err}");
 }
+
+#[test]
+fn embeddings_are_what_the_head_compares() {
+    let net = net(Framing::Canvas);
+    let images = drawings();
+    let matcher = Matcher::new(net.clone()).with_turns(4).unwrap();
+    let embedded = matcher.embed(&images).unwrap();
+    let dim = net.arch().embedding_dim().unwrap();
+    assert_eq!(embedded.len(), images.len());
+    assert!(embedded.iter().all(|e| e.len() == dim));
+    // Upright whatever the matcher's turns: the head on two embeddings is the upright logit.
+    let head = net.head_host().unwrap();
+    let from_embeddings: Vec<f32> = embedded[1..]
+        .iter()
+        .map(|e| head.logit(&embedded[0], e))
+        .collect();
+    let upright = Matcher::new(net).logits(&images[0], &images[1..]).unwrap();
+    assert_close(&from_embeddings, &upright);
+    assert!(matcher.embed(&[]).unwrap().is_empty());
+    let err = matcher
+        .embed(&[images[0].clone(), vec![1.0; 3]])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("image 1 has 3 values"), "{err}");
+}
