@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::augment::{AffineConfig, AffineParams};
 use crate::error::{DataError, Result};
+use crate::neighbours::HardNegatives;
 use crate::split::Subset;
 use crate::store::{ImageId, ImageStore};
 
@@ -89,7 +90,7 @@ impl Default for EpisodeConfig {
 
 /// Images `[ways * (1 + queries), 1, side, side]`: the `ways` supports first (class `j` at
 /// position `j`), then the queries; `labels[q]` is the class of query `q`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct EpisodeBatch {
     pub side: usize,
     pub ways: usize,
@@ -193,10 +194,82 @@ impl<'a> EpisodeSampler<'a> {
         self.config.ways * (1 + self.config.queries)
     }
 
+    /// Checks that `hard` fits this sampler: a neighbour row per class, enough neighbours to
+    /// fill an episode, a fraction in [0, 1].
+    pub fn check_hard_negatives(&self, hard: &HardNegatives) -> Result<()> {
+        let n = &hard.neighbours;
+        if !(0.0..=1.0).contains(&hard.fraction) {
+            return Err(DataError::Config(format!(
+                "the hard-negative episode fraction must be in [0, 1], not {}",
+                hard.fraction
+            )));
+        }
+        if n.classes() != self.class_count() {
+            return Err(DataError::Config(format!(
+                "the neighbour table has {} classes; the sampler has {}",
+                n.classes(),
+                self.class_count()
+            )));
+        }
+        if n.k() + 1 < self.config.ways {
+            return Err(DataError::Config(format!(
+                "{}-way episodes need at least {} neighbours per class, not {}",
+                self.config.ways,
+                self.config.ways - 1,
+                n.k()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `per_class` drawings of every class, in class order (each character's first drawings,
+    /// turned and mirrored as the class is, never distorted): what a model embeds to find each
+    /// class's neighbours. `class_count() * per_class` images of `side x side` values.
+    pub fn class_images(&self, per_class: usize) -> Vec<f32> {
+        let cfg = &self.config;
+        let n = cfg.side * cfg.side;
+        let jobs: Vec<(ImageId, u8)> = self
+            .characters
+            .iter()
+            .flat_map(|imgs| {
+                (0..cfg.variants() as u8)
+                    .flat_map(move |v| (0..per_class).map(move |i| (imgs[i % imgs.len()], v)))
+            })
+            .collect();
+        let mut out = vec![0.0; jobs.len() * n];
+        out.par_chunks_mut(n)
+            .zip(jobs.par_iter())
+            .for_each(|(out, &(id, variant))| {
+                let mut p = AffineParams::identity();
+                cfg.variant(variant).apply(&mut p);
+                if p == AffineParams::identity() && self.store.side() == cfg.side {
+                    self.store.write_f32(id, out);
+                } else {
+                    p.warp_u8(self.store.pixels(id), self.store.side(), out, cfg.side);
+                }
+            });
+        out
+    }
+
     /// Classes (character position, variant) of episode `index`; see [`EpisodeConfig::variant`].
-    fn classes(&self, rng: &mut crate::Rng) -> Vec<(usize, u8)> {
+    fn classes(&self, rng: &mut crate::Rng, hard: Option<&HardNegatives>) -> Vec<(usize, u8)> {
         let ways = self.config.ways;
         let variants = self.config.variants();
+        // Drawn only with a table, so that episodes without one stay what they always were.
+        if let Some(h) = hard
+            && rng.random_bool(h.fraction as f64)
+        {
+            let anchor = rng.random_range(0..self.class_count());
+            let near = h.neighbours.of(anchor);
+            return std::iter::once(anchor)
+                .chain(
+                    rand::seq::index::sample(rng, near.len(), ways - 1)
+                        .into_iter()
+                        .map(|i| near[i] as usize),
+                )
+                .map(|class| (class / variants, (class % variants) as u8))
+                .collect();
+        }
         let pool: Vec<usize> =
             if !self.alphabets.is_empty() && rng.random_bool(self.config.within_alphabet as f64) {
                 self.alphabets.choose(rng).expect("non-empty").clone()
@@ -213,9 +286,16 @@ impl<'a> EpisodeSampler<'a> {
 
     /// Fills `batch` with episode `index` (deterministic in the seed and the index).
     pub fn fill(&self, index: u64, batch: &mut EpisodeBatch) {
+        self.fill_with(index, batch, None);
+    }
+
+    /// [`EpisodeSampler::fill`], with `hard` making a fraction of the episodes of an anchor
+    /// class and its neighbours (deterministic in the seed, the index and the table; check the
+    /// table with [`EpisodeSampler::check_hard_negatives`]).
+    pub fn fill_with(&self, index: u64, batch: &mut EpisodeBatch, hard: Option<&HardNegatives>) {
         let cfg = &self.config;
         let mut rng = crate::rng_for(self.seed, STREAM_EPISODES, index, 0);
-        let classes = self.classes(&mut rng);
+        let classes = self.classes(&mut rng, hard);
         // Drawn only when asked for, so episodes without it stay what they always were.
         let drawers = (cfg.two_drawers && self.drawers.len() >= 2).then(|| {
             let pair: Vec<u8> = self.drawers.choose_multiple(&mut rng, 2).copied().collect();
@@ -290,8 +370,12 @@ impl<'a> EpisodeSampler<'a> {
     }
 
     pub fn episode(&self, index: u64) -> EpisodeBatch {
+        self.episode_with(index, None)
+    }
+
+    pub fn episode_with(&self, index: u64, hard: Option<&HardNegatives>) -> EpisodeBatch {
         let mut b = EpisodeBatch::default();
-        self.fill(index, &mut b);
+        self.fill_with(index, &mut b, hard);
         b
     }
 }
@@ -299,6 +383,7 @@ impl<'a> EpisodeSampler<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::neighbours::Neighbours;
     use crate::synthetic::{SyntheticSpec, store};
     use std::collections::HashSet;
 
@@ -533,5 +618,152 @@ mod tests {
             // The mirrored class's support and query, and nothing else.
             assert_eq!(flips, 2, "episode {index}");
         }
+    }
+
+    #[test]
+    fn hard_episodes_are_an_anchor_and_its_neighbours() {
+        // 3 alphabets x 8 characters x 4 turns: 96 classes.
+        let s = store(SyntheticSpec::new(3, 8, 6), 12);
+        let cfg = EpisodeConfig {
+            ways: 5,
+            queries: 1,
+            within_alphabet: 0.5,
+            rotations: true,
+            side: 12,
+            ..Default::default()
+        };
+        let sampler = EpisodeSampler::new(&s, &Subset::all(&s), cfg, 4).unwrap();
+        let classes = sampler.class_count();
+        assert_eq!(classes, 96);
+        // Class c's neighbours are c+1 .. c+6 (mod 96), so a hard episode is one run of 7.
+        let neighbours = std::sync::Arc::new(
+            Neighbours::from_scores(classes, 6, |c, d| -(((d + classes - c) % classes) as f32))
+                .unwrap(),
+        );
+        assert_eq!(neighbours.of(95), [0, 1, 2, 3, 4, 5]);
+        let all = HardNegatives {
+            fraction: 1.0,
+            neighbours: neighbours.clone(),
+        };
+        sampler.check_hard_negatives(&all).unwrap();
+        for index in 0..40 {
+            let e = sampler.episode_with(index, Some(&all));
+            let supports = &e.classes[..5];
+            let anchor = supports[0] as usize;
+            assert!(
+                supports[1..]
+                    .iter()
+                    .all(|&c| neighbours.of(anchor).contains(&c)),
+                "episode {index}: {supports:?}"
+            );
+            assert_eq!(e, sampler.episode_with(index, Some(&all)), "deterministic");
+            // Queries are still other drawings of their support's class.
+            for (q, &label) in e.labels.iter().enumerate() {
+                assert_eq!(e.classes[5 + q], supports[label as usize]);
+                assert_ne!(e.ids[5 + q], e.ids[label as usize]);
+            }
+        }
+        // Without a table, or at fraction 0, episodes are exactly what they were.
+        let none = HardNegatives {
+            fraction: 0.0,
+            neighbours: neighbours.clone(),
+        };
+        let half = HardNegatives {
+            fraction: 0.5,
+            neighbours: neighbours.clone(),
+        };
+        let mut hard = 0;
+        for index in 0..40 {
+            let plain = sampler.episode(index);
+            assert_eq!(sampler.episode_with(index, None), plain);
+            let mixed = sampler.episode_with(index, Some(&half));
+            let anchor = mixed.classes[0] as usize;
+            if mixed.classes[1..5]
+                .iter()
+                .all(|&c| neighbours.of(anchor).contains(&c))
+            {
+                hard += 1;
+            }
+            // Fraction 0 still draws the coin, so it is its own stream; it never goes hard.
+            let zero = sampler.episode_with(index, Some(&none));
+            let anchor = zero.classes[0] as usize;
+            assert!(
+                !zero.classes[1..5]
+                    .iter()
+                    .all(|&c| neighbours.of(anchor).contains(&c))
+            );
+        }
+        assert!(
+            (10..=30).contains(&hard),
+            "{hard} of 40 hard at fraction 0.5"
+        );
+
+        // Tables that do not fit are refused.
+        let small = HardNegatives {
+            fraction: 1.0,
+            neighbours: std::sync::Arc::new(
+                Neighbours::from_scores(classes, 3, |_, _| 0.0).unwrap(),
+            ),
+        };
+        let err = sampler
+            .check_hard_negatives(&small)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("at least 4 neighbours per class, not 3"),
+            "{err}"
+        );
+        let other = HardNegatives {
+            fraction: 1.0,
+            neighbours: std::sync::Arc::new(Neighbours::from_scores(50, 6, |_, _| 0.0).unwrap()),
+        };
+        let err = sampler
+            .check_hard_negatives(&other)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has 50 classes; the sampler has 96"), "{err}");
+        let err = sampler
+            .check_hard_negatives(&HardNegatives {
+                fraction: 1.5,
+                neighbours,
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be in [0, 1], not 1.5"), "{err}");
+    }
+
+    #[test]
+    fn class_images_are_each_classs_first_drawings_turned_as_the_class_is() {
+        let s = store(SyntheticSpec::new(2, 3, 4), 12);
+        let cfg = EpisodeConfig {
+            ways: 4,
+            queries: 1,
+            rotations: true,
+            side: 12,
+            ..Default::default()
+        };
+        let sampler = EpisodeSampler::new(&s, &Subset::all(&s), cfg, 0).unwrap();
+        let n = 144;
+        let images = sampler.class_images(2);
+        assert_eq!(images.len(), sampler.class_count() * 2 * n);
+        let turn = |img: &[f32]| -> Vec<f32> {
+            let mut p = AffineParams::identity();
+            p.rotation_deg = 90.0;
+            let bytes: Vec<u8> = img.iter().map(|&v| (v * 255.0).round() as u8).collect();
+            let mut out = vec![0.0; n];
+            p.warp_u8(&bytes, 12, &mut out, 12);
+            out
+        };
+        // Class 4k is character k upright, 4k+1 a quarter turn; two drawings each.
+        let image = |class: usize, i: usize| &images[(class * 2 + i) * n..(class * 2 + i + 1) * n];
+        let first = s.image_f32(0);
+        let second = s.image_f32(1);
+        assert_eq!(image(0, 0), first.as_slice());
+        assert_eq!(image(0, 1), second.as_slice());
+        assert_eq!(image(1, 0), turn(&first).as_slice());
+        assert_ne!(image(0, 0), image(1, 0));
+        assert_ne!(image(0, 0), image(4, 0), "the next character");
+        // The same drawings each time: a function of the sampler alone.
+        assert_eq!(images, sampler.class_images(2));
     }
 }

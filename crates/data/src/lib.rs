@@ -11,6 +11,7 @@ pub mod error;
 pub mod framing;
 pub mod image_io;
 pub mod index;
+pub mod neighbours;
 pub mod pairs;
 pub mod resample;
 pub mod runs;
