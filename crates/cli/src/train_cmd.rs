@@ -187,6 +187,13 @@ pub struct TrainArgs {
     /// rest scaled by 1 / (1 - P); evaluation always uses the whole embedding (0: none).
     #[arg(long, value_name = "P")]
     dropout: Option<f64>,
+    /// Hard-negative episodes: this fraction of the episodes are an anchor class and classes
+    /// the network currently scores as most like it (mined every --mining-every steps; 0: off).
+    #[arg(long, value_name = "F")]
+    hard_negatives: Option<f32>,
+    /// Steps between refreshes of the hard-negative neighbour table.
+    #[arg(long, value_name = "STEPS")]
+    mining_every: Option<u64>,
     /// Score validation trials in N paired turns (1, 2 or 4). From a preset the default is
     /// what `eval` uses for the trained model: 4 with rotation classes, else 1.
     #[arg(long)]
@@ -457,6 +464,12 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = a.dropout {
         c.dropout = v
+    }
+    if let Some(v) = a.hard_negatives {
+        c.hard_negatives.fraction = v;
+    }
+    if let Some(v) = a.mining_every {
+        c.hard_negatives.every = v;
     }
     if let Some(v) = a.checkpoint_every {
         c.checkpoint_every = v

@@ -169,6 +169,45 @@ pub struct TrainConfig {
     /// whole embedding, so the saved model does not record it.
     #[serde(skip_serializing_if = "is_zero")]
     pub dropout: f64,
+    /// Episodes of model-mined hard negatives (off unless `fraction > 0`; episodes only).
+    #[serde(skip_serializing_if = "HardNegativeConfig::is_off")]
+    pub hard_negatives: HardNegativeConfig,
+}
+
+/// Hard-negative episodes: every `every` steps the network being trained embeds `drawings`
+/// drawings of each training class and its head scores every pair of class means; from then
+/// on a `fraction` of the episodes are an anchor class and `ways - 1` classes drawn from its
+/// `neighbours` highest-scoring others (see `data::neighbours`). Before the first refresh, and
+/// with `fraction` 0, episodes are the plain ones.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HardNegativeConfig {
+    pub fraction: f32,
+    pub every: u64,
+    pub neighbours: usize,
+    pub drawings: usize,
+}
+
+impl Default for HardNegativeConfig {
+    fn default() -> Self {
+        HardNegativeConfig {
+            fraction: 0.0,
+            every: 1000,
+            neighbours: 80,
+            drawings: 2,
+        }
+    }
+}
+
+impl HardNegativeConfig {
+    pub fn is_off(&self) -> bool {
+        self.fraction == 0.0
+    }
+
+    /// Whether the neighbour table is refreshed before step `step`.
+    pub fn refresh_at(&self, step: u64) -> bool {
+        !self.is_off() && step > 0 && step.is_multiple_of(self.every)
+    }
 }
 
 fn is_one(n: &usize) -> bool {
@@ -211,6 +250,7 @@ impl Default for TrainConfig {
             members: 1,
             ema: 0.0,
             dropout: 0.0,
+            hard_negatives: HardNegativeConfig::default(),
         }
     }
 }
@@ -375,6 +415,29 @@ impl TrainConfig {
                 "the embedding dropout must be in [0, 1), not {}",
                 self.dropout
             ));
+        }
+        let hard = &self.hard_negatives;
+        if !(0.0..=1.0).contains(&hard.fraction) {
+            return Err(format!(
+                "the hard-negative episode fraction must be in [0, 1], not {}",
+                hard.fraction
+            ));
+        }
+        if !hard.is_off() {
+            let Objective::Episodes { ways, .. } = self.objective else {
+                return Err("hard negatives are mined for episodes, not pairs".into());
+            };
+            if hard.every == 0 || hard.drawings == 0 || hard.neighbours + 1 < ways {
+                return Err(format!(
+                    "hard negatives need a refresh interval and drawings per class of at least \
+                     1, and at least {} neighbours for {ways}-way episodes (got every {}, \
+                     drawings {}, neighbours {})",
+                    ways.saturating_sub(1),
+                    hard.every,
+                    hard.drawings,
+                    hard.neighbours
+                ));
+            }
         }
         if self.members == 0 {
             return Err("an ensemble needs at least 1 member".into());

@@ -14,6 +14,7 @@ pub mod ensemble;
 pub mod episode_loss;
 pub mod error;
 pub mod metrics;
+pub mod mining;
 pub mod optim;
 pub mod presets;
 pub mod schedule;

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use data::episodes::{EpisodeBatch, EpisodeSampler};
+use data::neighbours::HardNegatives;
 use data::trials::{check_ways, sample_trials};
 use data::{ImageStore, PairBatch, PairConfig, PairSampler, SplitIndex, SplitKind, Subset, Trial};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -222,6 +223,19 @@ impl Trainer {
             }
             _ => None,
         };
+        let hard = match (&sampler, &extras) {
+            (Sampler::Episodes(s, _), Some(extras)) if !config.hard_negatives.is_off() => {
+                crate::mining::from_checkpoint(&extras.tensors, &config.hard_negatives, s)?
+            }
+            _ => None,
+        };
+        let h = &config.hard_negatives;
+        if !h.is_off() && hard.is_none() && state.step >= h.every && !h.refresh_at(state.step) {
+            return Err(TrainError::Config(format!(
+                "the checkpoint at step {} has no hard-negative table to resume with",
+                state.step
+            )));
+        }
         // The class head's prototypes train with the network, after its parameters, so that
         // the optimizer's saved buffers keep their numbering.
         let mut vars = net.vars().to_vec();
@@ -256,6 +270,7 @@ impl Trainer {
             store: &store,
             ema,
             class_head,
+            hard,
         };
         loop_.train(&sampler, &mut optimizer, &mut state, &mut metrics, opts)
     }
@@ -274,13 +289,13 @@ enum Batch {
 }
 
 impl Sampler<'_> {
-    /// The batch of `step`: a pure function of the seed and the step.
-    fn batch(&self, step: u64, batch: usize) -> Batch {
+    /// The batch of `step`: a pure function of the seed, the step and the hard-negative table.
+    fn batch(&self, step: u64, batch: usize, hard: Option<&HardNegatives>) -> Batch {
         match self {
             Sampler::Pairs(s) => Batch::Pairs(s.batch(step, batch)),
             Sampler::Episodes(s, per) => Batch::Episodes(
                 (0..*per as u64)
-                    .map(|i| s.episode(step * *per as u64 + i))
+                    .map(|i| s.episode_with(step * *per as u64 + i, hard))
                     .collect(),
             ),
         }
@@ -305,6 +320,8 @@ struct Loop<'a> {
     ema: Option<WeightAverage>,
     /// The classifier over every training class (`class_weight > 0`).
     class_head: Option<ClassHead>,
+    /// The hard-negative table in use (`hard_negatives`, after its first refresh).
+    hard: Option<HardNegatives>,
 }
 
 impl Loop<'_> {
@@ -314,6 +331,9 @@ impl Loop<'_> {
         let path = self.run_dir.join("last.safetensors");
         let mut tensors = optimizer.state_tensors()?;
         tensors.extend(self.class_head.as_ref().map(ClassHead::state_tensor));
+        if let Some(hard) = &self.hard {
+            tensors.push(crate::mining::state_tensor(hard)?);
+        }
         if let Some(ema) = &self.ema {
             tensors.extend(ema.state_tensors());
             let averaged = ema.network(self.net)?;
@@ -476,11 +496,22 @@ impl Loop<'_> {
         let mut stale_checkpoint = false;
 
         std::thread::scope(|scope| -> Result<()> {
-            // Batches for the coming steps are sampled and augmented while the model trains.
+            // Batches for the coming steps are sampled and augmented while the model trains. At
+            // a hard-negative refresh the data thread waits for the table mined from the
+            // weights of that step, so the batches do not depend on how far ahead it ran.
             let (tx, rx) = sync_channel::<(u64, Batch)>(2);
+            let (table_tx, table_rx) = sync_channel::<HardNegatives>(1);
+            let mut hard = self.hard.clone();
+            let mining = &cfg.hard_negatives;
             scope.spawn(move || {
                 for step in start..total {
-                    let batch = sampler.batch(step, b);
+                    if mining.refresh_at(step) {
+                        match table_rx.recv() {
+                            Ok(table) => hard = Some(table),
+                            Err(_) => break,
+                        }
+                    }
+                    let batch = sampler.batch(step, b, hard.as_ref());
                     if tx.send((step, batch)).is_err() {
                         break;
                     }
@@ -490,6 +521,15 @@ impl Loop<'_> {
                 if opts.stop.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| step >= s) {
                     outcome = Outcome::Interrupted;
                     break;
+                }
+                if cfg.hard_negatives.refresh_at(step)
+                    && let Sampler::Episodes(episodes, _) = sampler
+                {
+                    let table = crate::mining::mine(self.net, episodes, &cfg.hard_negatives)?;
+                    self.hard = Some(table.clone());
+                    table_tx
+                        .send(table)
+                        .map_err(|_| TrainError::Config("the data thread stopped".into()))?;
                 }
                 let t0 = Instant::now();
                 let (got, batch) = rx
@@ -614,6 +654,7 @@ impl Loop<'_> {
                 }
             }
             drop(rx);
+            drop(table_tx);
             Ok(())
         })?;
         bar.finish_and_clear();

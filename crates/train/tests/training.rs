@@ -9,7 +9,7 @@ use data::synthetic::{SyntheticSpec, write_split};
 use data::{PairConfig, Protocol, ValidationConfig};
 use model::io::load;
 use model::{Arch, Init};
-use train::config::ValConfig;
+use train::config::{HardNegativeConfig, ValConfig};
 use train::metrics::Record;
 use train::optim::OptimizerConfig;
 use train::schedule::Schedule;
@@ -73,6 +73,7 @@ fn tiny(data: &Path, out: &Path, name: &str) -> TrainConfig {
         members: 1,
         ema: 0.0,
         dropout: 0.0,
+        hard_negatives: Default::default(),
     }
 }
 
@@ -657,6 +658,97 @@ fn embedding_dropout_learns_changes_training_and_resumes_exactly() {
         .to_string();
     assert!(
         err.contains("embedding dropout must be in [0, 1), not 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn hard_negative_episodes_learn_are_saved_and_resume_exactly() {
+    let data = dataset();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = |name: &str, fraction: f32| TrainConfig {
+        objective: train::config::Objective::Episodes {
+            ways: 5,
+            queries: 1,
+            within_alphabet: 0.5,
+            rotations: true,
+            mirrors: false,
+            two_drawers: false,
+            pair_weight: 0.0,
+            symmetric: false,
+            label_smoothing: 0.0,
+            class_weight: 0.0,
+            per_step: 2,
+            per_epoch: 100,
+        },
+        // 200 steps; the table is mined at steps 30, 60, ..., 180.
+        hard_negatives: HardNegativeConfig {
+            fraction,
+            every: 30,
+            neighbours: 8,
+            drawings: 2,
+        },
+        ..tiny(data.path(), out.path(), name)
+    };
+    let file = |name: &str| out.path().join(name).join("last.safetensors");
+    Trainer::run(cfg("plain", 0.0), &RunOptions::default()).unwrap();
+    let s = Trainer::run(cfg("hard", 0.6), &RunOptions::default()).unwrap();
+    assert_eq!(s.steps, 200);
+    assert_ne!(weights(&file("plain")), weights(&file("hard")));
+    let recs = records(&out.path().join("hard"));
+    let (first, last) = ends(&losses(&recs));
+    assert!(last < 0.9 * first, "loss {first} -> {last}");
+    let best = accuracies(&recs).iter().cloned().fold(0.0, f64::max);
+    assert!(best > 0.4, "{best}");
+    let saved = std::fs::read_to_string(out.path().join("hard/config.toml")).unwrap();
+    assert!(
+        saved.contains("[hard_negatives]\nfraction = 0.6"),
+        "{saved}"
+    );
+    let plain = std::fs::read_to_string(out.path().join("plain/config.toml")).unwrap();
+    assert!(
+        !plain.contains("hard_negatives"),
+        "off is not written: {plain}"
+    );
+
+    // The checkpoint holds the table: 3 training alphabets x 6 characters x 4 turns = 72
+    // classes, 8 neighbours each, every one another class.
+    let (_, extras) = load(&file("hard"), &candle_core::Device::Cpu).unwrap();
+    let table = &extras.tensors[train::mining::TENSOR_NAME];
+    assert_eq!(table.dims(), [72, 8]);
+    let rows = table.to_vec2::<u32>().unwrap();
+    for (c, row) in rows.iter().enumerate() {
+        assert!(
+            row.iter().all(|&d| (d as usize) < 72 && d as usize != c),
+            "{row:?}"
+        );
+    }
+
+    // Stopped between refreshes (the saved table is in use) and at a refresh (mined again from
+    // the same weights), a resumed run samples what the straight one did.
+    stop_then_resume(cfg("split-70", 0.6), 70);
+    assert_eq!(weights(&file("split-70")), weights(&file("hard")));
+    stop_then_resume(cfg("split-60", 0.6), 60);
+    assert_eq!(weights(&file("split-60")), weights(&file("hard")));
+
+    let pairs = TrainConfig {
+        hard_negatives: HardNegativeConfig {
+            fraction: 0.5,
+            ..Default::default()
+        },
+        ..tiny(data.path(), out.path(), "pairs")
+    };
+    let err = Trainer::run(pairs, &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("mined for episodes, not pairs"), "{err}");
+    let mut few = cfg("few", 0.5);
+    few.hard_negatives.neighbours = 3;
+    let err = Trainer::run(few, &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("at least 4 neighbours for 5-way episodes"),
         "{err}"
     );
 }
