@@ -100,6 +100,25 @@ fn stop_then_resume(config: TrainConfig, steps: u64) -> Summary {
     .unwrap()
 }
 
+/// 5-way episodes with `queries` queries per class, half within one alphabet, cross-entropy
+/// alone, two episodes a step and 100 an epoch.
+fn five_way_episodes(queries: usize, rotations: bool) -> train::config::Objective {
+    train::config::Objective::Episodes {
+        ways: 5,
+        queries,
+        within_alphabet: 0.5,
+        rotations,
+        mirrors: false,
+        two_drawers: false,
+        pair_weight: 0.0,
+        symmetric: false,
+        label_smoothing: 0.0,
+        class_weight: 0.0,
+        per_step: 2,
+        per_epoch: 100,
+    }
+}
+
 fn weights(path: &Path) -> Vec<Vec<f32>> {
     net_weights(&load(path, &candle_core::Device::Cpu).unwrap().0)
 }
@@ -600,20 +619,7 @@ fn embedding_dropout_learns_changes_training_and_resumes_exactly() {
     let data = dataset();
     let out = tempfile::tempdir().unwrap();
     let cfg = |name: &str, dropout: f64| TrainConfig {
-        objective: train::config::Objective::Episodes {
-            ways: 5,
-            queries: 2,
-            within_alphabet: 0.5,
-            rotations: false,
-            mirrors: false,
-            two_drawers: false,
-            pair_weight: 0.0,
-            symmetric: false,
-            label_smoothing: 0.0,
-            class_weight: 0.0,
-            per_step: 2,
-            per_epoch: 100,
-        },
+        objective: five_way_episodes(2, false),
         dropout,
         ..tiny(data.path(), out.path(), name)
     };
@@ -667,20 +673,7 @@ fn hard_negative_episodes_learn_are_saved_and_resume_exactly() {
     let data = dataset();
     let out = tempfile::tempdir().unwrap();
     let cfg = |name: &str, fraction: f32| TrainConfig {
-        objective: train::config::Objective::Episodes {
-            ways: 5,
-            queries: 1,
-            within_alphabet: 0.5,
-            rotations: true,
-            mirrors: false,
-            two_drawers: false,
-            pair_weight: 0.0,
-            symmetric: false,
-            label_smoothing: 0.0,
-            class_weight: 0.0,
-            per_step: 2,
-            per_epoch: 100,
-        },
+        objective: five_way_episodes(1, true),
         // 200 steps; the table is mined at steps 30, 60, ..., 180.
         hard_negatives: HardNegativeConfig {
             fraction,
