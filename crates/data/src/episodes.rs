@@ -242,11 +242,7 @@ impl<'a> EpisodeSampler<'a> {
             .for_each(|(out, &(id, variant))| {
                 let mut p = AffineParams::identity();
                 cfg.variant(variant).apply(&mut p);
-                if p == AffineParams::identity() && self.store.side() == cfg.side {
-                    self.store.write_f32(id, out);
-                } else {
-                    p.warp_u8(self.store.pixels(id), self.store.side(), out, cfg.side);
-                }
+                self.render(id, &p, out);
             });
         out
     }
@@ -344,12 +340,18 @@ impl<'a> EpisodeSampler<'a> {
                     None => AffineParams::identity(),
                 };
                 cfg.variant(variant).apply(&mut p);
-                if p == AffineParams::identity() && self.store.side() == cfg.side {
-                    self.store.write_f32(id, out);
-                } else {
-                    p.warp_u8(self.store.pixels(id), self.store.side(), out, cfg.side);
-                }
+                self.render(id, &p, out);
             });
+    }
+
+    /// Drawing `id` through `p` at the episode side (copied when `p` changes nothing).
+    fn render(&self, id: ImageId, p: &AffineParams, out: &mut [f32]) {
+        let side = self.config.side;
+        if *p == AffineParams::identity() && self.store.side() == side {
+            self.store.write_f32(id, out);
+        } else {
+            p.warp_u8(self.store.pixels(id), self.store.side(), out, side);
+        }
     }
 
     /// Puts `drawer`'s drawing among `imgs` at `chosen[pos]`, keeping `chosen` free of
