@@ -187,6 +187,10 @@ pub struct TrainArgs {
     /// rest scaled by 1 / (1 - P); evaluation always uses the whole embedding (0: none).
     #[arg(long, value_name = "P")]
     dropout: Option<f64>,
+    /// Sharpness-aware minimisation: take each step's gradient with the weights moved this far
+    /// along the first gradient (e.g. 0.05; 0: plain steps). Each step costs two passes.
+    #[arg(long, value_name = "RHO")]
+    sam: Option<f64>,
     /// Hard-negative episodes: this fraction of the episodes are an anchor class and classes
     /// the network currently scores as most like it (mined every --mining-every steps; 0: off).
     #[arg(long, value_name = "F")]
@@ -464,6 +468,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = a.dropout {
         c.dropout = v
+    }
+    if let Some(v) = a.sam {
+        c.sam = v
     }
     if let Some(v) = a.hard_negatives {
         c.hard_negatives.fraction = v;

@@ -169,6 +169,11 @@ pub struct TrainConfig {
     /// whole embedding, so the saved model does not record it.
     #[serde(skip_serializing_if = "is_zero")]
     pub dropout: f64,
+    /// Sharpness-aware minimisation: each step's gradient is taken with the weights moved by
+    /// this distance along the first gradient (0: plain steps; see [`crate::sam`]). It doubles
+    /// the cost of a step.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sam: f64,
     /// Episodes of model-mined hard negatives (off unless `fraction > 0`; episodes only).
     #[serde(skip_serializing_if = "HardNegativeConfig::is_off")]
     pub hard_negatives: HardNegativeConfig,
@@ -250,6 +255,7 @@ impl Default for TrainConfig {
             members: 1,
             ema: 0.0,
             dropout: 0.0,
+            sam: 0.0,
             hard_negatives: HardNegativeConfig::default(),
         }
     }
@@ -414,6 +420,12 @@ impl TrainConfig {
             return Err(format!(
                 "the embedding dropout must be in [0, 1), not {}",
                 self.dropout
+            ));
+        }
+        if !(self.sam >= 0.0 && self.sam.is_finite()) {
+            return Err(format!(
+                "the sharpness-aware radius must be a finite number >= 0, not {}",
+                self.sam
             ));
         }
         let hard = &self.hard_negatives;

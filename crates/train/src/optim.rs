@@ -326,6 +326,11 @@ impl Optimizer {
         Ok(self)
     }
 
+    /// The parameters it updates, in the order of its saved buffers.
+    pub fn vars(&self) -> &[Var] {
+        &self.vars
+    }
+
     pub fn steps(&self) -> u64 {
         self.steps
     }

@@ -24,6 +24,7 @@ use crate::episode_loss::EpisodeLoss;
 use crate::error::{Result, TrainError};
 use crate::metrics::{Metrics, Record};
 use crate::optim::Optimizer;
+use crate::sam;
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -363,6 +364,28 @@ impl Loop<'_> {
         dropout::apply(e, cfg.dropout, cfg.seed, step, self.device)
     }
 
+    /// The gradients of `batch`'s loss at the weights moved by the sharpness-aware radius
+    /// along `grads` (the loss's gradients at the weights as they are); the weights and the
+    /// batch-norm running statistics are put back afterwards, bit for bit.
+    fn sharpness_aware_grads(
+        &self,
+        vars: &[candle_core::Var],
+        grads: candle_core::backprop::GradStore,
+        batch: &Batch,
+        episode_loss: &EpisodeLoss,
+        step: u64,
+    ) -> Result<candle_core::backprop::GradStore> {
+        let statistics = sam::Saved::of(self.net.buffers())?;
+        let weights = sam::ascend(vars, &grads, self.config.sam)?;
+        drop(grads);
+        let loss = self.loss(batch, episode_loss, step)?;
+        let grads = loss.backward()?;
+        drop(loss);
+        weights.restore()?;
+        statistics.restore()?;
+        Ok(grads)
+    }
+
     /// The loss of step `step`'s batch, as a tensor to differentiate.
     fn loss(&self, batch: &Batch, episode_loss: &EpisodeLoss, step: u64) -> Result<Tensor> {
         let side = self.config.arch.input_side;
@@ -539,7 +562,6 @@ impl Loop<'_> {
                 let waited = t0.elapsed().as_secs_f64();
                 let n_items = items(&batch);
                 let loss = self.loss(&batch, &episode_loss, step)?;
-                drop(batch);
                 let value = loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
                 if !value.is_finite() {
                     let last = self.run_dir.join("last.safetensors");
@@ -555,6 +577,18 @@ impl Loop<'_> {
                 }
                 let grads = loss.backward()?;
                 drop(loss);
+                let grads = if cfg.sam > 0.0 {
+                    self.sharpness_aware_grads(
+                        optimizer.vars(),
+                        grads,
+                        &batch,
+                        &episode_loss,
+                        step,
+                    )?
+                } else {
+                    grads
+                };
+                drop(batch);
                 let factor = cfg.schedule.factor(step, total, per_epoch);
                 let epoch = step as f64 / per_epoch as f64;
                 optimizer.step(&grads, factor, epoch)?;

@@ -73,6 +73,7 @@ fn tiny(data: &Path, out: &Path, name: &str) -> TrainConfig {
         members: 1,
         ema: 0.0,
         dropout: 0.0,
+        sam: 0.0,
         hard_negatives: Default::default(),
     }
 }
@@ -612,8 +613,7 @@ fn validation_is_scored_in_the_configured_paired_turns() {
     assert_eq!((saved("upright"), saved("turned")), (1, 4));
 }
 
-/// `ema` leaves training alone, writes the averaged network beside it, and averages across a
-/// resume exactly as without one.
+/// Dropout changes the gradients, still learns, and draws the same masks across a resume.
 #[test]
 fn embedding_dropout_learns_changes_training_and_resumes_exactly() {
     let data = dataset();
@@ -746,6 +746,8 @@ fn hard_negative_episodes_learn_are_saved_and_resume_exactly() {
     );
 }
 
+/// `ema` leaves training alone, writes the averaged network beside it, and averages across a
+/// resume exactly as without one.
 #[test]
 fn weight_average_resumes_exactly_and_leaves_training_alone() {
     let data = dataset();
@@ -918,5 +920,72 @@ fn runs_on_the_accelerator_follow_the_cpu() {
         );
         assert!(last < 0.8 * first, "loss {first} -> {last}");
         assert!(best > 0.35, "best 5-way validation accuracy {best}");
+    }
+}
+
+fn buffers(path: &Path) -> Vec<Vec<f32>> {
+    let net = load(path, &candle_core::Device::Cpu).unwrap().0;
+    net.buffers()
+        .iter()
+        .map(|v| {
+            v.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Sharpness-aware steps learn, differ from plain ones, resume exactly, and leave the batch-norm
+/// running statistics one update per step: with a radius too small to move an f32 weight the
+/// run is the plain one, bit for bit, buffers included.
+#[test]
+fn sharpness_aware_steps_learn_resume_exactly_and_update_statistics_once() {
+    let data = dataset();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = |name: &str, sam: f64| {
+        let mut c = TrainConfig {
+            objective: five_way_episodes(2, false),
+            sam,
+            ..tiny(data.path(), out.path(), name)
+        };
+        for b in &mut c.arch.blocks {
+            b.batch_norm = true;
+        }
+        c
+    };
+    let file = |name: &str| out.path().join(name).join("last.safetensors");
+    Trainer::run(cfg("plain", 0.0), &RunOptions::default()).unwrap();
+    let s = Trainer::run(cfg("sam", 0.05), &RunOptions::default()).unwrap();
+    assert_eq!(s.steps, 200);
+    assert_ne!(weights(&file("plain")), weights(&file("sam")));
+    let recs = records(&out.path().join("sam"));
+    let (first, last) = ends(&losses(&recs));
+    assert!(last < 0.9 * first, "loss {first} -> {last}");
+    let best = accuracies(&recs).iter().cloned().fold(0.0, f64::max);
+    assert!(best > 0.4, "{best}");
+    let saved = std::fs::read_to_string(out.path().join("sam/config.toml")).unwrap();
+    assert!(saved.contains("sam = 0.05"), "{saved}");
+
+    stop_then_resume(cfg("split", 0.05), 70);
+    assert_eq!(weights(&file("split")), weights(&file("sam")));
+    assert_eq!(buffers(&file("split")), buffers(&file("sam")));
+
+    // 1e-60 is 0 in f32, so the second pass sees the first pass's weights; a second update of
+    // the running statistics would show in the buffers.
+    Trainer::run(cfg("vanishing", 1e-60), &RunOptions::default()).unwrap();
+    assert_eq!(weights(&file("vanishing")), weights(&file("plain")));
+    assert_eq!(buffers(&file("vanishing")), buffers(&file("plain")));
+    assert_ne!(buffers(&file("plain")), buffers(&file("sam")));
+
+    for bad in [-0.1, f64::NAN] {
+        let err = Trainer::run(cfg("bad", bad), &RunOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sharpness-aware radius must be a finite number >= 0"),
+            "{err}"
+        );
     }
 }
