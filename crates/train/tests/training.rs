@@ -125,8 +125,16 @@ fn weights(path: &Path) -> Vec<Vec<f32>> {
 }
 
 fn net_weights(net: &model::SiameseNet) -> Vec<Vec<f32>> {
-    net.vars()
-        .iter()
+    values(net.vars())
+}
+
+/// The batch-norm running statistics saved in `path`.
+fn buffers(path: &Path) -> Vec<Vec<f32>> {
+    values(load(path, &candle_core::Device::Cpu).unwrap().0.buffers())
+}
+
+fn values(vars: &[candle_core::Var]) -> Vec<Vec<f32>> {
+    vars.iter()
         .map(|v| {
             v.as_tensor()
                 .flatten_all()
@@ -915,20 +923,6 @@ fn runs_on_the_accelerator_follow_the_cpu() {
         assert!(last < 0.8 * first, "loss {first} -> {last}");
         assert!(best > 0.35, "best 5-way validation accuracy {best}");
     }
-}
-
-fn buffers(path: &Path) -> Vec<Vec<f32>> {
-    let net = load(path, &candle_core::Device::Cpu).unwrap().0;
-    net.buffers()
-        .iter()
-        .map(|v| {
-            v.as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        })
-        .collect()
 }
 
 /// Sharpness-aware steps learn, differ from plain ones, resume exactly, and leave the batch-norm
