@@ -55,20 +55,16 @@ pub fn gradient_norm(vars: &[Var], grads: &GradStore) -> Result<f64> {
 /// Moves each of `vars` that has a gradient by `rho * g / |g|`, with `|g|` the norm of all
 /// their gradients together, and returns what puts them back. A zero gradient moves nothing.
 pub fn ascend(vars: &[Var], grads: &GradStore, rho: f64) -> Result<Saved> {
-    let moved: Vec<Var> = vars
+    let moved: Vec<(Var, Tensor)> = vars
         .iter()
-        .filter(|v| grads.get(v.as_tensor()).is_some())
-        .cloned()
+        .filter_map(|v| grads.get(v.as_tensor()).map(|g| (v.clone(), g.detach())))
         .collect();
-    let saved = Saved::of(&moved)?;
-    let norm = gradient_norm(&moved, grads)?;
+    let saved = Saved::of(&moved.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>())?;
+    let norm = gradient_norm(vars, grads)?;
     if norm > 0.0 && norm.is_finite() {
         let scale = rho / norm;
-        for var in &moved {
-            if let Some(g) = grads.get(var.as_tensor()) {
-                let p = var.as_tensor().detach();
-                var.set(&(p + (g.detach() * scale)?)?)?;
-            }
+        for (var, g) in &moved {
+            var.set(&(var.as_tensor().detach() + (g * scale)?)?)?;
         }
     }
     Ok(saved)
