@@ -97,6 +97,10 @@ pub struct TrainArgs {
     /// Lake's test runs (default: any drawers).
     #[arg(long)]
     two_drawers: Option<bool>,
+    /// Episodes: probability that a class is virtual, each drawing's ink united with that of
+    /// another character of its alphabet by the same drawer (default 0).
+    #[arg(long, value_name = "F")]
+    overlays: Option<f32>,
     /// Episodes: weight of the balanced pair BCE next to the N-way cross-entropy.
     #[arg(long)]
     pair_weight: Option<f64>,
@@ -301,6 +305,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         rotations,
         mirrors,
         two_drawers,
+        overlays,
         pair_weight,
         symmetric,
         label_smoothing,
@@ -326,6 +331,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         }
         if let Some(v) = a.two_drawers {
             *two_drawers = v
+        }
+        if let Some(v) = a.overlays {
+            *overlays = v
         }
         if let Some(v) = a.pair_weight {
             *pair_weight = v

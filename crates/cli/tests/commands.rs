@@ -522,6 +522,7 @@ fn bad_input_gets_clear_errors() {
             "embedding_activation = \"signed-sqrt\"",
         ),
         ("--two-drawers", "true", "two_drawers = true"),
+        ("--overlays", "0.25", "overlays = 0.25"),
         ("--stroke-jitter", "0.5", "stroke_px = 0.5"),
         ("--cutout", "0.3", "erase = 0.3"),
         ("--class-weight", "0.5", "class_weight = 0.5"),
@@ -536,6 +537,7 @@ fn bad_input_gets_clear_errors() {
         plain.contains("label_smoothing = 0.1")
             && !plain.contains("distance")
             && !plain.contains("two_drawers")
+            && !plain.contains("overlays")
             && !plain.contains("stroke_px")
             && !plain.contains("erase")
             && !plain.contains("class_weight")
@@ -568,6 +570,11 @@ fn bad_input_gets_clear_errors() {
         (
             &["--class-weight=-1"],
             "class_weight must be a number >= 0, not -1",
+        ),
+        (&["--overlays", "1.5"], "overlays must be in [0, 1], not 1.5"),
+        (
+            &["--overlays", "0.2", "--class-weight", "1"],
+            "overlay classes and class_weight > 0 cannot be combined",
         ),
         (
             &["--dropout", "1"],

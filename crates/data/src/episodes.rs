@@ -33,6 +33,11 @@ pub struct EpisodeConfig {
     /// and every first query by another, as every test trial's candidates and query are (a
     /// character lacking either drawing falls back to drawings by any drawers).
     pub two_drawers: bool,
+    /// Probability that a class of an episode is a virtual one: the union of the ink of its
+    /// character and of a partner character from the same alphabet (each drawing overlaid
+    /// with the partner's drawing by the same drawer), so that new classes are made that
+    /// differ from real ones by whole extra strokes. 0 (the default) draws nothing extra.
+    pub overlays: f32,
     pub augment: Option<AffineConfig>,
     pub side: usize,
 }
@@ -82,6 +87,7 @@ impl Default for EpisodeConfig {
             rotations: false,
             mirrors: false,
             two_drawers: false,
+            overlays: 0.0,
             augment: None,
             side: 28,
         }
@@ -97,9 +103,22 @@ pub struct EpisodeBatch {
     pub images: Vec<f32>,
     pub labels: Vec<u32>,
     pub ids: Vec<ImageId>,
+    /// The drawing overlaid on each image (`EpisodeConfig::overlays`), in `ids` order.
+    pub overlays: Vec<Option<ImageId>>,
     /// Every image's class among all of the sampler's classes (supports, then queries; see
-    /// [`EpisodeSampler::class_count`]), for a loss over every training class at once.
+    /// [`EpisodeSampler::class_count`]), for a loss over every training class at once; a
+    /// virtual (overlay) class is numbered as its own character, so such a loss refuses them.
     pub classes: Vec<u32>,
+}
+
+/// One image of an episode: a drawing, the partner drawing overlaid on it (virtual classes),
+/// its class's variant, its label in the episode and its class among the sampler's.
+struct Pick {
+    id: ImageId,
+    overlay: Option<ImageId>,
+    variant: u8,
+    label: u32,
+    class: u32,
 }
 
 pub struct EpisodeSampler<'a> {
@@ -112,6 +131,10 @@ pub struct EpisodeSampler<'a> {
     alphabets: Vec<Vec<usize>>,
     /// Every drawer with a drawing in `characters`, ascending.
     drawers: Vec<u8>,
+    /// Positions in `characters` per alphabet (overlay partners), and each character's
+    /// alphabet among them.
+    all_alphabets: Vec<Vec<usize>>,
+    alphabet_of: Vec<usize>,
 }
 
 impl<'a> EpisodeSampler<'a> {
@@ -133,6 +156,12 @@ impl<'a> EpisodeSampler<'a> {
         }
         if let Some(a) = &config.augment {
             a.validate().map_err(DataError::Config)?;
+        }
+        if !(0.0..=1.0).contains(&config.overlays) {
+            return Err(DataError::Config(format!(
+                "the overlay class fraction must be in [0, 1], not {}",
+                config.overlays
+            )));
         }
         let mut characters = Vec::new();
         let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
@@ -157,6 +186,13 @@ impl<'a> EpisodeSampler<'a> {
                 scope: " for episodes".into(),
             });
         }
+        let all_alphabets: Vec<Vec<usize>> = groups.iter().map(|(_, v)| v.clone()).collect();
+        let mut alphabet_of = vec![0; characters.len()];
+        for (a, members) in all_alphabets.iter().enumerate() {
+            for &m in members {
+                alphabet_of[m] = a;
+            }
+        }
         let alphabets = groups
             .into_iter()
             .map(|(_, v)| v)
@@ -176,6 +212,8 @@ impl<'a> EpisodeSampler<'a> {
             characters,
             alphabets,
             drawers,
+            all_alphabets,
+            alphabet_of,
         })
     }
 
@@ -280,6 +318,45 @@ impl<'a> EpisodeSampler<'a> {
             .collect()
     }
 
+    /// For each class, the partner character whose ink is overlaid on it (`None`: a real
+    /// class), each drawn with probability `overlays` from the class's alphabet. Two virtual
+    /// classes of one turn never have the same pair of characters, which would make them one
+    /// class under two labels.
+    fn partners(&self, classes: &[(usize, u8)], rng: &mut crate::Rng) -> Vec<Option<usize>> {
+        let mut partners: Vec<Option<usize>> = Vec::with_capacity(classes.len());
+        for &(c, variant) in classes {
+            let mut partner = None;
+            if rng.random_bool(self.config.overlays as f64) {
+                let mates = &self.all_alphabets[self.alphabet_of[c]];
+                let clashes = |p: usize| {
+                    p == c
+                        || classes.iter().zip(&partners).any(|(&(ci, vi), &pi)| {
+                            vi == variant && ci == p && pi == Some(c)
+                        })
+                };
+                // A few tries suffice: a clash rules out at most two of an alphabet's characters.
+                for _ in 0..8 {
+                    let &p = mates.choose(rng).expect("a character's alphabet holds it");
+                    if !clashes(p) {
+                        partner = Some(p);
+                        break;
+                    }
+                }
+            }
+            partners.push(partner);
+        }
+        partners
+    }
+
+    /// The drawing of character `c` by `drawer`, or else any of its drawings.
+    fn drawing_by(&self, c: usize, drawer: u8, rng: &mut crate::Rng) -> ImageId {
+        let imgs = &self.characters[c];
+        match imgs.iter().find(|&&i| self.store.drawer_of(i) == drawer) {
+            Some(&id) => id,
+            None => *imgs.choose(rng).expect("characters keep at least two drawings"),
+        }
+    }
+
     /// Fills `batch` with episode `index` (deterministic in the seed and the index).
     pub fn fill(&self, index: u64, batch: &mut EpisodeBatch) {
         self.fill_with(index, batch, None);
@@ -297,11 +374,17 @@ impl<'a> EpisodeSampler<'a> {
             let pair: Vec<u8> = self.drawers.choose_multiple(&mut rng, 2).copied().collect();
             (pair[0], pair[1])
         });
-        // For each class: a support and `queries` other drawings.
-        let mut picks: Vec<(ImageId, u8, u32, u32)> = Vec::with_capacity(self.images_per_episode());
+        // Drawn only when asked for, so episodes without overlays stay what they always were.
+        let partners = if cfg.overlays > 0.0 {
+            self.partners(&classes, &mut rng)
+        } else {
+            vec![None; classes.len()]
+        };
+        // For each class: a support and `queries` other drawings, each with its overlay.
+        let mut picks: Vec<Pick> = Vec::with_capacity(self.images_per_episode());
         let mut queries = Vec::new();
         let variants = cfg.variants();
-        for (label, &(c, variant)) in classes.iter().enumerate() {
+        for (label, (&(c, variant), &partner)) in classes.iter().zip(&partners).enumerate() {
             let class = (c * variants + variant as usize) as u32;
             let imgs = &self.characters[c];
             let mut chosen: Vec<ImageId> = imgs
@@ -313,11 +396,17 @@ impl<'a> EpisodeSampler<'a> {
                 self.pin(&mut chosen, imgs, 0, support_drawer);
                 self.pin(&mut chosen, imgs, 1, query_drawer);
             }
-            picks.push((chosen[0], variant, label as u32, class));
+            let mut pick = |id: ImageId| Pick {
+                id,
+                overlay: partner.map(|p| self.drawing_by(p, self.store.drawer_of(id), &mut rng)),
+                variant,
+                label: label as u32,
+                class,
+            };
+            picks.push(pick(chosen[0]));
             for q in 0..cfg.queries {
                 // With fewer drawings than queries, repeat (augmentation makes them differ).
-                let id = chosen[1 + q % (chosen.len() - 1)];
-                queries.push((id, variant, label as u32, class));
+                queries.push(pick(chosen[1 + q % (chosen.len() - 1)]));
             }
         }
         picks.extend(queries);
@@ -325,22 +414,29 @@ impl<'a> EpisodeSampler<'a> {
         batch.side = cfg.side;
         batch.ways = cfg.ways;
         batch.images.resize(picks.len() * n, 0.0);
-        batch.labels = picks[cfg.ways..].iter().map(|p| p.2).collect();
-        batch.ids = picks.iter().map(|p| p.0).collect();
-        batch.classes = picks.iter().map(|p| p.3).collect();
+        batch.labels = picks[cfg.ways..].iter().map(|p| p.label).collect();
+        batch.ids = picks.iter().map(|p| p.id).collect();
+        batch.overlays = picks.iter().map(|p| p.overlay).collect();
+        batch.classes = picks.iter().map(|p| p.class).collect();
         batch
             .images
             .par_chunks_mut(n)
             .zip(picks.par_iter())
             .enumerate()
-            .for_each(|(i, (out, &(id, variant, _, _)))| {
+            .for_each(|(i, (out, pick))| {
                 let mut rng = crate::rng_for(self.seed, STREAM_EPISODES, index, 1 + i as u64);
                 let mut p = match &cfg.augment {
                     Some(a) => a.sample(&mut rng),
                     None => AffineParams::identity(),
                 };
-                cfg.variant(variant).apply(&mut p);
-                self.render(id, &p, out);
+                cfg.variant(pick.variant).apply(&mut p);
+                self.render(pick.id, &p, out);
+                if let Some(extra) = pick.overlay {
+                    // One distortion for both: the union is one drawing.
+                    let mut ink = vec![0.0; n];
+                    self.render(extra, &p, &mut ink);
+                    out.iter_mut().zip(ink).for_each(|(o, e)| *o = o.max(e));
+                }
             });
     }
 
@@ -523,6 +619,107 @@ mod tests {
             ));
         }
         assert!(pairs.len() > 10, "the two drawers change between episodes");
+    }
+
+    #[test]
+    fn overlay_classes_are_unions_of_two_characters_of_one_alphabet_by_one_drawer() {
+        // Two alphabets of 6 characters; drawer 6 has no drawing of character 0 of each, so
+        // that a partner sometimes lacks the drawer.
+        let full = store(SyntheticSpec::new(2, 6, 6), 12);
+        let mut b = crate::store::StoreBuilder::new(12);
+        for (a, alphabet) in full.alphabets().iter().enumerate() {
+            let new_alphabet = b.alphabet(&alphabet.name);
+            for &c in &alphabet.characters {
+                let character = b.character(new_alphabet, &full.characters()[c as usize].name);
+                for &id in &full.characters()[c as usize].images {
+                    if full.drawer_of(id) == 6 && c % 6 == 0 {
+                        continue;
+                    }
+                    let mut ink = vec![0.0; 144];
+                    full.write_f32(id, &mut ink);
+                    b.push(character, full.drawer_of(id), &ink, None);
+                }
+            }
+            assert_eq!(a as u32, new_alphabet);
+        }
+        let s = b.finish();
+        let subset = Subset::all(&s);
+        let cfg = EpisodeConfig {
+            ways: 5,
+            queries: 2,
+            within_alphabet: 0.5,
+            rotations: true,
+            side: 12,
+            ..Default::default()
+        };
+        let plain = EpisodeSampler::new(&s, &subset, cfg.clone(), 5).unwrap();
+        let half = EpisodeConfig {
+            overlays: 0.5,
+            ..cfg.clone()
+        };
+        let sampler = EpisodeSampler::new(&s, &subset, half, 5).unwrap();
+        let (mut virtual_classes, mut classes, mut other_drawer) = (0, 0, 0);
+        for index in 0..200 {
+            let e = sampler.episode(index);
+            assert_eq!(e.overlays.len(), e.ids.len());
+            let mut unions = HashSet::new();
+            for class in 0..5 {
+                // The support and the class's queries, as in `episodes_have_...` above.
+                let members: Vec<usize> = std::iter::once(class)
+                    .chain((0..2).map(|q| 5 + 2 * class + q))
+                    .collect();
+                let partner = e.overlays[class].map(|p| s.character_of(p));
+                classes += 1;
+                for &i in &members {
+                    let (id, over) = (e.ids[i], e.overlays[i]);
+                    assert_eq!(over.map(|p| s.character_of(p)), partner, "one partner a class");
+                    let mut expected = vec![0.0; 144];
+                    s.write_f32(id, &mut expected);
+                    if let Some(p) = over {
+                        assert_ne!(s.character_of(p), s.character_of(id));
+                        assert_eq!(s.alphabet_of(p), s.alphabet_of(id));
+                        if s.drawer_of(p) != s.drawer_of(id) {
+                            assert_eq!(s.drawer_of(id), 6, "another drawer only if needed");
+                            other_drawer += 1;
+                        }
+                        let mut ink = vec![0.0; 144];
+                        s.write_f32(p, &mut ink);
+                        expected.iter_mut().zip(ink).for_each(|(a, b)| *a = a.max(b));
+                    }
+                    if e.classes[i] % 4 == 0 {
+                        // Upright classes: the union of the two drawings, pixel for pixel.
+                        assert_eq!(&e.images[i * 144..(i + 1) * 144], &expected[..]);
+                    }
+                }
+                if let Some(p) = partner {
+                    virtual_classes += 1;
+                    let c = s.character_of(e.ids[class]);
+                    let turn = e.classes[class] % 4;
+                    assert!(
+                        unions.insert((c.min(p), c.max(p), turn)),
+                        "episode {index}: two labels for one union"
+                    );
+                }
+            }
+        }
+        let share = virtual_classes as f64 / classes as f64;
+        assert!((0.42..0.58).contains(&share), "{share}");
+        assert!(other_drawer > 0, "the missing drawing was replaced");
+        // Without overlays nothing is drawn extra: the plain sampler's episodes are unchanged.
+        let zero = EpisodeSampler::new(&s, &subset, cfg.clone(), 5).unwrap();
+        for index in 0..20 {
+            let (a, b) = (plain.episode(index), zero.episode(index));
+            assert_eq!(a, b);
+            assert!(a.overlays.iter().all(Option::is_none));
+        }
+        for bad in [-0.1, 1.5, f32::NAN] {
+            let cfg = EpisodeConfig {
+                overlays: bad,
+                ..cfg.clone()
+            };
+            let err = EpisodeSampler::new(&s, &subset, cfg, 0).err().unwrap();
+            assert!(err.to_string().contains("overlay class fraction"), "{err}");
+        }
     }
 
     #[test]

@@ -70,6 +70,10 @@ pub enum Objective {
         /// All supports of an episode by one drawer, its queries by another (Lake's design).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         two_drawers: bool,
+        /// Probability that a class of an episode is virtual: each drawing's ink united with a
+        /// partner character's (same alphabet, same drawer); see `EpisodeConfig::overlays`.
+        #[serde(default, skip_serializing_if = "is_zero_f32")]
+        overlays: f32,
         pair_weight: f64,
         /// Also score each support against the queries (cross-entropy over the columns of the
         /// logits), averaged with the queries' cross-entropy; needs `queries = 1`.
@@ -116,6 +120,7 @@ impl Objective {
             rotations: false,
             mirrors: false,
             two_drawers: false,
+            overlays: 0.0,
             pair_weight: 0.5,
             symmetric: false,
             label_smoothing: 0.0,
@@ -223,6 +228,10 @@ fn is_zero(x: &f64) -> bool {
     *x == 0.0
 }
 
+fn is_zero_f32(x: &f32) -> bool {
+    *x == 0.0
+}
+
 impl Default for TrainConfig {
     /// The PyTorch reference recipe: Koch's network at 105x105, AdamW (lr 6e-4), StepLR (500
     /// steps, gamma 0.9), 128 pairs a batch, random rotations of up to 15 degrees.
@@ -274,6 +283,7 @@ impl TrainConfig {
                 rotations,
                 mirrors,
                 two_drawers,
+                overlays,
                 ..
             } => Some(EpisodeConfig {
                 ways: *ways,
@@ -282,6 +292,7 @@ impl TrainConfig {
                 rotations: *rotations,
                 mirrors: *mirrors,
                 two_drawers: *two_drawers,
+                overlays: *overlays,
                 augment: self.pairs.augment.clone(),
                 side: self.pairs.side,
             }),
@@ -369,6 +380,7 @@ impl TrainConfig {
             ways,
             queries,
             within_alphabet,
+            overlays,
             pair_weight,
             symmetric,
             label_smoothing,
@@ -399,6 +411,13 @@ impl TrainConfig {
                 return Err(format!(
                     "class_weight must be a number >= 0, not {class_weight}"
                 ));
+            }
+            if !(0.0..=1.0).contains(overlays) {
+                return Err(format!("overlays must be in [0, 1], not {overlays}"));
+            }
+            if *overlays > 0.0 && *class_weight > 0.0 {
+                // Virtual classes have no row in the classifier over every training class.
+                return Err("overlay classes and class_weight > 0 cannot be combined".into());
             }
         }
         if self.val.ways < 2 || self.val.trials == 0 {
@@ -518,6 +537,18 @@ mod tests {
             4
         );
         assert!(TrainConfig::default().episode_config().is_none());
+    }
+
+    #[test]
+    fn overlays_reach_the_sampler() {
+        let mut cfg = crate::presets::preset("full").unwrap();
+        assert_eq!(cfg.episode_config().unwrap().overlays, 0.0);
+        if let Objective::Episodes { overlays, .. } = &mut cfg.objective {
+            *overlays = 0.25;
+        }
+        let back = TrainConfig::from_toml(&cfg.to_toml()).unwrap();
+        assert_eq!(back.episode_config().unwrap().overlays, 0.25);
+        assert_eq!(back, cfg);
     }
 
     #[test]

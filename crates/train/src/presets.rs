@@ -64,6 +64,7 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
             rotations: true,
             mirrors: false,
             two_drawers: false,
+            overlays: 0.0,
             pair_weight: 0.0,
             symmetric: false,
             label_smoothing: 0.1,
