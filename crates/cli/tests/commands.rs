@@ -571,7 +571,10 @@ fn bad_input_gets_clear_errors() {
             &["--class-weight=-1"],
             "class_weight must be a number >= 0, not -1",
         ),
-        (&["--overlays", "1.5"], "overlays must be in [0, 1], not 1.5"),
+        (
+            &["--overlays", "1.5"],
+            "overlays must be in [0, 1], not 1.5",
+        ),
         (
             &["--overlays", "0.2", "--class-weight", "1"],
             "overlay classes and class_weight > 0 cannot be combined",

@@ -330,9 +330,10 @@ impl<'a> EpisodeSampler<'a> {
                 let mates = &self.all_alphabets[self.alphabet_of[c]];
                 let clashes = |p: usize| {
                     p == c
-                        || classes.iter().zip(&partners).any(|(&(ci, vi), &pi)| {
-                            vi == variant && ci == p && pi == Some(c)
-                        })
+                        || classes
+                            .iter()
+                            .zip(&partners)
+                            .any(|(&(ci, vi), &pi)| vi == variant && ci == p && pi == Some(c))
                 };
                 // A few tries suffice: a clash rules out at most two of an alphabet's characters.
                 for _ in 0..8 {
@@ -353,7 +354,9 @@ impl<'a> EpisodeSampler<'a> {
         let imgs = &self.characters[c];
         match imgs.iter().find(|&&i| self.store.drawer_of(i) == drawer) {
             Some(&id) => id,
-            None => *imgs.choose(rng).expect("characters keep at least two drawings"),
+            None => *imgs
+                .choose(rng)
+                .expect("characters keep at least two drawings"),
         }
     }
 
@@ -672,7 +675,11 @@ mod tests {
                 classes += 1;
                 for &i in &members {
                     let (id, over) = (e.ids[i], e.overlays[i]);
-                    assert_eq!(over.map(|p| s.character_of(p)), partner, "one partner a class");
+                    assert_eq!(
+                        over.map(|p| s.character_of(p)),
+                        partner,
+                        "one partner a class"
+                    );
                     let mut expected = vec![0.0; 144];
                     s.write_f32(id, &mut expected);
                     if let Some(p) = over {
@@ -684,9 +691,12 @@ mod tests {
                         }
                         let mut ink = vec![0.0; 144];
                         s.write_f32(p, &mut ink);
-                        expected.iter_mut().zip(ink).for_each(|(a, b)| *a = a.max(b));
+                        expected
+                            .iter_mut()
+                            .zip(ink)
+                            .for_each(|(a, b)| *a = a.max(b));
                     }
-                    if e.classes[i] % 4 == 0 {
+                    if e.classes[i].is_multiple_of(4) {
                         // Upright classes: the union of the two drawings, pixel for pixel.
                         assert_eq!(&e.images[i * 144..(i + 1) * 144], &expected[..]);
                     }
