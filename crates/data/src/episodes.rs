@@ -1,7 +1,8 @@
 //! N-way training episodes: one support drawing of each of N characters and `queries` other
 //! drawings of each, so a loss can ask "which of the N is the query?" exactly as the one-shot
 //! test does. Episodes can be drawn within one alphabet (the hard, Lake/Koch case), and
-//! characters can be rotated by multiples of 90 degrees and mirrored to make new classes.
+//! characters can be rotated by multiples of 90 degrees, mirrored, or united with another
+//! character's ink to make new classes.
 
 use rand::Rng as _;
 use rand::seq::{IndexedRandom, SliceRandom};
