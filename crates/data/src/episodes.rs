@@ -128,14 +128,14 @@ pub struct EpisodeSampler<'a> {
     seed: u64,
     /// Characters with their allowed images (at least two each).
     characters: Vec<Vec<ImageId>>,
-    /// Positions in `characters` per alphabet with at least `ways` characters.
+    /// Positions in `characters` per alphabet.
     alphabets: Vec<Vec<usize>>,
+    /// Positions in `alphabets` of those with enough classes for a within-alphabet episode.
+    episode_alphabets: Vec<usize>,
+    /// Each character's position in `alphabets` (overlay partners come from there).
+    alphabet_of: Vec<usize>,
     /// Every drawer with a drawing in `characters`, ascending.
     drawers: Vec<u8>,
-    /// Positions in `characters` per alphabet (overlay partners), and each character's
-    /// alphabet among them.
-    all_alphabets: Vec<Vec<usize>>,
-    alphabet_of: Vec<usize>,
 }
 
 impl<'a> EpisodeSampler<'a> {
@@ -187,17 +187,15 @@ impl<'a> EpisodeSampler<'a> {
                 scope: " for episodes".into(),
             });
         }
-        let all_alphabets: Vec<Vec<usize>> = groups.iter().map(|(_, v)| v.clone()).collect();
+        let alphabets: Vec<Vec<usize>> = groups.into_iter().map(|(_, v)| v).collect();
         let mut alphabet_of = vec![0; characters.len()];
-        for (a, members) in all_alphabets.iter().enumerate() {
+        for (a, members) in alphabets.iter().enumerate() {
             for &m in members {
                 alphabet_of[m] = a;
             }
         }
-        let alphabets = groups
-            .into_iter()
-            .map(|(_, v)| v)
-            .filter(|v| v.len() * variants >= config.ways)
+        let episode_alphabets = (0..alphabets.len())
+            .filter(|&a| alphabets[a].len() * variants >= config.ways)
             .collect();
         let mut drawers: Vec<u8> = characters
             .iter()
@@ -212,9 +210,9 @@ impl<'a> EpisodeSampler<'a> {
             seed,
             characters,
             alphabets,
-            drawers,
-            all_alphabets,
+            episode_alphabets,
             alphabet_of,
+            drawers,
         })
     }
 
@@ -305,12 +303,14 @@ impl<'a> EpisodeSampler<'a> {
                 .map(|class| (class / variants, (class % variants) as u8))
                 .collect();
         }
-        let pool: Vec<usize> =
-            if !self.alphabets.is_empty() && rng.random_bool(self.config.within_alphabet as f64) {
-                self.alphabets.choose(rng).expect("non-empty").clone()
-            } else {
-                (0..self.characters.len()).collect()
-            };
+        let pool: Vec<usize> = if !self.episode_alphabets.is_empty()
+            && rng.random_bool(self.config.within_alphabet as f64)
+        {
+            let &a = self.episode_alphabets.choose(rng).expect("non-empty");
+            self.alphabets[a].clone()
+        } else {
+            (0..self.characters.len()).collect()
+        };
         // Sample distinct (character, variant) classes.
         let total = pool.len() * variants;
         rand::seq::index::sample(rng, total, ways)
@@ -328,7 +328,7 @@ impl<'a> EpisodeSampler<'a> {
         for &(c, variant) in classes {
             let mut partner = None;
             if rng.random_bool(self.config.overlays as f64) {
-                let mates = &self.all_alphabets[self.alphabet_of[c]];
+                let mates = &self.alphabets[self.alphabet_of[c]];
                 let clashes = |p: usize| {
                     p == c
                         || classes

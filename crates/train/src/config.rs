@@ -72,7 +72,7 @@ pub enum Objective {
         two_drawers: bool,
         /// Probability that a class of an episode is virtual: each drawing's ink united with a
         /// partner character's (same alphabet, same drawer); see `EpisodeConfig::overlays`.
-        #[serde(default, skip_serializing_if = "is_zero_f32")]
+        #[serde(default, skip_serializing_if = "is_zero")]
         overlays: f32,
         pair_weight: f64,
         /// Also score each support against the queries (cross-entropy over the columns of the
@@ -224,12 +224,8 @@ fn is_one(n: &usize) -> bool {
     *n == 1
 }
 
-fn is_zero(x: &f64) -> bool {
-    *x == 0.0
-}
-
-fn is_zero_f32(x: &f32) -> bool {
-    *x == 0.0
+fn is_zero<T: Default + PartialEq>(x: &T) -> bool {
+    *x == T::default()
 }
 
 impl Default for TrainConfig {

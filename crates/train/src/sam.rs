@@ -20,9 +20,9 @@ pub struct Saved {
 
 impl Saved {
     /// Copies the current value of each of `vars`.
-    pub fn of(vars: &[Var]) -> Result<Self> {
+    pub fn of<'a>(vars: impl IntoIterator<Item = &'a Var>) -> Result<Self> {
         let values = vars
-            .iter()
+            .into_iter()
             .map(|v| Ok((v.clone(), v.as_tensor().detach().copy()?)))
             .collect::<Result<_>>()?;
         Ok(Saved { values })
@@ -39,15 +39,18 @@ impl Saved {
 
 /// The L2 norm of all of `vars`' gradients together (vars without one count as zero).
 pub fn gradient_norm(vars: &[Var], grads: &GradStore) -> Result<f64> {
+    norm(vars.iter().filter_map(|v| grads.get(v.as_tensor())))
+}
+
+/// The L2 norm of all of `tensors` together, summed in f64.
+fn norm<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> Result<f64> {
     let mut sum = 0.0f64;
-    for var in vars {
-        if let Some(g) = grads.get(var.as_tensor()) {
-            sum += g
-                .to_dtype(DType::F64)?
-                .sqr()?
-                .sum_all()?
-                .to_scalar::<f64>()?;
-        }
+    for t in tensors {
+        sum += t
+            .to_dtype(DType::F64)?
+            .sqr()?
+            .sum_all()?
+            .to_scalar::<f64>()?;
     }
     Ok(sum.sqrt())
 }
@@ -59,8 +62,8 @@ pub fn ascend(vars: &[Var], grads: &GradStore, rho: f64) -> Result<Saved> {
         .iter()
         .filter_map(|v| grads.get(v.as_tensor()).map(|g| (v.clone(), g.detach())))
         .collect();
-    let saved = Saved::of(&moved.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>())?;
-    let norm = gradient_norm(vars, grads)?;
+    let saved = Saved::of(moved.iter().map(|(v, _)| v))?;
+    let norm = norm(moved.iter().map(|(_, g)| g))?;
     if norm > 0.0 && norm.is_finite() {
         let scale = rho / norm;
         for (var, g) in &moved {
