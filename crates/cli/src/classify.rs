@@ -28,7 +28,7 @@ pub struct ScorerArgs {
     /// auto, cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// Paired turns: score each pair N times (1, 2 or 4), both images turned by the same
+    /// Paired turns: score each pair N times (1, 2, 4 or 8), both images turned by the same
     /// multiple of 360/N degrees, and average the model's logits (1: upright only).
     /// [default: 4 for models trained with rotation classes, like the shipped one (chosen on
     /// the validation split); 1 for others and for baselines]

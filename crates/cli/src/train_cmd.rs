@@ -90,6 +90,10 @@ pub struct TrainArgs {
     /// Episodes: treat 90-degree rotations of characters as new classes.
     #[arg(long)]
     rotations: Option<bool>,
+    /// Episodes: with rotations, each 45-degree turn of a character is a class (8 per
+    /// character, scored in 8 paired turns) instead of each 90-degree one.
+    #[arg(long)]
+    eighth_turns: Option<bool>,
     /// Episodes: treat mirror images of characters (and of their rotations) as new classes.
     #[arg(long)]
     mirrors: Option<bool>,
@@ -202,8 +206,9 @@ pub struct TrainArgs {
     /// Steps between refreshes of the hard-negative neighbour table.
     #[arg(long, value_name = "STEPS")]
     mining_every: Option<u64>,
-    /// Score validation trials in N paired turns (1, 2 or 4). From a preset the default is
-    /// what `eval` uses for the trained model: 4 with rotation classes, else 1.
+    /// Score validation trials in N paired turns (1, 2, 4 or 8). From a preset the default is
+    /// what `eval` uses for the trained model: 4 with rotation classes (8 with eighth turns),
+    /// else 1.
     #[arg(long)]
     val_turns: Option<usize>,
     /// Stop after this many validations without improvement (0: never).
@@ -303,6 +308,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         queries,
         within_alphabet,
         rotations,
+        eighth_turns,
         mirrors,
         two_drawers,
         overlays,
@@ -325,6 +331,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         }
         if let Some(v) = a.rotations {
             *rotations = v
+        }
+        if let Some(v) = a.eighth_turns {
+            *eighth_turns = v
         }
         if let Some(v) = a.mirrors {
             *mirrors = v

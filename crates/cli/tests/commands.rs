@@ -271,7 +271,7 @@ fn train_eval_classify_verify() {
             .arg(&files[0])
             .arg(&files[1]),
     );
-    assert!(err.contains("1, 2 or 4"), "{err}");
+    assert!(err.contains("1, 2, 4 or 8"), "{err}");
     assert!(
         !text.contains("paired turns"),
         "pairs-trained: upright only: {text}"
@@ -631,7 +631,7 @@ fn bad_input_gets_clear_errors() {
     assert_eq!(line.as_deref(), Some("turns = 2"));
     let err = fails(bin().args(["train", "--val-turns", "3", "--print-config"]));
     assert!(
-        err.contains("paired turns must be 1, 2 or 4, not 3"),
+        err.contains("paired turns must be 1, 2, 4 or 8, not 3"),
         "{err}"
     );
     // A config written before the option (no `turns` key) keeps validating upright, even

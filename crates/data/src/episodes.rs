@@ -27,6 +27,10 @@ pub struct EpisodeConfig {
     pub within_alphabet: f32,
     /// Treat each 90-degree rotation of a character as a class of its own.
     pub rotations: bool,
+    /// With `rotations`, each 45-degree turn is a class of its own (8 per character) instead
+    /// of each 90-degree one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub eighth_turns: bool,
     /// Treat the mirror image (left-right) of a character, and of each of its rotations, as a
     /// class of its own.
     pub mirrors: bool,
@@ -43,10 +47,11 @@ pub struct EpisodeConfig {
     pub side: usize,
 }
 
-/// How a class is made from a character: quarter turns, then (optionally) a mirror.
+/// How a class is made from a character: eighth turns (45 degrees each), then (optionally)
+/// a mirror.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Variant {
-    pub quarter_turns: u8,
+    pub eighth_turns: u8,
     pub mirrored: bool,
 }
 
@@ -55,7 +60,7 @@ impl Variant {
     /// x axis (a negative x scale, applied before shear and rotation), so the distortion
     /// stays in the ranges it was sampled from.
     pub fn apply(self, p: &mut AffineParams) {
-        p.rotation_deg += 90.0 * self.quarter_turns as f32;
+        p.rotation_deg += 45.0 * self.eighth_turns as f32;
         if self.mirrored {
             p.scale_x = -p.scale_x;
         }
@@ -63,17 +68,27 @@ impl Variant {
 }
 
 impl EpisodeConfig {
-    /// Classes made from each character: 1, 4 (rotations), 2 (mirrors) or 8 (both).
-    pub fn variants(&self) -> usize {
-        (if self.rotations { 4 } else { 1 }) * (if self.mirrors { 2 } else { 1 })
+    /// Turned classes made from each character: 1, 4 (rotations) or 8 (eighth turns).
+    pub fn turns(&self) -> usize {
+        match (self.rotations, self.eighth_turns) {
+            (false, _) => 1,
+            (true, false) => 4,
+            (true, true) => 8,
+        }
     }
 
-    /// Variant `k` (in `0..variants()`): the rotation is `k mod 4` quarter turns when rotations
-    /// are on; with mirrors, the upper half of the indices are the mirror images.
+    /// Classes made from each character: the turns, times 2 with mirrors.
+    pub fn variants(&self) -> usize {
+        self.turns() * if self.mirrors { 2 } else { 1 }
+    }
+
+    /// Variant `k` (in `0..variants()`): the rotation is `k mod turns()` turns of
+    /// `360 / turns()` degrees; with mirrors, the upper half of the indices are the mirror
+    /// images.
     pub fn variant(&self, k: u8) -> Variant {
-        let turns = if self.rotations { 4 } else { 1 };
+        let turns = self.turns() as u8;
         Variant {
-            quarter_turns: k % turns,
+            eighth_turns: (k % turns) * (8 / turns),
             mirrored: self.mirrors && k >= turns,
         }
     }
@@ -86,6 +101,7 @@ impl Default for EpisodeConfig {
             queries: 2,
             within_alphabet: 0.5,
             rotations: false,
+            eighth_turns: false,
             mirrors: false,
             two_drawers: false,
             overlays: 0.0,
@@ -780,8 +796,8 @@ mod tests {
             mirrors,
             ..Default::default()
         };
-        let v = |quarter_turns, mirrored| Variant {
-            quarter_turns,
+        let v = |quarter_turns: u8, mirrored| Variant {
+            eighth_turns: 2 * quarter_turns,
             mirrored,
         };
         assert_eq!(cfg(false, false).variants(), 1);
@@ -793,6 +809,28 @@ mod tests {
         assert_eq!(cfg(false, true).variant(1), v(0, true));
         assert_eq!(cfg(true, true).variant(2), v(2, false));
         assert_eq!(cfg(true, true).variant(6), v(2, true));
+        let eighths = |mirrors| EpisodeConfig {
+            eighth_turns: true,
+            ..cfg(true, mirrors)
+        };
+        assert_eq!(eighths(false).variants(), 8);
+        assert_eq!(eighths(true).variants(), 16);
+        let e = |eighth_turns, mirrored| Variant {
+            eighth_turns,
+            mirrored,
+        };
+        assert_eq!(eighths(false).variant(3), e(3, false));
+        assert_eq!(eighths(true).variant(7), e(7, false));
+        assert_eq!(eighths(true).variant(9), e(1, true));
+        // Eighth turns need rotations: alone they make no classes.
+        let alone = EpisodeConfig {
+            eighth_turns: true,
+            ..cfg(false, false)
+        };
+        assert_eq!(alone.variants(), 1);
+        let mut p = AffineParams::identity();
+        e(3, false).apply(&mut p);
+        assert_eq!(p.rotation_deg, 135.0);
     }
 
     #[test]

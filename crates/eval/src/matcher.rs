@@ -66,7 +66,7 @@ impl Matcher {
         }
     }
 
-    /// Scores each pair `turns` times (1, 2 or 4), both images turned alike by multiples of
+    /// Scores each pair `turns` times (1, 2, 4 or 8), both images turned alike by multiples of
     /// `360 / turns` degrees, and averages the logits.
     pub fn with_turns(mut self, turns: usize) -> Result<Self> {
         crate::scorer::check_turns(turns)?;

@@ -41,13 +41,13 @@ pub trait Scorer: Send + Sync {
     }
 }
 
-/// Paired turns come in quarter turns: 1, 2 or 4 views.
+/// Paired turns come in quarter or eighth turns: 1, 2, 4 or 8 views.
 pub(crate) fn check_turns(turns: usize) -> Result<()> {
-    if [1, 2, 4].contains(&turns) {
+    if [1, 2, 4, 8].contains(&turns) {
         Ok(())
     } else {
         Err(crate::EvalError::Invalid(format!(
-            "paired turns must be 1, 2 or 4, not {turns}"
+            "paired turns must be 1, 2, 4 or 8, not {turns}"
         )))
     }
 }
@@ -182,7 +182,7 @@ impl ModelScorer {
         self
     }
 
-    /// Scores each pair `turns` times (1, 2 or 4), both images turned by the same multiple of
+    /// Scores each pair `turns` times (1, 2, 4 or 8), both images turned by the same multiple of
     /// `360 / turns` degrees, and averages the head's logits: for networks trained with
     /// rotation classes, to which a turned pair is as familiar as an upright one. With
     /// `with_adaptation`, the adapted head scores every view; it is fitted on upright copies

@@ -257,7 +257,7 @@ impl Session {
         Ok(self)
     }
 
-    /// Scores each pair of the model `turns` times (1, 2 or 4), both images turned alike, and
+    /// Scores each pair of the model `turns` times (1, 2, 4 or 8), both images turned alike, and
     /// averages the logits (no effect on baselines).
     pub fn with_turns(mut self, turns: usize) -> Result<Self> {
         self.pairs.turns = turns;

@@ -194,7 +194,7 @@ fn bad_input_is_refused_with_a_reason() {
 
     let err = message(matcher.clone().with_turns(3).err().unwrap());
     assert!(
-        err.contains("paired turns must be 1, 2 or 4, not 3"),
+        err.contains("paired turns must be 1, 2, 4 or 8, not 3"),
         "{err}"
     );
 

@@ -382,7 +382,7 @@ fn paired_turns_average_the_logits_of_both_images_turned_alike() {
         .with_turns(3)
         .err()
         .unwrap();
-    assert!(err.to_string().contains("1, 2 or 4"), "{err}");
+    assert!(err.to_string().contains("1, 2, 4 or 8"), "{err}");
 }
 
 #[test]

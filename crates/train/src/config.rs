@@ -24,7 +24,7 @@ pub struct ValConfig {
     pub pairs: usize,
     /// Seed of the validation trials and pairs (fixed across the run).
     pub seed: u64,
-    /// Paired turns the validation trials are scored in (1, 2 or 4), as `eval --turns`. A
+    /// Paired turns the validation trials are scored in (1, 2, 4 or 8), as `eval --turns`. A
     /// config without the key (every run before 2026-11-30) validated upright, so the
     /// default is 1; presets and the CLI set what `eval` uses by default for the model
     /// ([`TrainConfig::paired_turns`]), so that the curve and `best.safetensors` follow the
@@ -64,6 +64,10 @@ pub enum Objective {
         within_alphabet: f32,
         /// Each 90-degree rotation of a character is a class of its own.
         rotations: bool,
+        /// With `rotations`, each 45-degree turn is a class of its own instead (8 per
+        /// character), and the model is scored in 8 paired turns.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        eighth_turns: bool,
         /// The mirror image of a character (and of each rotation) is a class of its own.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         mirrors: bool,
@@ -118,6 +122,7 @@ impl Objective {
             queries: 2,
             within_alphabet: 0.5,
             rotations: false,
+            eighth_turns: false,
             mirrors: false,
             two_drawers: false,
             overlays: 0.0,
@@ -277,6 +282,7 @@ impl TrainConfig {
                 queries,
                 within_alphabet,
                 rotations,
+                eighth_turns,
                 mirrors,
                 two_drawers,
                 overlays,
@@ -286,6 +292,7 @@ impl TrainConfig {
                 queries: *queries,
                 within_alphabet: *within_alphabet,
                 rotations: *rotations,
+                eighth_turns: *eighth_turns,
                 mirrors: *mirrors,
                 two_drawers: *two_drawers,
                 overlays: *overlays,
@@ -298,9 +305,14 @@ impl TrainConfig {
     /// The paired turns (`eval --turns`) that suit a model trained with this config: 4 when
     /// each quarter turn of a character was a class of its own (the network has learnt to
     /// compare turned pairs, so scoring all four is a free ensemble; chosen on the validation
-    /// split), 1 otherwise.
+    /// split), 8 when each eighth turn was, 1 otherwise.
     pub fn paired_turns(&self) -> usize {
         match self.objective {
+            Objective::Episodes {
+                rotations: true,
+                eighth_turns: true,
+                ..
+            } => 8,
             Objective::Episodes {
                 rotations: true, ..
             } => 4,
@@ -419,9 +431,9 @@ impl TrainConfig {
         if self.val.ways < 2 || self.val.trials == 0 {
             return Err("validation needs at least 2 ways and 1 trial".into());
         }
-        if ![1, 2, 4].contains(&self.val.turns) {
+        if ![1, 2, 4, 8].contains(&self.val.turns) {
             return Err(format!(
-                "validation paired turns must be 1, 2 or 4, not {}",
+                "validation paired turns must be 1, 2, 4 or 8, not {}",
                 self.val.turns
             ));
         }

@@ -62,6 +62,7 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
             queries: 1,
             within_alphabet: 0.5,
             rotations: true,
+            eighth_turns: false,
             mirrors: false,
             two_drawers: false,
             overlays: 0.0,
