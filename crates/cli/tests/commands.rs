@@ -627,6 +627,9 @@ fn bad_input_gets_clear_errors() {
         val_turns(&["--preset", "reference"]).0.as_deref(),
         Some("turns = 1")
     );
+    let (line, eighths) = val_turns(&["--preset", "quick", "--eighth-turns", "true"]);
+    assert_eq!(line.as_deref(), Some("turns = 8"));
+    assert!(eighths.contains("eighth_turns = true"), "{eighths}");
     let (line, _) = val_turns(&["--preset", "quick", "--val-turns", "2"]);
     assert_eq!(line.as_deref(), Some("turns = 2"));
     let err = fails(bin().args(["train", "--val-turns", "3", "--print-config"]));

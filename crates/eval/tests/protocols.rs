@@ -371,6 +371,37 @@ fn paired_turns_average_the_logits_of_both_images_turned_alike() {
         assert_eq!(four.trial_scores(a, &[b, a])[0], four.similarity(a, b));
     }
     assert!(differs, "turning changed no score");
+    // Eighth turns: the four quarter-turned pairs and the four turned a further 45 degrees.
+    let mut eighths = eval::ModelScorer::new(net.clone(), 8)
+        .unwrap()
+        .with_turns(8)
+        .unwrap();
+    eighths.prepare(&s, &ids).unwrap();
+    let turned = |id: ImageId, degrees: f32| {
+        let mut out = vec![0f32; 16 * 16];
+        data::AffineParams {
+            rotation_deg: degrees,
+            ..data::AffineParams::identity()
+        }
+        .warp_u8(s.pixels(id), 16, &mut out, 16);
+        out
+    };
+    let mut eighth_differs = false;
+    for (a, b) in [(0, 5), (3, 9), (2, 3), (7, 12)] {
+        let odd: f32 = [45.0, 135.0, 225.0, 315.0]
+            .iter()
+            .map(|&d| logit(&turned(a, d), &turned(b, d)))
+            .sum::<f32>()
+            / 4.0;
+        let want = (expected(a, b, 4) + odd) / 2.0;
+        let got = eighths.similarity(a, b);
+        assert!(
+            (got - want).abs() < 1e-4,
+            "8 turns ({a}, {b}): {got} vs {want}"
+        );
+        eighth_differs |= (got - four.similarity(a, b)).abs() > 1e-6;
+    }
+    assert!(eighth_differs, "45-degree turns changed no score");
     assert!(four.name().contains("4 paired turns"), "{}", four.name());
     assert!(
         eight.name().contains("and their mirror images"),

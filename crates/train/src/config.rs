@@ -548,6 +548,28 @@ mod tests {
     }
 
     #[test]
+    fn eighth_turns_reach_the_sampler_and_the_paired_turns() {
+        let mut cfg = crate::presets::preset("full").unwrap();
+        assert!(
+            !cfg.to_toml().contains("eighth_turns"),
+            "off is not written"
+        );
+        assert_eq!(cfg.episode_config().unwrap().variants(), 4);
+        if let Objective::Episodes { eighth_turns, .. } = &mut cfg.objective {
+            *eighth_turns = true;
+        }
+        cfg.val.turns = cfg.paired_turns();
+        assert_eq!(cfg.val.turns, 8);
+        cfg.validate().unwrap();
+        let back = TrainConfig::from_toml(&cfg.to_toml()).unwrap();
+        assert_eq!(back.episode_config().unwrap().variants(), 8);
+        assert_eq!(back, cfg);
+        cfg.val.turns = 3;
+        let err = cfg.validate().unwrap_err();
+        assert!(err.contains("1, 2, 4 or 8, not 3"), "{err}");
+    }
+
+    #[test]
     fn overlays_reach_the_sampler() {
         let mut cfg = crate::presets::preset("full").unwrap();
         assert_eq!(cfg.episode_config().unwrap().overlays, 0.0);

@@ -109,6 +109,7 @@ fn five_way_episodes(queries: usize, rotations: bool) -> train::config::Objectiv
         queries,
         within_alphabet: 0.5,
         rotations,
+        eighth_turns: false,
         mirrors: false,
         two_drawers: false,
         overlays: 0.0,
@@ -289,6 +290,7 @@ fn episodes_learn_with(
         queries,
         within_alphabet: 0.5,
         rotations: false,
+        eighth_turns: false,
         mirrors: false,
         two_drawers: false,
         overlays: 0.0,
@@ -519,7 +521,7 @@ fn ensembles_train_each_member_resume_and_merge() {
 }
 
 #[test]
-fn rotation_trained_checkpoints_suggest_four_paired_turns() {
+fn rotation_trained_checkpoints_suggest_their_paired_turns() {
     use train::checkpoint::{TrainState, paired_turns, save_checkpoint};
     use train::config::Objective;
     let dir = tempfile::tempdir().unwrap();
@@ -538,18 +540,31 @@ fn rotation_trained_checkpoints_suggest_four_paired_turns() {
     assert_eq!(turns_for(Objective::Pairs, "pairs.safetensors"), 1);
     let episodes = Objective::episodes(10);
     assert_eq!(turns_for(episodes.clone(), "upright.safetensors"), 1);
-    let rotated = |with_mirrors| {
+    let turned = |with_rotations, with_mirrors, with_eighths| {
         let mut o = episodes.clone();
         if let Objective::Episodes {
-            rotations, mirrors, ..
+            rotations,
+            mirrors,
+            eighth_turns,
+            ..
         } = &mut o
         {
-            (*rotations, *mirrors) = (true, with_mirrors);
+            (*rotations, *mirrors, *eighth_turns) = (with_rotations, with_mirrors, with_eighths);
         }
         o
     };
+    let rotated = |with_mirrors| turned(true, with_mirrors, false);
     assert_eq!(turns_for(rotated(false), "rotated.safetensors"), 4);
     assert_eq!(turns_for(rotated(true), "mirrored.safetensors"), 4);
+    assert_eq!(
+        turns_for(turned(true, false, true), "eighths.safetensors"),
+        8
+    );
+    // Eighth turns without rotations make no turned classes, so nothing to turn at test.
+    assert_eq!(
+        turns_for(turned(false, false, true), "no-turns.safetensors"),
+        1
+    );
 
     // A model file without a training config (not ours to judge) is scored upright.
     let bare = dir.path().join("bare.safetensors");
@@ -814,6 +829,7 @@ fn a_class_head_trains_beside_episodes_resumes_exactly_and_stays_out_of_the_mode
             queries: 1,
             within_alphabet: 0.5,
             rotations: true,
+            eighth_turns: false,
             mirrors: false,
             two_drawers: false,
             overlays: 0.0,
