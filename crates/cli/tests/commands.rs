@@ -580,6 +580,10 @@ fn bad_input_gets_clear_errors() {
             "overlay classes and class_weight > 0 cannot be combined",
         ),
         (
+            &["--eighth-turns", "true", "--rotations", "false"],
+            "eighth_turns turns the rotation classes: it needs rotations",
+        ),
+        (
             &["--dropout", "1"],
             "the embedding dropout must be in [0, 1), not 1",
         ),

@@ -388,6 +388,8 @@ impl TrainConfig {
             ways,
             queries,
             within_alphabet,
+            rotations,
+            eighth_turns,
             overlays,
             pair_weight,
             symmetric,
@@ -398,6 +400,9 @@ impl TrainConfig {
             ..
         } = &self.objective
         {
+            if *eighth_turns && !*rotations {
+                return Err("eighth_turns turns the rotation classes: it needs rotations".into());
+            }
             if *ways < 2 || *queries == 0 || *per_step == 0 || *per_epoch == 0 {
                 return Err(
                     "episodes need ways >= 2, queries >= 1, per_step >= 1 and per_epoch >= 1"
@@ -567,6 +572,12 @@ mod tests {
         cfg.val.turns = 3;
         let err = cfg.validate().unwrap_err();
         assert!(err.contains("1, 2, 4 or 8, not 3"), "{err}");
+        cfg.val.turns = 8;
+        if let Objective::Episodes { rotations, .. } = &mut cfg.objective {
+            *rotations = false;
+        }
+        let err = cfg.validate().unwrap_err();
+        assert!(err.contains("needs rotations"), "{err}");
     }
 
     #[test]
