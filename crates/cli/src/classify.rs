@@ -31,7 +31,8 @@ pub struct ScorerArgs {
     /// Paired turns: score each pair N times (1, 2, 4 or 8), both images turned by the same
     /// multiple of 360/N degrees, and average the model's logits (1: upright only).
     /// [default: 4 for models trained with rotation classes, like the shipped one (chosen on
-    /// the validation split); 1 for others and for baselines]
+    /// the validation split), 8 for models trained with eighth turns; 1 for others and for
+    /// baselines]
     #[arg(long, value_name = "N")]
     turns: Option<usize>,
     /// Also score each (turned) pair with both images mirrored left-right (twice the work).
