@@ -307,17 +307,7 @@ impl TrainConfig {
     /// compare turned pairs, so scoring all four is a free ensemble; chosen on the validation
     /// split), 8 when each eighth turn was, 1 otherwise.
     pub fn paired_turns(&self) -> usize {
-        match self.objective {
-            Objective::Episodes {
-                rotations: true,
-                eighth_turns: true,
-                ..
-            } => 8,
-            Objective::Episodes {
-                rotations: true, ..
-            } => 4,
-            _ => 1,
-        }
+        self.episode_config().map_or(1, |e| e.turns())
     }
 
     /// Whether training fitted `sigmoid(logit)` to same/different labels (a pair loss), so
