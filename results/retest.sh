@@ -4,7 +4,10 @@
 # 20-way trials at each of the seeds 99, 1234 and 7, and 2,000 random 20-way trials at seed 99,
 # each with the model's default paired turns and upright (`--turns 1`).
 #
-#   results/retest.sh RUN [CHECKPOINT]     # RUN is a folder under runs/
+#   results/retest.sh RUN [CHECKPOINT] [-- EVAL FLAGS...]     # RUN is a folder under runs/
+#
+# Flags after `--` go to every `eval` (e.g. `--local-block 3 --local-weight 10` for a model
+# trained with that term).
 #
 # Prints the totals the screens' tables quote, one line for paired turns and one upright, and
 # writes the same to runs/logs/retest-RUN.txt (eval's own log goes to retest-RUN.err). Never
@@ -12,8 +15,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-run="${1:?usage: results/retest.sh RUN [CHECKPOINT]}"
-checkpoint="${2:-runs/$run/last.safetensors}"
+run="${1:?usage: results/retest.sh RUN [CHECKPOINT] [-- EVAL FLAGS...]}"
+shift
+checkpoint="runs/$run/last.safetensors"
+if [[ $# -gt 0 && "$1" != "--" ]]; then
+    checkpoint="$1"
+    shift
+fi
+[[ $# -gt 0 && "$1" == "--" ]] && shift
+flags=("$@")
 bin="${OMNIGLOT_SIAMESE:-target/release/omniglot-siamese}"
 [[ -x "$bin" ]] || { echo "no $bin: run cargo build --release -p cli first" >&2; exit 1; }
 [[ -f "$checkpoint" ]] || { echo "no checkpoint $checkpoint" >&2; exit 1; }
@@ -26,7 +36,7 @@ err="runs/logs/retest-$run.err"
 # Prints the number of correct trials of one evaluation (the "N correct of M" summary line).
 score() {
     "$bin" eval --checkpoint "$checkpoint" --split background --alphabets stratified \
-        --ways 20 --trials 2000 "$@" 2>>"$err" |
+        --ways 20 --trials 2000 "${flags[@]}" "$@" 2>>"$err" |
         sed -n 's/.*: \([0-9]*\) correct of [0-9]*,.*/\1/p' | head -n 1 || true
 }
 

@@ -119,6 +119,14 @@ pub struct TrainArgs {
     /// 0: off).
     #[arg(long, value_name = "W")]
     class_weight: Option<f64>,
+    /// Episodes: add W times the part-by-part similarity of the feature maps after
+    /// --local-block conv blocks to every logit in training and validation (0: off); evaluate
+    /// the model with the same `eval --local-block B --local-weight W`.
+    #[arg(long, value_name = "W", allow_negative_numbers = true)]
+    local_weight: Option<f64>,
+    /// Episodes: the conv block whose feature maps --local-weight matches (1 = the first).
+    #[arg(long, value_name = "B")]
+    local_block: Option<usize>,
     /// Episodes per optimiser step.
     #[arg(long)]
     episodes_per_step: Option<usize>,
@@ -316,6 +324,8 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         symmetric,
         label_smoothing,
         class_weight,
+        local_block,
+        local_weight,
         per_step,
         per_epoch,
     } = &mut c.objective
@@ -356,6 +366,12 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         if let Some(v) = a.class_weight {
             *class_weight = v
         }
+        if let Some(v) = a.local_block {
+            *local_block = v
+        }
+        if let Some(v) = a.local_weight {
+            *local_weight = v
+        }
         if let Some(v) = a.episodes_per_step {
             *per_step = v
         }
@@ -366,9 +382,11 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         || a.queries.is_some()
         || a.episodes_per_epoch.is_some()
         || a.class_weight.is_some()
+        || a.local_weight.is_some()
     {
         bail!(
-            "--ways, --queries, --class-weight and --episodes-per-* apply to `--objective episodes`"
+            "--ways, --queries, --class-weight, --local-weight and --episodes-per-* apply to \
+             `--objective episodes`"
         );
     }
     if let Some(v) = &a.optimizer {

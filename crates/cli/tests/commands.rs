@@ -589,7 +589,17 @@ fn bad_input_gets_clear_errors() {
         ),
         (
             &["--objective", "pairs", "--class-weight", "1"],
-            "--class-weight and --episodes-per-* apply to `--objective episodes`",
+            "--class-weight, --local-weight and --episodes-per-* apply to `--objective episodes`",
+        ),
+        (
+            &["--local-weight", "10", "--local-block", "5"],
+            "local matching needs a finite local_weight and a local_block from 1 to 4, not block 5 \
+             with weight 10",
+        ),
+        (
+            &["--local-weight", "10"],
+            "local matching needs a finite local_weight and a local_block from 1 to 4, not block 0 \
+             with weight 10",
         ),
     ] {
         let err = fails(
@@ -634,6 +644,19 @@ fn bad_input_gets_clear_errors() {
     let (line, eighths) = val_turns(&["--preset", "quick", "--eighth-turns", "true"]);
     assert_eq!(line.as_deref(), Some("turns = 8"));
     assert!(eighths.contains("eighth_turns = true"), "{eighths}");
+    let local = train_config(&[
+        "--preset",
+        "quick",
+        "--local-block",
+        "3",
+        "--local-weight",
+        "10",
+    ]);
+    assert!(
+        local.contains("local_block = 3\nlocal_weight = 10.0\n"),
+        "{local}"
+    );
+    assert!(!quick.contains("local_"), "{quick}");
     let (line, _) = val_turns(&["--preset", "quick", "--val-turns", "2"]);
     assert_eq!(line.as_deref(), Some("turns = 2"));
     let err = fails(bin().args(["train", "--val-turns", "3", "--print-config"]));

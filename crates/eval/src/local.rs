@@ -75,4 +75,38 @@ mod tests {
         let d = [0.5, 0.75f32.sqrt(), 0.5, 0.75f32.sqrt()];
         assert!((similarity(&c, &d, 2) - 0.5).abs() < 1e-6);
     }
+
+    #[test]
+    fn the_training_loss_measures_what_eval_measures() {
+        use model::{Device, Tensor};
+        // Two queries and three candidates of 3 x 2 x 2 maps, some positions all zero.
+        let (c, h, w) = (3, 2, 2);
+        let len = c * h * w;
+        let mut values: Vec<f32> = (0..5 * len)
+            .map(|i| ((i as f32 * 0.731).sin() * 0.5 + 0.5).max(0.0))
+            .collect();
+        values[len..len + 3].iter_mut().for_each(|v| *v = 0.0);
+        let maps = |from: usize, n: usize| {
+            Tensor::from_slice(
+                &values[from * len..(from + n) * len],
+                (n, c, h, w),
+                &Device::Cpu,
+            )
+            .unwrap()
+        };
+        let tensor = model::local::pairwise_similarity(&maps(0, 2), &maps(2, 3))
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let unit = |k: usize| descriptors(&values[k * len..(k + 1) * len], [c, h, w]);
+        for (i, row) in tensor.iter().enumerate() {
+            for (j, got) in row.iter().enumerate() {
+                let want = similarity(&unit(i), &unit(2 + j), c);
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "({i}, {j}): {got} against {want}"
+                );
+            }
+        }
+    }
 }

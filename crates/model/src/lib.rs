@@ -18,6 +18,7 @@ pub mod error;
 pub mod init;
 pub mod io;
 pub mod layers;
+pub mod local;
 pub mod loss;
 pub mod net;
 

@@ -307,13 +307,7 @@ impl SiameseNet {
         train: bool,
         stats_from_first: Option<usize>,
     ) -> Result<Tensor> {
-        let side = self.arch.input_side;
-        let (n, c, h, w) = images.dims4()?;
-        if c != 1 || h != side || w != side {
-            return Err(ModelError::Arch(format!(
-                "expected images of shape [N, 1, {side}, {side}], got [{n}, {c}, {h}, {w}]"
-            )));
-        }
+        self.check_images(images)?;
         let (mut next, mut buffer) = (0, 0);
         let mut out = Vec::with_capacity(self.arch.towers);
         for _ in 0..self.arch.towers {
@@ -327,6 +321,18 @@ impl SiameseNet {
         }
     }
 
+    /// Checks that `images` is `[N, 1, S, S]` for the network's input side `S`.
+    fn check_images(&self, images: &Tensor) -> Result<()> {
+        let side = self.arch.input_side;
+        let (n, c, h, w) = images.dims4()?;
+        if c != 1 || h != side || w != side {
+            return Err(ModelError::Arch(format!(
+                "expected images of shape [N, 1, {side}, {side}], got [{n}, {c}, {h}, {w}]"
+            )));
+        }
+        Ok(())
+    }
+
     /// One tower, reading its parameters from `next` and its batch-norm buffers from `buffer`
     /// onwards (both advanced past them).
     fn tower(
@@ -338,8 +344,14 @@ impl SiameseNet {
         buffer: &mut usize,
     ) -> Result<Tensor> {
         let blocks = self.arch.blocks.len();
-        let x = self.blocks(images, blocks, train, stats_from_first, next, buffer)?;
-        let mut x = x.flatten_from(1)?;
+        let x = self.blocks(images, 0..blocks, train, stats_from_first, next, buffer)?;
+        self.embedding_of(&x, train, next)
+    }
+
+    /// The embedding of a tower's last feature maps: flattened, through the embedding layer
+    /// (whose parameters start at `next`, advanced past them) if there is one, activated.
+    fn embedding_of(&self, maps: &Tensor, train: bool, next: &mut usize) -> Result<Tensor> {
+        let mut x = maps.flatten_from(1)?;
         if self.arch.embedding > 0 {
             x = linear(&x, &self.param(*next, train), &self.param(*next + 1, train))?;
             *next += 2;
@@ -347,19 +359,21 @@ impl SiameseNet {
         activate(&x, self.arch.embedding_activation)
     }
 
-    /// The feature maps `[N, C, H, W]` after the first `count` conv blocks of the tower whose
-    /// parameters start at `next` (advanced past those blocks, as `buffer` is).
+    /// The feature maps `[N, C, H, W]` after conv blocks `range` (0-based) of the tower whose
+    /// parameters for the first block of `range` start at `next` (advanced past those blocks,
+    /// as `buffer` is), given the maps `input` that enter that block.
     fn blocks(
         &self,
-        images: &Tensor,
-        count: usize,
+        input: &Tensor,
+        range: std::ops::Range<usize>,
         train: bool,
         stats_from_first: Option<usize>,
         next: &mut usize,
         buffer: &mut usize,
     ) -> Result<Tensor> {
-        let mut x = images.clone();
-        for (i, b) in self.arch.blocks.iter().take(count).enumerate() {
+        let mut x = input.clone();
+        let (skip, take) = (range.start, range.len());
+        for (i, b) in self.arch.blocks.iter().enumerate().skip(skip).take(take) {
             let (w, bias) = (self.param(*next, train), self.param(*next + 1, train));
             *next += 2;
             // The fused ops pool by floor, which is ceil on an even map; a ceil pool of an odd
@@ -424,7 +438,7 @@ impl SiameseNet {
         for chunk in images.chunks(per * batch.max(1)) {
             let t = Tensor::from_slice(chunk, (chunk.len() / per, 1, side, side), &self.device)?;
             let (mut next, mut buffer) = (0, 0);
-            let x = self.blocks(&t, count, false, None, &mut next, &mut buffer)?;
+            let x = self.blocks(&t, 0..count, false, None, &mut next, &mut buffer)?;
             let (_, c, h, w) = x.dims4()?;
             shape = [c, h, w];
             out.extend(x.flatten_all()?.to_vec1::<f32>()?);
@@ -435,6 +449,27 @@ impl SiameseNet {
     /// Embeddings `[N, D]` of images `[N, 1, S, S]`, tracking gradients.
     pub fn embed(&self, images: &Tensor) -> Result<Tensor> {
         self.towers(images, true, None)
+    }
+
+    /// Embeddings `[N, D]` of images `[N, 1, S, S]`, tracking gradients, with the feature
+    /// maps `[N, C, H, W]` after the first `block` conv blocks that they were computed from
+    /// (one pass): for a training loss that also matches drawings part by part. Networks of
+    /// one tower only.
+    pub fn embed_with_maps(&self, images: &Tensor, block: usize) -> Result<(Tensor, Tensor)> {
+        let blocks = self.arch.blocks.len();
+        if self.arch.towers != 1 || block == 0 || block > blocks {
+            return Err(ModelError::Arch(format!(
+                "feature maps after block {block} of a network with {} tower(s) of {blocks} \
+                 blocks (one tower needed)",
+                self.arch.towers
+            )));
+        }
+        self.check_images(images)?;
+        let (mut next, mut buffer) = (0, 0);
+        let maps = self.blocks(images, 0..block, true, None, &mut next, &mut buffer)?;
+        let last = self.blocks(&maps, block..blocks, true, None, &mut next, &mut buffer)?;
+        let e = self.embedding_of(&last, true, &mut next)?;
+        Ok((e, maps))
     }
 
     /// Embeddings without building a backward graph.

@@ -624,6 +624,30 @@ fn feature_maps_are_the_towers_maps_block_by_block() {
 }
 
 #[test]
+fn embeddings_with_maps_are_the_training_embeddings_and_their_inner_maps() {
+    let arch = Arch::preset("conv4-16x4-bn").unwrap();
+    let net = SiameseNet::new(&arch, Init::Kaiming, 2, &Device::Cpu).unwrap();
+    let x = images(3, 16, 4);
+    let flat = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (e, maps) = net.embed_with_maps(&x, 2).unwrap();
+    assert_eq!(maps.dims(), &[3, 4, 4, 4]);
+    assert!(close(&flat(&e), &flat(&net.embed(&x).unwrap())));
+    // After the last block the maps are the embedding itself (no dense layer here).
+    let (e, maps) = net.embed_with_maps(&x, 4).unwrap();
+    assert!(close(&flat(&e), &flat(&maps)));
+    // With a dense embedding layer as well.
+    let dense = Arch::conv4(16, 8);
+    let net = SiameseNet::new(&dense, Init::Kaiming, 5, &Device::Cpu).unwrap();
+    let (e, maps) = net.embed_with_maps(&x, 1).unwrap();
+    assert_eq!(maps.dims()[..2], [3, dense.blocks[0].channels]);
+    assert!(close(&flat(&e), &flat(&net.embed(&x).unwrap())));
+    for block in [0, 5] {
+        let err = net.embed_with_maps(&x, block).unwrap_err().to_string();
+        assert!(err.contains(&format!("after block {block}")), "{err}");
+    }
+}
+
+#[test]
 fn a_ceil_pooled_block_keeps_its_whole_map_in_the_embedding() {
     // 20 -> 10 -> 5 -> 3 (ceil) instead of 2 (floor).
     let mut arch = Arch::convnet_widths(20, &[4, 4, 4], false);

@@ -90,6 +90,14 @@ pub enum Objective {
         /// on the embedding, see `class_head`), added to the episode loss; 0: off.
         #[serde(default, skip_serializing_if = "is_zero")]
         class_weight: f64,
+        /// Adds `local_weight` times the part-by-part similarity of the feature maps after
+        /// conv block `local_block` (`model::local`) to every logit of an episode, so that
+        /// training shapes those maps for it; evaluate with `eval --local-block B
+        /// --local-weight W` alike. 0: off.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        local_block: usize,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        local_weight: f64,
         /// Episodes per optimiser step.
         per_step: usize,
         /// Episodes per epoch.
@@ -114,6 +122,19 @@ impl Objective {
         }
     }
 
+    /// The block and weight of the part-by-part similarity added to the episode logits
+    /// (`None`: off).
+    pub fn local_term(&self) -> Option<(usize, f64)> {
+        match self {
+            Objective::Episodes {
+                local_block,
+                local_weight,
+                ..
+            } if *local_block > 0 && *local_weight != 0.0 => Some((*local_block, *local_weight)),
+            _ => None,
+        }
+    }
+
     /// 20-way episodes with 2 queries per class, half within one alphabet, pair weight 0.5,
     /// one episode per step.
     pub fn episodes(per_epoch: u64) -> Self {
@@ -130,6 +151,8 @@ impl Objective {
             symmetric: false,
             label_smoothing: 0.0,
             class_weight: 0.0,
+            local_block: 0,
+            local_weight: 0.0,
             per_step: 1,
             per_epoch,
         }
@@ -385,11 +408,27 @@ impl TrainConfig {
             symmetric,
             label_smoothing,
             class_weight,
+            local_block,
+            local_weight,
             per_step,
             per_epoch,
             ..
         } = &self.objective
         {
+            if *local_weight != 0.0
+                && (!local_weight.is_finite()
+                    || *local_block == 0
+                    || *local_block > self.arch.blocks.len())
+            {
+                return Err(format!(
+                    "local matching needs a finite local_weight and a local_block from 1 to {}, \
+                     not block {local_block} with weight {local_weight}",
+                    self.arch.blocks.len()
+                ));
+            }
+            if *local_weight != 0.0 && self.arch.towers != 1 {
+                return Err("local matching needs a network of one tower".into());
+            }
             if *eighth_turns && !*rotations {
                 return Err("eighth_turns turns the rotation classes: it needs rotations".into());
             }

@@ -77,7 +77,16 @@ pub(crate) fn validation_scorer(
     net: &Arc<SiameseNet>,
     config: &TrainConfig,
 ) -> Result<eval::ModelScorer> {
-    Ok(eval::ModelScorer::new(net.clone(), 256)?.with_turns(config.val.turns)?)
+    let local = config
+        .objective
+        .local_term()
+        .map(|(block, weight)| eval::local::LocalMatch {
+            block,
+            weight: weight as f32,
+        });
+    Ok(eval::ModelScorer::new(net.clone(), 256)?
+        .with_turns(config.val.turns)?
+        .with_local_match(local)?)
 }
 
 /// Loads the split folder, with the command that fetches it when missing.
@@ -409,7 +418,16 @@ impl Loop<'_> {
                     .collect();
                 let total = images.len() / (side * side);
                 let x = Tensor::from_vec(images, (total, 1, side, side), self.device)?;
-                let e = self.embed(&x, step)?;
+                let local = self.config.objective.local_term();
+                let (e, maps) = match local {
+                    Some((block, _)) => {
+                        let (e, maps) = self.net.embed_with_maps(&x, block)?;
+                        let cfg = self.config;
+                        let e = dropout::apply(e, cfg.dropout, cfg.seed, step, self.device)?;
+                        (e, Some(maps))
+                    }
+                    None => (self.embed(&x, step)?, None),
+                };
                 let whole_classes = match &self.class_head {
                     Some(head) => {
                         let classes: Vec<u32> = episodes
@@ -425,10 +443,18 @@ impl Loop<'_> {
                 let mut loss: Option<Tensor> = None;
                 for ep in episodes {
                     let (ways, q) = (ep.ways, ep.labels.len());
-                    let supports = e.narrow(0, offset, ways)?;
-                    let queries = e.narrow(0, offset + ways, q)?;
+                    let start = offset;
                     offset += ways + q;
-                    let logits = self.net.pairwise_logits(&queries, &supports)?;
+                    let supports = e.narrow(0, start, ways)?;
+                    let queries = e.narrow(0, start + ways, q)?;
+                    let mut logits = self.net.pairwise_logits(&queries, &supports)?;
+                    if let (Some(maps), Some((_, weight))) = (&maps, local) {
+                        let s = model::local::pairwise_similarity(
+                            &maps.narrow(0, start + ways, q)?,
+                            &maps.narrow(0, start, ways)?,
+                        )?;
+                        logits = (logits + (s * weight)?)?;
+                    }
                     let l = episode_loss.compute(&logits, &ep.labels, self.device)?;
                     loss = Some(match loss {
                         Some(acc) => (acc + l)?,

@@ -117,6 +117,8 @@ fn five_way_episodes(queries: usize, rotations: bool) -> train::config::Objectiv
         symmetric: false,
         label_smoothing: 0.0,
         class_weight: 0.0,
+        local_block: 0,
+        local_weight: 0.0,
         per_step: 2,
         per_epoch: 100,
     }
@@ -298,6 +300,8 @@ fn episodes_learn_with(
         symmetric,
         label_smoothing: 0.0,
         class_weight: 0.0,
+        local_block: 0,
+        local_weight: 0.0,
         per_step: 2,
         per_epoch: 100,
     };
@@ -837,6 +841,8 @@ fn a_class_head_trains_beside_episodes_resumes_exactly_and_stays_out_of_the_mode
             symmetric: false,
             label_smoothing: 0.0,
             class_weight,
+            local_block: 0,
+            local_weight: 0.0,
             per_step: 1,
             per_epoch: 25,
         };
@@ -914,6 +920,8 @@ fn runs_on_the_accelerator_follow_the_cpu() {
                     symmetric: false,
                     label_smoothing: 0.1,
                     class_weight: 0.0,
+                    local_block: 0,
+                    local_weight: 0.0,
                     per_step: 2,
                     per_epoch: 100,
                 };
@@ -987,4 +995,66 @@ fn sharpness_aware_steps_learn_resume_exactly_and_update_statistics_once() {
             "{err}"
         );
     }
+}
+
+/// The part-by-part term changes training, still learns, is recorded in the run's config,
+/// and validation scores the model with it exactly as `eval --local-block --local-weight`.
+#[test]
+fn local_matching_in_episodes_learns_and_validates_as_eval_scores_it() {
+    let data = dataset();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = |name: &str, local_block: usize, local_weight: f64| {
+        let mut objective = five_way_episodes(2, false);
+        if let train::config::Objective::Episodes {
+            local_block: b,
+            local_weight: w,
+            ..
+        } = &mut objective
+        {
+            (*b, *w) = (local_block, local_weight);
+        }
+        TrainConfig {
+            objective,
+            ..tiny(data.path(), out.path(), name)
+        }
+    };
+    let local = cfg("local", 2, 5.0);
+    let saved = learns_beside_plain(cfg("plain", 0, 0.0), local.clone());
+    assert!(
+        saved.contains("local_block = 2\nlocal_weight = 5.0"),
+        "{saved}"
+    );
+
+    let store = train::trainer::load_background(&local).unwrap();
+    let partition = local.validation.partition(&store).unwrap();
+    let trials = data::trials::sample_trials(
+        &store,
+        partition.val.as_ref().unwrap(),
+        local.val.protocol,
+        local.val.ways,
+        local.val.trials,
+        local.val.seed,
+    )
+    .unwrap();
+    let file = local.run_dir().join("last.safetensors");
+    let net = Arc::new(load(&file, &candle_core::Device::Cpu).unwrap().0);
+    let accuracy = |weight: f32| {
+        let mut scorer = eval::ModelScorer::new(net.clone(), 64)
+            .unwrap()
+            .with_local_match(Some(eval::local::LocalMatch { block: 2, weight }))
+            .unwrap();
+        eval::Accuracy::of(&eval::evaluate(&mut scorer, &store, &trials).unwrap()).accuracy
+    };
+    let (with, without) = (accuracy(5.0), accuracy(0.0));
+    assert_ne!(with, without, "the term must count for this test to tell");
+    let last_val = records(&local.run_dir())
+        .iter()
+        .rev()
+        .filter_map(|r| match r {
+            Record::Val { accuracy, .. } => Some(*accuracy),
+            _ => None,
+        })
+        .next()
+        .unwrap();
+    assert_eq!(last_val, with);
 }
