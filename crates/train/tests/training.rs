@@ -124,6 +124,17 @@ fn five_way_episodes(queries: usize, rotations: bool) -> train::config::Objectiv
     }
 }
 
+/// The background images and the trials a run of `config` validates on.
+fn validation_trials(config: &TrainConfig) -> (data::ImageStore, Vec<data::trials::Trial>) {
+    let store = train::trainer::load_background(config).unwrap();
+    let partition = config.validation.partition(&store).unwrap();
+    let v = &config.val;
+    let val = partition.val.as_ref().unwrap();
+    let trials =
+        data::trials::sample_trials(&store, val, v.protocol, v.ways, v.trials, v.seed).unwrap();
+    (store, trials)
+}
+
 fn weights(path: &Path) -> Vec<Vec<f32>> {
     net_weights(&load(path, &candle_core::Device::Cpu).unwrap().0)
 }
@@ -625,17 +636,7 @@ fn validation_is_scored_in_the_configured_paired_turns() {
         assert_eq!(vals.len(), 1, "{name}: one validation");
         vals[0]
     };
-    let store = train::trainer::load_background(&upright).unwrap();
-    let partition = upright.validation.partition(&store).unwrap();
-    let trials = data::trials::sample_trials(
-        &store,
-        partition.val.as_ref().unwrap(),
-        upright.val.protocol,
-        upright.val.ways,
-        upright.val.trials,
-        upright.val.seed,
-    )
-    .unwrap();
+    let (store, trials) = validation_trials(&upright);
     let net = Arc::new(load(&last("turned"), &candle_core::Device::Cpu).unwrap().0);
     let eval_accuracy = |turns: usize| {
         let mut scorer = eval::ModelScorer::new(net.clone(), 64)
@@ -1025,17 +1026,7 @@ fn local_matching_in_episodes_learns_and_validates_as_eval_scores_it() {
         "{saved}"
     );
 
-    let store = train::trainer::load_background(&local).unwrap();
-    let partition = local.validation.partition(&store).unwrap();
-    let trials = data::trials::sample_trials(
-        &store,
-        partition.val.as_ref().unwrap(),
-        local.val.protocol,
-        local.val.ways,
-        local.val.trials,
-        local.val.seed,
-    )
-    .unwrap();
+    let (store, trials) = validation_trials(&local);
     let file = local.run_dir().join("last.safetensors");
     let net = Arc::new(load(&file, &candle_core::Device::Cpu).unwrap().0);
     let accuracy = |weight: f32| {
