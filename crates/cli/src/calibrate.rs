@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use data::{Protocol, SplitKind};
 use eval::calibration::{METADATA_KEY, Platt, Record, Reliability, write_reliability_diagram};
-use eval::session::Session;
+use eval::session::{ScorerChoice, Session};
 use model::Device;
 
 use crate::classify::{ScorerArgs, parse_split};
@@ -83,11 +83,12 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     let path = a.scorer.checkpoint_path()?;
     let existing = Record::from_metadata(&model::io::read_metadata(&path)?)
         .with_context(|| format!("in {}", path.display()))?;
+    crate::classify::warn_if_trained_with_local_matching(&ScorerChoice::Checkpoint(path.clone()))?;
     let device = a.scorer.device()?;
     let turns = a.scorer.turns()?;
     let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
     let mut session = Session::open(
-        &eval::session::ScorerChoice::Checkpoint(path.clone()),
+        &ScorerChoice::Checkpoint(path.clone()),
         &dataset,
         a.split,
         &device,

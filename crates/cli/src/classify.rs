@@ -87,6 +87,28 @@ impl ScorerArgs {
     }
 }
 
+/// The local-matching term `(block, weight)` that a single model was trained with
+/// (`train --local-weight`), if any.
+fn trained_local_term(choice: &ScorerChoice) -> Result<Option<(usize, f64)>> {
+    Ok(match choice {
+        ScorerChoice::Checkpoint(path) => train::checkpoint::local_term(path)?,
+        _ => None,
+    })
+}
+
+/// Commands other than `eval` score pairs with the head alone; a model trained with local
+/// matching scores lower that way, which the user should hear.
+pub(crate) fn warn_if_trained_with_local_matching(choice: &ScorerChoice) -> Result<()> {
+    if let Some((block, weight)) = trained_local_term(choice)? {
+        tracing::warn!(
+            "the model was trained with local matching, which this command does not apply: \
+             it is scored with its head alone (`eval --local-block {block} --local-weight \
+             {weight}` scores it as trained)"
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_split(s: &str) -> Result<SplitKind, String> {
     match s {
         "evaluation" | "images_evaluation" => Ok(SplitKind::Evaluation),
@@ -159,25 +181,44 @@ pub struct EvalArgs {
     /// Local matching: add W times the mean best cosine similarity between the two drawings'
     /// positions on the feature maps after --local-block conv blocks (each position matched to
     /// the most similar one of the other drawing) to the model's logit (0: off).
+    /// Default: the term a model trained with `train --local-weight` was trained with, off
+    /// otherwise.
     #[arg(
         long,
         value_name = "W",
-        default_value_t = 0.0,
+        allow_negative_numbers = true,
         conflicts_with = "support_stats"
     )]
-    local_weight: f32,
-    /// Local matching: the conv block whose output maps are matched (1 = the first).
-    #[arg(long, value_name = "BLOCK", default_value_t = 3)]
-    local_block: usize,
+    local_weight: Option<f32>,
+    /// Local matching: the conv block whose output maps are matched (1 = the first; default:
+    /// the trained term's block, else 3).
+    #[arg(long, value_name = "BLOCK")]
+    local_block: Option<usize>,
 }
 
 impl EvalArgs {
-    /// The scorer turns a weight of 0 off.
-    fn local_match(&self) -> Option<eval::local::LocalMatch> {
-        Some(eval::local::LocalMatch {
-            block: self.local_block,
-            weight: self.local_weight,
-        })
+    /// `--local-weight` and `--local-block`, or the term a single model was trained with; the
+    /// scorer turns a weight of 0 off.
+    fn local_match(&self, choice: &ScorerChoice) -> Result<Option<eval::local::LocalMatch>> {
+        let trained = trained_local_term(choice)?;
+        let block = self
+            .local_block
+            .or(trained.map(|(block, _)| block))
+            .unwrap_or(3);
+        let weight = match (self.local_weight, trained) {
+            (Some(w), _) => w,
+            (None, Some((_, w))) => {
+                tracing::info!(
+                    block,
+                    weight = w,
+                    "the model was trained with local matching, so it is scored with it \
+                     (--local-weight 0 scores with the head alone)"
+                );
+                w as f32
+            }
+            (None, None) => 0.0,
+        };
+        Ok(Some(eval::local::LocalMatch { block, weight }))
     }
 
     fn adaptation(&self) -> AdaptConfig {
@@ -210,7 +251,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             .with_hubness(a.hubness)?
             .with_adaptation(a.adaptation())?
             .with_support_statistics(a.support_stats)?
-            .with_local_match(a.local_match())?;
+            .with_local_match(a.local_match(&choice)?)?;
         session.runs(&a.runs_dir)?
     } else {
         let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
@@ -221,7 +262,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             .with_hubness(a.hubness)?
             .with_adaptation(a.adaptation())?
             .with_support_statistics(a.support_stats)?
-            .with_local_match(a.local_match())?;
+            .with_local_match(a.local_match(&choice)?)?;
         if !a.alphabets.is_empty() {
             session.restrict_to_alphabets(&data::split::expand_alphabet_names(&a.alphabets))?;
         }
@@ -274,6 +315,7 @@ pub struct ClassifyArgs {
 
 pub fn classify(a: ClassifyArgs) -> Result<()> {
     let choice = a.scorer.choice()?;
+    warn_if_trained_with_local_matching(&choice)?;
     let device = a.scorer.device()?;
     if let Some(query) = &a.query {
         return classify_files(&a, &choice, &device, query);
@@ -449,6 +491,7 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
     }
     a.scorer.choice()?; // refuses options only baselines take
     let path = a.scorer.checkpoint_path()?;
+    warn_if_trained_with_local_matching(&ScorerChoice::Checkpoint(path.clone()))?;
     let matcher = matcher(&path, &a.scorer.device()?, &a.scorer)?;
     let first = matcher
         .load_image(&a.a)

@@ -313,6 +313,48 @@ fn train_eval_classify_verify() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("4 paired turns"), "{report}");
 
+    // A model trained with local matching is scored with its term by `eval` unless told
+    // otherwise; `verify`, which cannot apply it, says so.
+    let local = as_episodes(&f, "local.safetensors", |objective| {
+        if let train::config::Objective::Episodes {
+            local_block,
+            local_weight,
+            ..
+        } = objective
+        {
+            (*local_block, *local_weight) = (2, 5.0);
+        }
+    });
+    let eval_local = |extra: &[&str]| {
+        let out = run(bin()
+            .args(["eval", "--protocol", "random", "--ways", "3"])
+            .args(["--trials", "10", "--turns", "1"])
+            .args(extra)
+            .arg("--checkpoint")
+            .arg(&local)
+            .arg("--dataset")
+            .arg(&f.dataset));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        eval_local(&[]).contains("local match on block 2 x 5)"),
+        "{}",
+        eval_local(&[])
+    );
+    let head_alone = eval_local(&["--local-weight", "0"]);
+    assert!(!head_alone.contains("local match"), "{head_alone}");
+    let out = run(bin()
+        .arg("verify")
+        .arg("--checkpoint")
+        .arg(&local)
+        .arg(&files[0])
+        .arg(&files[1]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("scored with its head alone (`eval --local-block 2 --local-weight 5`"),
+        "{err}"
+    );
+
     // Export drops the optimizer state; the exported file scores exactly like the checkpoint.
     let last = f.root.join("runs/tiny/last.safetensors");
     let exported = f.root.join("models/tiny.safetensors");

@@ -61,18 +61,29 @@ pub fn save_checkpoint_with(
 /// The paired turns that suit the model in `path` ([`TrainConfig::paired_turns`]), read from
 /// the training config in its metadata; 1 for a file without one.
 pub fn paired_turns(path: &Path) -> Result<usize> {
+    let config = saved_config(path, "pass --turns to choose the views yourself")?;
+    Ok(config.map_or(1, |c| c.paired_turns()))
+}
+
+/// The part-by-part term `(block, weight)` the model in `path` was trained with
+/// ([`crate::config::Objective::local_term`]), read from the training config in its metadata;
+/// `None` for a model trained without one or a file without a config.
+pub fn local_term(path: &Path) -> Result<Option<(usize, f64)>> {
+    let config = saved_config(path, "pass --local-weight to choose the term yourself")?;
+    Ok(config.and_then(|c| c.objective.local_term()))
+}
+
+/// The training config saved in the metadata of the model file `path`, if any; `remedy` ends
+/// the message when it does not parse.
+fn saved_config(path: &Path, remedy: &str) -> Result<Option<TrainConfig>> {
     let metadata = model::io::read_metadata(path)?;
-    match metadata.get("config") {
-        None => Ok(1),
-        Some(text) => TrainConfig::from_toml(text)
-            .map(|c| c.paired_turns())
-            .map_err(|e| {
-                TrainError::file(
-                    path,
-                    format!("bad config: {e} (pass --turns to choose the views yourself)"),
-                )
-            }),
-    }
+    metadata
+        .get("config")
+        .map(|text| {
+            TrainConfig::from_toml(text)
+                .map_err(|e| TrainError::file(path, format!("bad config: {e} ({remedy})")))
+        })
+        .transpose()
 }
 
 /// The paired turns that suit every model in `paths` scored as one ensemble: turned only when
