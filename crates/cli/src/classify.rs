@@ -141,7 +141,8 @@ pub struct EvalArgs {
     /// Folder with the splits [default: $OMNIGLOT_DIR or data/omniglot].
     #[arg(long)]
     dataset: Option<PathBuf>,
-    /// Also write OUT.json, OUT.csv and OUT.md.
+    /// Also write OUT.json, OUT.csv and OUT.md, and OUT.trials.csv with one row per trial
+    /// (query, candidates, scores, choice, margin) for finding the errors.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Only these alphabets (comma-separated), e.g. the validation alphabets with
@@ -243,7 +244,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let choice = a.scorer.choice()?;
     let device = a.scorer.device()?;
     let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
-    let (report, _) = if a.protocol == "runs" {
+    let (report, results, trials) = if a.protocol == "runs" {
         let mut session = Session::for_runs(&choice, &device)?
             .with_tta(a.tta)?
             .with_turns(a.scorer.turns()?)?
@@ -252,7 +253,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             .with_adaptation(a.adaptation())?
             .with_support_statistics(a.support_stats)?
             .with_local_match(a.local_match(&choice)?)?;
-        session.runs(&a.runs_dir)?
+        let (report, results) = session.runs(&a.runs_dir)?;
+        (report, results, session.store)
     } else {
         let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
         let mut session = Session::open(&choice, &dataset, a.split, &device)?
@@ -266,7 +268,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         if !a.alphabets.is_empty() {
             session.restrict_to_alphabets(&data::split::expand_alphabet_names(&a.alphabets))?;
         }
-        session.sampled(protocol, a.ways, a.trials, a.seed)?
+        let (report, results) = session.sampled(protocol, a.ways, a.trials, a.seed)?;
+        (report, results, session.store)
     };
     print!("{}", report.to_markdown());
     println!("({:.1} s)", report.seconds);
@@ -275,6 +278,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             ("json", report.to_json()),
             ("csv", report.to_csv()),
             ("md", report.to_markdown()),
+            ("trials.csv", eval::report::trials_csv(&trials, &results)),
         ] {
             crate::write_file(&out.with_extension(ext), &text)?;
         }

@@ -148,6 +148,18 @@ fn train_eval_classify_verify() {
     for ext in ["json", "csv", "md"] {
         assert!(f.root.join(format!("report/eval.{ext}")).is_file());
     }
+    // One row per trial, its correct flags adding up to the report's count.
+    let trials = std::fs::read_to_string(f.root.join("report/eval.trials.csv")).unwrap();
+    let rows: Vec<&str> = trials.lines().skip(1).collect();
+    assert_eq!(rows.len(), 50, "{trials}");
+    let hits = rows
+        .iter()
+        .filter(|r| r.split(',').nth(5) == Some("true"))
+        .count();
+    assert!(
+        text.contains(&format!(": {hits} correct of 50")),
+        "{hits}: {text}"
+    );
 
     // Support-set statistics: each trial embedded on its own; this network has no batch
     // norm, so every score is the one pair scoring gives.

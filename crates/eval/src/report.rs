@@ -248,6 +248,51 @@ impl Report {
     }
 }
 
+/// One CSV row per trial, for finding and comparing errors: the query and candidates as
+/// `alphabet/character/drawerNN` (for runs, `runNN/<candidate file>/drawer01` for a
+/// candidate and `drawer02` for a query) and the query's file, the correct and the chosen
+/// candidate's index and score, and the margin (the correct candidate's score minus the best
+/// other one: negative when the trial was missed, 0 for a tie at the top).
+pub fn trials_csv(store: &ImageStore, results: &[TrialResult]) -> String {
+    let mut s = String::from(
+        "trial,query,query_file,answer,predicted,correct,tied,answer_score,predicted_score,\
+         margin,candidates,scores\n",
+    );
+    for (i, r) in results.iter().enumerate() {
+        let t = &r.trial;
+        let best_other = r
+            .scores
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != t.answer)
+            .map(|(_, &v)| v)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let names: Vec<String> = t.candidates.iter().map(|&c| store.describe(c)).collect();
+        let scores: Vec<String> = r.scores.iter().map(|v| format!("{v:.5}")).collect();
+        let _ = writeln!(
+            s,
+            "{i},{},{},{},{},{},{},{:.5},{:.5},{:.5},{},{}",
+            csv_field(&store.describe(t.query)),
+            csv_field(
+                &store
+                    .path_of(t.query)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+            t.answer,
+            r.predicted,
+            r.correct,
+            r.tied,
+            r.scores[t.answer],
+            r.scores[r.predicted],
+            r.scores[t.answer] - best_other,
+            csv_field(&names.join(";")),
+            scores.join(";"),
+        );
+    }
+    s
+}
+
 /// Quotes a CSV field when it needs it.
 pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -263,4 +308,61 @@ pub fn write_text(path: &Path, text: &str) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
     }
     model::io::write_atomic(path, text.as_bytes()).map_err(|e| EvalError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use data::Trial;
+    use data::store::StoreBuilder;
+
+    #[test]
+    fn trials_csv_names_each_trial_and_its_margin() {
+        let mut b = StoreBuilder::new(2);
+        let alphabet = b.alphabet("Greek");
+        let (alpha, beta) = (
+            b.character(alphabet, "alpha"),
+            b.character(alphabet, "beta"),
+        );
+        let ink = [0.0; 4];
+        b.push(alpha, 1, &ink, None);
+        b.push(beta, 1, &ink, None);
+        b.push(alpha, 2, &ink, Some("q,1.png".into()));
+        let store = b.finish();
+        let missed = TrialResult {
+            trial: Trial {
+                query: 2,
+                candidates: vec![0, 1],
+                answer: 0,
+            },
+            predicted: 1,
+            correct: false,
+            tied: false,
+            scores: vec![0.5, 2.0],
+        };
+        let hit = TrialResult {
+            trial: Trial {
+                query: 2,
+                candidates: vec![1, 0],
+                answer: 1,
+            },
+            predicted: 1,
+            correct: true,
+            tied: false,
+            scores: vec![-1.0, 0.25],
+        };
+        let csv = trials_csv(&store, &[missed, hit]);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "trial,query,query_file,answer,predicted,correct,tied,answer_score,\
+                 predicted_score,margin,candidates,scores",
+                "0,Greek/alpha/drawer02,\"q,1.png\",0,1,false,false,0.50000,2.00000,-1.50000,\
+                 Greek/alpha/drawer01;Greek/beta/drawer01,0.50000;2.00000",
+                "1,Greek/alpha/drawer02,\"q,1.png\",1,1,true,false,0.25000,0.25000,1.25000,\
+                 Greek/beta/drawer01;Greek/alpha/drawer01,-1.00000;0.25000",
+            ]
+        );
+    }
 }

@@ -69,7 +69,7 @@ pub fn evaluate_runs(
     root: &Path,
     side: usize,
     framing: Framing,
-) -> Result<(Report, Vec<TrialResult>)> {
+) -> Result<(Report, Vec<TrialResult>, ImageStore)> {
     let runs = read_runs(root)?;
     let (store, trials) = runs_store(&runs, side, framing)?;
     let flat: Vec<Trial> = trials.iter().flatten().cloned().collect();
@@ -100,5 +100,5 @@ pub fn evaluate_runs(
     report.per_alphabet.clear();
     report.across_runs = Some(RunInterval::of(&per_run));
     report.per_run = per_run;
-    Ok((report, results))
+    Ok((report, results, store))
 }

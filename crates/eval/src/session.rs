@@ -412,17 +412,19 @@ impl Session {
             .collect())
     }
 
-    /// Scores Lake-style runs read from `dir`.
+    /// Scores Lake-style runs read from `dir`; afterwards [`Session::store`] holds the runs'
+    /// images, which the results' ids refer to.
     pub fn runs(&mut self, dir: &Path) -> Result<(Report, Vec<TrialResult>)> {
         let t = Instant::now();
         let mut scorer = self.build_scorer()?;
-        let (mut report, results) = crate::runs::evaluate_runs(
+        let (mut report, results, store) = crate::runs::evaluate_runs(
             scorer.as_mut(),
             dir,
             self.kind.side(),
             self.kind.framing(),
         )?;
         report.seconds = t.elapsed().as_secs_f64();
+        self.store = store;
         Ok((report, results))
     }
 }

@@ -119,8 +119,11 @@ fn lake_runs_are_evaluated_per_run() {
     let index = data::SplitIndex::scan(&split).unwrap();
     let runs = tmp.path().join("runs");
     data::runs::write_runs(&index, &runs, 3, 6, 0).unwrap();
-    let (report, results) =
+    let (report, results, store) =
         eval::runs::evaluate_runs(&mut MhdScorer::default(), &runs, 105, Framing::Canvas).unwrap();
+    // The returned store holds the runs' images: each query is a drawing of its own run.
+    assert_eq!(store.len(), 3 * 6 * 2);
+    assert!(store.describe(results[0].trial.query).starts_with("run01/"));
     assert_eq!(results.len(), 18);
     assert_eq!(report.per_run.len(), 3);
     assert_eq!(report.per_run[0].name, "run01");
