@@ -348,11 +348,8 @@ fn train_eval_classify_verify() {
             .arg(&f.dataset));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    assert!(
-        eval_local(&[]).contains("local match on block 2 x 5)"),
-        "{}",
-        eval_local(&[])
-    );
+    let trained = eval_local(&[]);
+    assert!(trained.contains("local match on block 2 x 5)"), "{trained}");
     let head_alone = eval_local(&["--local-weight", "0"]);
     assert!(!head_alone.contains("local match"), "{head_alone}");
     let out = run(bin()

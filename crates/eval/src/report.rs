@@ -329,28 +329,22 @@ mod tests {
         b.push(beta, 1, &ink, None);
         b.push(alpha, 2, &ink, Some("q,1.png".into()));
         let store = b.finish();
-        let missed = TrialResult {
-            trial: Trial {
-                query: 2,
-                candidates: vec![0, 1],
-                answer: 0,
-            },
-            predicted: 1,
-            correct: false,
-            tied: false,
-            scores: vec![0.5, 2.0],
+        let result = |candidates: Vec<u32>, answer: usize, scores: Vec<f32>| {
+            let (predicted, tied) = crate::evaluate::choose(&scores);
+            TrialResult {
+                trial: Trial {
+                    query: 2,
+                    candidates,
+                    answer,
+                },
+                predicted,
+                correct: predicted == answer,
+                tied,
+                scores,
+            }
         };
-        let hit = TrialResult {
-            trial: Trial {
-                query: 2,
-                candidates: vec![1, 0],
-                answer: 1,
-            },
-            predicted: 1,
-            correct: true,
-            tied: false,
-            scores: vec![-1.0, 0.25],
-        };
+        let missed = result(vec![0, 1], 0, vec![0.5, 2.0]);
+        let hit = result(vec![1, 0], 1, vec![-1.0, 0.25]);
         let csv = trials_csv(&store, &[missed, hit]);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
