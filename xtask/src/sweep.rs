@@ -61,8 +61,18 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
             Some(n) => n,
             None => train::checkpoint::default_turns(choice)?,
         };
+        // A model trained with local matching is scored with it, as `eval` does by default.
+        let local = match choice {
+            ScorerChoice::Checkpoint(path) => train::checkpoint::local_term(path)?,
+            _ => None,
+        }
+        .map(|(block, weight)| eval::local::LocalMatch {
+            block,
+            weight: weight as f32,
+        });
         let mut session = Session::open(choice, &opts.dataset, opts.split, &opts.device)
             .and_then(|s| s.with_tta(opts.tta))
+            .and_then(|s| s.with_local_match(local))
             .and_then(|s| s.with_turns(turns))
             .and_then(|s| s.with_mirrored_pairs(opts.mirror_pairs))
             .and_then(|s| s.with_hubness(hubness))
@@ -80,6 +90,12 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
                 }
                 if opts.mirror_pairs && model {
                     report.scorer.push_str(" + mirrored pairs");
+                }
+                if let Some(l) = local {
+                    let (block, weight) = (l.block, l.weight);
+                    report
+                        .scorer
+                        .push_str(&format!(" + local match on block {block} x {weight}"));
                 }
                 if hubness > 0.0 {
                     report.scorer.push_str(&format!(" + hubness {hubness}"));

@@ -93,11 +93,23 @@ fn sweep_turns_rotation_trained_models_by_default() {
     }
     let rotated = tmp.path().join("rotated.safetensors");
     train::checkpoint::save_checkpoint(&rotated, &net, None, &state, &cfg).unwrap();
+    // One trained with local matching as well is scored with its term.
+    if let train::config::Objective::Episodes {
+        local_block,
+        local_weight,
+        ..
+    } = &mut cfg.objective
+    {
+        (*local_block, *local_weight) = (2, 5.0);
+    }
+    let local = tmp.path().join("local.safetensors");
+    train::checkpoint::save_checkpoint(&local, &net, None, &state, &cfg).unwrap();
     let opts = xtask::sweep::SweepOptions {
         scorers: vec![
             ScorerChoice::Checkpoint(rotated.clone()),
             ScorerChoice::Checkpoint(upright.clone()),
             ScorerChoice::Ensemble(vec![rotated, upright]),
+            ScorerChoice::Checkpoint(local),
         ],
         ways: vec![2],
         protocols: vec![Protocol::Random],
@@ -124,6 +136,7 @@ fn sweep_turns_rotation_trained_models_by_default() {
             "siamese (rotated.safetensors) + 4 paired turns",
             "siamese (upright.safetensors)",
             "siamese ensemble of 2",
+            "siamese (local.safetensors) + 4 paired turns + local match on block 2 x 5",
         ]
     );
 }
