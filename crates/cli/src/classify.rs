@@ -96,8 +96,19 @@ fn trained_local_term(choice: &ScorerChoice) -> Result<Option<(usize, f64)>> {
     })
 }
 
-/// Commands other than `eval` score pairs with the head alone; a model trained with local
-/// matching scores lower that way, which the user should hear.
+/// The local match a single model was trained with, for the commands that score it as
+/// trained without offering the flags.
+fn trained_local_match(choice: &ScorerChoice) -> Result<Option<eval::local::LocalMatch>> {
+    Ok(
+        trained_local_term(choice)?.map(|(block, weight)| eval::local::LocalMatch {
+            block,
+            weight: weight as f32,
+        }),
+    )
+}
+
+/// `calibrate` scores pairs with the head alone (its fit is folded into the head); a model
+/// trained with local matching scores lower that way, which the user should hear.
 pub(crate) fn warn_if_trained_with_local_matching(choice: &ScorerChoice) -> Result<()> {
     if let Some((block, weight)) = trained_local_term(choice)? {
         tracing::warn!(
@@ -319,7 +330,6 @@ pub struct ClassifyArgs {
 
 pub fn classify(a: ClassifyArgs) -> Result<()> {
     let choice = a.scorer.choice()?;
-    warn_if_trained_with_local_matching(&choice)?;
     let device = a.scorer.device()?;
     if let Some(query) = &a.query {
         return classify_files(&a, &choice, &device, query);
@@ -327,7 +337,8 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
     let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
     let mut session = Session::open(&choice, &dataset, a.split, &device)?
         .with_turns(a.scorer.turns()?)?
-        .with_mirrored_pairs(a.scorer.mirror_pairs)?;
+        .with_mirrored_pairs(a.scorer.mirror_pairs)?
+        .with_local_match(trained_local_match(&choice)?)?;
     let (_, results) = session.sampled(a.protocol, a.ways, 1, a.seed)?;
     let r = &results[0];
     let store = &session.store;
@@ -495,7 +506,6 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
     }
     a.scorer.choice()?; // refuses options only baselines take
     let path = a.scorer.checkpoint_path()?;
-    warn_if_trained_with_local_matching(&ScorerChoice::Checkpoint(path.clone()))?;
     let matcher = matcher(&path, &a.scorer.device()?, &a.scorer)?;
     let first = matcher
         .load_image(&a.a)
@@ -523,9 +533,11 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
 
 /// The model in `path`, looking at pairs as the flags (or the model's defaults) say.
 fn matcher(path: &Path, device: &model::Device, scorer: &ScorerArgs) -> Result<Matcher> {
+    let local = trained_local_match(&ScorerChoice::Checkpoint(path.to_path_buf()))?;
     Ok(Matcher::open(path, device)?
         .with_turns(scorer.turns()?)?
-        .with_mirrored_pairs(scorer.mirror_pairs))
+        .with_mirrored_pairs(scorer.mirror_pairs)
+        .with_local_match(local)?)
 }
 
 /// What `verify`'s probability rests on: the model's calibration, or a warning when training

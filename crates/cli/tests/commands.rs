@@ -325,8 +325,8 @@ fn train_eval_classify_verify() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("4 paired turns"), "{report}");
 
-    // A model trained with local matching is scored with its term by `eval` unless told
-    // otherwise; `verify`, which cannot apply it, says so.
+    // A model trained with local matching is scored with its term by `eval` (unless told
+    // otherwise) and by `verify`; `calibrate`, which folds its fit into the head, warns.
     let local = as_episodes(&f, "local.safetensors", |objective| {
         if let train::config::Objective::Episodes {
             local_block,
@@ -352,12 +352,44 @@ fn train_eval_classify_verify() {
     assert!(trained.contains("local match on block 2 x 5)"), "{trained}");
     let head_alone = eval_local(&["--local-weight", "0"]);
     assert!(!head_alone.contains("local match"), "{head_alone}");
-    let out = run(bin()
-        .arg("verify")
-        .arg("--checkpoint")
+    let logit_of = |checkpoint: &Path| {
+        let out = run(bin()
+            .arg("verify")
+            .arg("--checkpoint")
+            .arg(checkpoint)
+            .arg(&files[0])
+            .arg(&files[1]));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let logit = text
+            .split("(logit ")
+            .nth(1)
+            .and_then(|t| t.split([',', ')']).next())
+            .and_then(|t| t.parse::<f32>().ok());
+        (
+            logit,
+            text,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The same network saved as trained without the term: the cosines of ReLU maps are
+    // positive, so the term raises the logit.
+    let plain = as_episodes(&f, "plain-episodes.safetensors", |_| {});
+    let (with, text, err) = logit_of(&local);
+    let (without, plain_text, _) = logit_of(&plain);
+    assert!(
+        with.zip(without).is_some_and(|(w, p)| w > p),
+        "{text}\n{plain_text}"
+    );
+    assert!(!err.contains("head alone"), "{err}");
+    // Whether this untrained network can be calibrated at all does not matter here: the
+    // warning comes first.
+    let out = bin()
+        .args(["calibrate", "--trials", "10", "--checkpoint"])
         .arg(&local)
-        .arg(&files[0])
-        .arg(&files[1]));
+        .arg("--dataset")
+        .arg(&f.dataset)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("scored with its head alone (`eval --local-block 2 --local-weight 5`"),

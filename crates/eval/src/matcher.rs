@@ -37,6 +37,7 @@ pub struct Matcher {
     net: Arc<SiameseNet>,
     turns: usize,
     mirrored: bool,
+    local: Option<crate::local::LocalMatch>,
 }
 
 /// What [`Matcher::classify`] found.
@@ -63,6 +64,7 @@ impl Matcher {
             net,
             turns: 1,
             mirrored: false,
+            local: None,
         }
     }
 
@@ -80,11 +82,22 @@ impl Matcher {
         self
     }
 
+    /// Adds a weighted local-descriptor match to each logit (`eval --local-weight`; for a
+    /// model trained with one, `train::checkpoint::local_term` reads it from the file); `None`
+    /// or a weight of 0 turns it off.
+    pub fn with_local_match(mut self, local: Option<crate::local::LocalMatch>) -> Result<Self> {
+        // Checked now, so that a bad block fails here rather than at the first pair.
+        ModelScorer::new(self.net.clone(), 1)?.with_local_match(local)?;
+        self.local = local;
+        Ok(self)
+    }
+
     /// The scorer `eval` would use, which does the work.
     fn scorer(&self) -> Result<ModelScorer> {
-        Ok(ModelScorer::new(self.net.clone(), 64)?
+        ModelScorer::new(self.net.clone(), 64)?
             .with_turns(self.turns)?
-            .with_mirrored_pairs(self.mirrored))
+            .with_mirrored_pairs(self.mirrored)
+            .with_local_match(self.local)
     }
 
     /// How reports name this scorer (the network, and the views when not upright).

@@ -246,3 +246,39 @@ fn embeddings_are_what_the_head_compares() {
         .to_string();
     assert!(err.starts_with("image 1 has 3 values"), "{err}");
 }
+
+#[test]
+fn a_local_match_adds_its_weighted_similarity_to_each_logit() {
+    use eval::local::{LocalMatch, descriptors, similarity};
+    let net = net(Framing::Canvas);
+    let images = drawings();
+    let local = LocalMatch {
+        block: 2,
+        weight: 3.0,
+    };
+    let matcher = Matcher::new(net.clone())
+        .with_local_match(Some(local))
+        .unwrap();
+    let logits = matcher.logits(&images[0], &images[1..]).unwrap();
+    let (maps, shape) = net.feature_maps(&images.concat(), 2, 8).unwrap();
+    let len = shape.iter().product::<usize>();
+    let unit = |k: usize| descriptors(&maps[k * len..(k + 1) * len], shape);
+    let expected: Vec<f32> = head_logits(&net, &images[0], &images[1..])
+        .iter()
+        .enumerate()
+        .map(|(j, h)| h + 3.0 * similarity(&unit(0), &unit(j + 1), shape[0]))
+        .collect();
+    assert_close(&logits, &expected);
+    assert!(
+        matcher
+            .name()
+            .unwrap()
+            .contains("local match on block 2 x 3")
+    );
+    let bad = LocalMatch {
+        block: 9,
+        weight: 1.0,
+    };
+    let err = Matcher::new(net).with_local_match(Some(bad)).err().unwrap();
+    assert!(err.to_string().contains("not block 9"), "{err}");
+}
