@@ -63,13 +63,9 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
         };
         // A model trained with local matching is scored with it, as `eval` does by default.
         let local = match choice {
-            ScorerChoice::Checkpoint(path) => train::checkpoint::local_term(path)?,
+            ScorerChoice::Checkpoint(path) => train::checkpoint::local_match(path)?,
             _ => None,
-        }
-        .map(|(block, weight)| eval::local::LocalMatch {
-            block,
-            weight: weight as f32,
-        });
+        };
         let mut session = Session::open(choice, &opts.dataset, opts.split, &opts.device)
             .and_then(|s| s.with_tta(opts.tta))
             .and_then(|s| s.with_local_match(local))

@@ -87,30 +87,19 @@ impl ScorerArgs {
     }
 }
 
-/// The local-matching term `(block, weight)` that a single model was trained with
-/// (`train --local-weight`), if any.
-fn trained_local_term(choice: &ScorerChoice) -> Result<Option<(usize, f64)>> {
+/// The local match a single model was trained with (`train --local-weight`), if any: the
+/// commands score such a model with it.
+fn trained_local_match(choice: &ScorerChoice) -> Result<Option<eval::local::LocalMatch>> {
     Ok(match choice {
-        ScorerChoice::Checkpoint(path) => train::checkpoint::local_term(path)?,
+        ScorerChoice::Checkpoint(path) => train::checkpoint::local_match(path)?,
         _ => None,
     })
-}
-
-/// The local match a single model was trained with, for the commands that score it as
-/// trained without offering the flags.
-fn trained_local_match(choice: &ScorerChoice) -> Result<Option<eval::local::LocalMatch>> {
-    Ok(
-        trained_local_term(choice)?.map(|(block, weight)| eval::local::LocalMatch {
-            block,
-            weight: weight as f32,
-        }),
-    )
 }
 
 /// `calibrate` scores pairs with the head alone (its fit is folded into the head); a model
 /// trained with local matching scores lower that way, which the user should hear.
 pub(crate) fn warn_if_trained_with_local_matching(choice: &ScorerChoice) -> Result<()> {
-    if let Some((block, weight)) = trained_local_term(choice)? {
+    if let Some(eval::local::LocalMatch { block, weight }) = trained_local_match(choice)? {
         tracing::warn!(
             "the model was trained with local matching, which this command does not apply: \
              it is scored with its head alone (`eval --local-block {block} --local-weight \
@@ -212,21 +201,18 @@ impl EvalArgs {
     /// `--local-weight` and `--local-block`, or the term a single model was trained with; the
     /// scorer turns a weight of 0 off.
     fn local_match(&self, choice: &ScorerChoice) -> Result<Option<eval::local::LocalMatch>> {
-        let trained = trained_local_term(choice)?;
-        let block = self
-            .local_block
-            .or(trained.map(|(block, _)| block))
-            .unwrap_or(3);
+        let trained = trained_local_match(choice)?;
+        let block = self.local_block.or(trained.map(|t| t.block)).unwrap_or(3);
         let weight = match (self.local_weight, trained) {
             (Some(w), _) => w,
-            (None, Some((_, w))) => {
+            (None, Some(t)) => {
                 tracing::info!(
                     block,
-                    weight = w,
+                    weight = t.weight,
                     "the model was trained with local matching, so it is scored with it \
                      (--local-weight 0 scores with the head alone)"
                 );
-                w as f32
+                t.weight
             }
             (None, None) => 0.0,
         };

@@ -83,11 +83,13 @@ impl Matcher {
     }
 
     /// Adds a weighted local-descriptor match to each logit (`eval --local-weight`; for a
-    /// model trained with one, `train::checkpoint::local_term` reads it from the file); `None`
+    /// model trained with one, `train::checkpoint::local_match` reads it from the file); `None`
     /// or a weight of 0 turns it off.
     pub fn with_local_match(mut self, local: Option<crate::local::LocalMatch>) -> Result<Self> {
         // Checked now, so that a bad block fails here rather than at the first pair.
-        ModelScorer::new(self.net.clone(), 1)?.with_local_match(local)?;
+        if let Some(l) = local.filter(|l| l.weight != 0.0) {
+            crate::scorer::local_extent(self.net.arch(), l)?;
+        }
         self.local = local;
         Ok(self)
     }

@@ -103,6 +103,24 @@ pub struct ModelScorer {
     descriptors: Vec<f32>,
 }
 
+/// The channels and values per image of the maps `local` matches on, checking that `arch`
+/// has its block and that its weight is finite.
+pub(crate) fn local_extent(arch: &model::Arch, local: LocalMatch) -> Result<(usize, usize)> {
+    let shapes = arch.block_shapes()?;
+    if local.block == 0 || local.block > shapes.len() || !local.weight.is_finite() {
+        return Err(crate::EvalError::Invalid(format!(
+            "local matching needs a block from 1 to {} and a finite weight, not block {} and \
+             weight {}",
+            shapes.len(),
+            local.block,
+            local.weight
+        )));
+    }
+    let side = shapes[local.block - 1].out_side;
+    let channels = arch.blocks[local.block - 1].channels;
+    Ok((channels, side * side * channels))
+}
+
 impl ModelScorer {
     pub fn new(net: Arc<SiameseNet>, batch: usize) -> Result<Self> {
         Ok(ModelScorer {
@@ -132,20 +150,7 @@ impl ModelScorer {
     pub fn with_local_match(mut self, local: Option<LocalMatch>) -> Result<Self> {
         let local = local.filter(|l| l.weight != 0.0);
         if let Some(l) = local {
-            let arch = self.net.arch();
-            let shapes = arch.block_shapes()?;
-            if l.block == 0 || l.block > shapes.len() || !l.weight.is_finite() {
-                return Err(crate::EvalError::Invalid(format!(
-                    "local matching needs a block from 1 to {} and a finite weight, not block \
-                     {} and weight {}",
-                    shapes.len(),
-                    l.block,
-                    l.weight
-                )));
-            }
-            let side = shapes[l.block - 1].out_side;
-            self.local_channels = arch.blocks[l.block - 1].channels;
-            self.local_len = side * side * self.local_channels;
+            (self.local_channels, self.local_len) = local_extent(self.net.arch(), l)?;
         }
         self.local = local;
         Ok(self)

@@ -65,12 +65,12 @@ pub fn paired_turns(path: &Path) -> Result<usize> {
     Ok(config.map_or(1, |c| c.paired_turns()))
 }
 
-/// The part-by-part term `(block, weight)` the model in `path` was trained with
-/// ([`crate::config::Objective::local_term`]), read from the training config in its metadata;
-/// `None` for a model trained without one or a file without a config.
-pub fn local_term(path: &Path) -> Result<Option<(usize, f64)>> {
+/// The part-by-part match the model in `path` was trained with
+/// ([`crate::config::Objective::local_match`]), read from the training config in its
+/// metadata; `None` for a model trained without one or a file without a config.
+pub fn local_match(path: &Path) -> Result<Option<eval::local::LocalMatch>> {
     let config = saved_config(path, "pass --local-weight to choose the term yourself")?;
-    Ok(config.and_then(|c| c.objective.local_term()))
+    Ok(config.and_then(|c| c.objective.local_match()))
 }
 
 /// The training config saved in the metadata of the model file `path`, if any; `remedy` ends

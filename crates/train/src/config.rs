@@ -135,6 +135,16 @@ impl Objective {
         }
     }
 
+    /// [`Objective::local_term`] as the measure `eval` adds to its scores, so that a model
+    /// trained with the term is validated and evaluated with it.
+    pub fn local_match(&self) -> Option<eval::local::LocalMatch> {
+        self.local_term()
+            .map(|(block, weight)| eval::local::LocalMatch {
+                block,
+                weight: weight as f32,
+            })
+    }
+
     /// 20-way episodes with 2 queries per class, half within one alphabet, pair weight 0.5,
     /// one episode per step.
     pub fn episodes(per_epoch: u64) -> Self {

@@ -77,16 +77,9 @@ pub(crate) fn validation_scorer(
     net: &Arc<SiameseNet>,
     config: &TrainConfig,
 ) -> Result<eval::ModelScorer> {
-    let local = config
-        .objective
-        .local_term()
-        .map(|(block, weight)| eval::local::LocalMatch {
-            block,
-            weight: weight as f32,
-        });
     Ok(eval::ModelScorer::new(net.clone(), 256)?
         .with_turns(config.val.turns)?
-        .with_local_match(local)?)
+        .with_local_match(config.objective.local_match())?)
 }
 
 /// Loads the split folder, with the command that fetches it when missing.
@@ -366,11 +359,26 @@ impl Loop<'_> {
         )
     }
 
-    /// Embeddings of `images` with step `step`'s dropout mask (if the config asks for one).
-    fn embed(&self, images: &Tensor, step: u64) -> Result<Tensor> {
-        let e = self.net.embed(images)?;
+    /// Embeddings of `images` with step `step`'s dropout mask (if the config asks for one),
+    /// and the feature maps after conv block `maps_after` they came from, if asked for.
+    fn embed(
+        &self,
+        images: &Tensor,
+        step: u64,
+        maps_after: Option<usize>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (e, maps) = match maps_after {
+            Some(block) => {
+                let (e, maps) = self.net.embed_with_maps(images, block)?;
+                (e, Some(maps))
+            }
+            None => (self.net.embed(images)?, None),
+        };
         let cfg = self.config;
-        dropout::apply(e, cfg.dropout, cfg.seed, step, self.device)
+        Ok((
+            dropout::apply(e, cfg.dropout, cfg.seed, step, self.device)?,
+            maps,
+        ))
     }
 
     /// The gradients of `batch`'s loss at the weights moved by the sharpness-aware radius
@@ -405,7 +413,7 @@ impl Loop<'_> {
                 let right = Tensor::from_slice(&b.right, (n, 1, side, side), self.device)?;
                 let labels = Tensor::from_slice(&b.labels, n, self.device)?;
                 // Both sides as one batch, as `SiameseNet::forward_pairs` does.
-                let e = self.embed(&Tensor::cat(&[&left, &right], 0)?, step)?;
+                let (e, _) = self.embed(&Tensor::cat(&[&left, &right], 0)?, step, None)?;
                 let logits = self
                     .net
                     .head_logits(&e.narrow(0, 0, n)?, &e.narrow(0, n, n)?)?;
@@ -419,15 +427,7 @@ impl Loop<'_> {
                 let total = images.len() / (side * side);
                 let x = Tensor::from_vec(images, (total, 1, side, side), self.device)?;
                 let local = self.config.objective.local_term();
-                let (e, maps) = match local {
-                    Some((block, _)) => {
-                        let (e, maps) = self.net.embed_with_maps(&x, block)?;
-                        let cfg = self.config;
-                        let e = dropout::apply(e, cfg.dropout, cfg.seed, step, self.device)?;
-                        (e, Some(maps))
-                    }
-                    None => (self.embed(&x, step)?, None),
-                };
+                let (e, maps) = self.embed(&x, step, local.map(|(block, _)| block))?;
                 let whole_classes = match &self.class_head {
                     Some(head) => {
                         let classes: Vec<u32> = episodes
