@@ -85,6 +85,18 @@ impl ScorerArgs {
     pub(crate) fn device(&self) -> Result<model::Device> {
         Ok(model::parse_device(&self.device)?)
     }
+
+    /// The one model a command on image files uses (never a baseline), looking at pairs as the
+    /// flags (or the model's defaults) say, and the file it came from.
+    pub(crate) fn file_matcher(&self, command: &str) -> Result<(PathBuf, Matcher)> {
+        if self.baseline.is_some() {
+            bail!("{command} needs a trained model (--checkpoint), not a baseline");
+        }
+        self.choice()?; // refuses options only baselines take
+        let path = self.checkpoint_path()?;
+        let matcher = matcher(&path, &self.device()?, self)?;
+        Ok((path, matcher))
+    }
 }
 
 /// The local match a single model was trained with (`train --local-weight`), if any: the
@@ -487,12 +499,7 @@ pub struct VerifyArgs {
 }
 
 pub fn verify(a: VerifyArgs) -> Result<()> {
-    if a.scorer.baseline.is_some() {
-        bail!("verify needs a trained model (--checkpoint), not a baseline");
-    }
-    a.scorer.choice()?; // refuses options only baselines take
-    let path = a.scorer.checkpoint_path()?;
-    let matcher = matcher(&path, &a.scorer.device()?, &a.scorer)?;
+    let (path, matcher) = a.scorer.file_matcher("verify")?;
     let first = matcher
         .load_image(&a.a)
         .with_context(|| format!("cannot use {}", a.a.display()))?;

@@ -1,9 +1,9 @@
 //! `embed`: a trained network's embeddings of image files, as CSV, for nearest-neighbour
 //! search, clustering or plots outside this project.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use eval::Matcher;
 
 #[derive(clap::Args)]
@@ -23,7 +23,7 @@ pub struct EmbedArgs {
 }
 
 pub fn run(a: EmbedArgs) -> Result<()> {
-    let files = png_files(&a.paths)?;
+    let files = crate::files::png_files(&a.paths)?;
     let checkpoint = match &a.checkpoint {
         Some(p) => p.clone(),
         None => crate::paths::shipped_model()?,
@@ -43,7 +43,7 @@ pub fn run(a: EmbedArgs) -> Result<()> {
     (0..dim).for_each(|i| csv.push_str(&format!(",e{i}")));
     csv.push('\n');
     for (path, e) in files.iter().zip(&embedded) {
-        csv.push_str(&quote(&path.display().to_string()));
+        csv.push_str(&eval::report::csv_field(&path.display().to_string()));
         e.iter().for_each(|v| csv.push_str(&format!(",{v}")));
         csv.push('\n');
     }
@@ -56,53 +56,4 @@ pub fn run(a: EmbedArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
-}
-
-/// The PNG files named or found under the folders named, sorted, each once.
-fn png_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let before = files.len();
-            collect_pngs(p, &mut files)?;
-            if files.len() == before {
-                bail!("no .png files under {}", p.display());
-            }
-        } else if p.is_file() {
-            files.push(p.clone());
-        } else {
-            bail!("{} is neither a file nor a folder", p.display());
-        }
-    }
-    files.sort();
-    files.dedup();
-    Ok(files)
-}
-
-fn collect_pngs(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("cannot read {}", dir.display()))?
-            .path();
-        if path.is_dir() {
-            collect_pngs(&path, files)?;
-        } else if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("png"))
-        {
-            files.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// A CSV field: quoted when it holds a comma, a quote or a line break.
-fn quote(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
 }

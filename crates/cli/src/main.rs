@@ -6,7 +6,9 @@ mod calibrate;
 mod classify;
 mod embed;
 mod export;
+mod files;
 mod paths;
+mod recognize;
 mod train_cmd;
 
 use anyhow::{Context, Result};
@@ -44,6 +46,9 @@ enum Command {
     /// How far verify's probabilities can be trusted on same/different pairs of a split, and
     /// (with --out) a model file Platt-scaled so that they can; rankings are unchanged.
     Calibrate(calibrate::CalibrateArgs),
+    /// Label drawings by the most alike examples of a labelled support folder (and with
+    /// --labelled, measure how often the labels are right).
+    Recognize(recognize::RecognizeArgs),
     /// Write a network's embeddings of image files (or folders of them) as CSV.
     Embed(embed::EmbedArgs),
     /// Write a checkpoint's network without its optimizer state (a model file to ship), or
@@ -74,6 +79,7 @@ fn main() -> Result<()> {
         Command::Classify(args) => classify::classify(args),
         Command::Verify(args) => classify::verify(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Recognize(args) => recognize::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Export(args) => export::run(args),
     }

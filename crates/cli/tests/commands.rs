@@ -1,5 +1,5 @@
 //! The `omniglot-siamese` binary end to end on a synthetic dataset: train a tiny model, then
-//! evaluate, classify and verify with it, and check that bad input gets clear errors.
+//! evaluate, classify, verify and recognize with it, and check that bad input gets clear errors.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -1286,4 +1286,232 @@ fn embeddings_of_files_and_folders_are_written_as_csv() {
             .arg(&empty),
     );
     assert!(err.contains("no .png files under"), "{err}");
+}
+
+/// Copies drawing `drawer` of `character` (in the evaluation split's first alphabet) to `to`.
+fn copy_drawing(f: &Fixture, character: usize, drawer: u8, to: &Path) {
+    let from = f
+        .dataset
+        .join("images_evaluation/Synthetic_01")
+        .join(format!("character{character:02}"))
+        .join(format!("{character:04}_{drawer:02}.png"));
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(&from, to).unwrap();
+}
+
+#[test]
+fn recognize_labels_drawings_by_a_support_folder() {
+    let f = fixture();
+    let support = f.root.join("support");
+    // Three labels of two examples each (folders), one of a single example (a file).
+    for c in 1..=3 {
+        for d in [1, 2] {
+            copy_drawing(&f, c, d, &support.join(format!("c{c}/{d}.png")));
+        }
+    }
+    copy_drawing(&f, 4, 1, &support.join("solo.png"));
+    std::fs::write(support.join("notes.txt"), "not an image").unwrap();
+    let queries = f.root.join("queries");
+    for c in 1..=3 {
+        for d in 3..=6 {
+            copy_drawing(&f, c, d, &queries.join(format!("c{c}/{d:02}.png")));
+        }
+    }
+    let out = f.root.join("out/recognized.csv");
+    let recognize = |extra: &[&str]| {
+        let mut cmd = bin();
+        cmd.arg("recognize")
+            .arg("--checkpoint")
+            .arg(&f.model)
+            .arg("--support")
+            .arg(&support)
+            .arg(&queries)
+            .arg("--out")
+            .arg(&out)
+            .args(extra);
+        cmd
+    };
+    let stdout = run(&mut recognize(&["--labelled", "--top", "2"]));
+    let stdout = String::from_utf8_lossy(&stdout.stdout).into_owned();
+    assert!(
+        stdout.starts_with("labelled 12 drawings among 4 labels (7 examples) with siamese"),
+        "{stdout}"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows[0],
+        [
+            "query",
+            "predicted",
+            "score",
+            "margin",
+            "tied",
+            "truth",
+            "correct",
+            "label_1",
+            "score_1",
+            "label_2",
+            "score_2"
+        ]
+    );
+    assert_eq!(rows.len(), 1 + 12);
+
+    // Every score is the mean of the model's logits against the label's examples, as
+    // `eval::Matcher` computes them; labels are in name order.
+    let matcher = eval::Matcher::open(&f.model, &model::Device::Cpu).unwrap();
+    let load = |p: PathBuf| matcher.load_image(&p).unwrap();
+    let labels = ["c1", "c2", "c3", "solo"];
+    let mut gallery = eval::Gallery::new();
+    for label in &labels[..3] {
+        for d in [1, 2] {
+            gallery.add(label, load(support.join(format!("{label}/{d}.png"))));
+        }
+    }
+    gallery.add("solo", load(support.join("solo.png")));
+    let mut right = 0;
+    for (i, row) in rows[1..].iter().enumerate() {
+        let (c, d) = (1 + i / 4, 3 + i % 4);
+        assert!(row[0].ends_with(&format!("c{c}/{d:02}.png")), "{row:?}");
+        let query = load(queries.join(format!("c{c}/{d:02}.png")));
+        let expected = matcher.recognize(&gallery, &[query], |_| {}).unwrap();
+        let r = &expected[0];
+        let ranking = r.ranking();
+        assert_eq!(row[1], labels[r.best], "{row:?}");
+        let score: f32 = row[2].parse().unwrap();
+        assert!((score - r.scores[r.best]).abs() < 1e-4, "{row:?} {r:?}");
+        let margin: f32 = row[3].parse().unwrap();
+        assert!((margin - r.margin().unwrap()).abs() < 1e-4, "{row:?}");
+        assert_eq!(row[4], r.tied.to_string());
+        assert_eq!(row[5], format!("c{c}"));
+        assert_eq!(row[6], (row[1] == row[5]).to_string());
+        right += (row[1] == row[5]) as usize;
+        assert_eq!(
+            (row[7], row[9]),
+            (labels[ranking[0]], labels[ranking[1]]),
+            "{row:?}"
+        );
+        let second: f32 = row[10].parse().unwrap();
+        assert!((second - r.scores[ranking[1]]).abs() < 1e-4, "{row:?}");
+    }
+    let accuracy = format!("accuracy {:.1}% [", 100.0 * right as f64 / 12.0);
+    assert!(stdout.contains(&accuracy), "{accuracy} in {stdout}");
+    assert!(
+        stdout.contains(&format!("({right} of 12 right")),
+        "{stdout}"
+    );
+    // One table row per label with queries; `solo` has none.
+    let table: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| c")).collect();
+    assert_eq!(table.len(), 3, "{stdout}");
+    assert!(!stdout.contains("| solo |"), "{stdout}");
+    let per_label: usize = table
+        .iter()
+        .map(|l| {
+            l.split('|')
+                .nth(3)
+                .unwrap()
+                .trim()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(per_label, right);
+
+    // Unlabelled: the same choices, no truth columns, top capped at the number of labels.
+    run(&mut recognize(&["--top", "9"]));
+    let unlabelled = std::fs::read_to_string(&out).unwrap();
+    let header = unlabelled.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "query,predicted,score,margin,tied,label_1,score_1,label_2,score_2,label_3,score_3,\
+         label_4,score_4"
+    );
+    let chosen = |text: &str| -> Vec<String> {
+        text.lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(chosen(&unlabelled), chosen(&text));
+
+    // A query that is also an example is named in a warning.
+    let out2 = run(bin()
+        .arg("recognize")
+        .arg("--checkpoint")
+        .arg(&f.model)
+        .arg("--support")
+        .arg(&support)
+        .arg(support.join("solo.png"))
+        .arg("--out")
+        .arg(&out));
+    let err = String::from_utf8_lossy(&out2.stderr);
+    assert!(
+        err.contains("1 of the 1 queries are support examples themselves"),
+        "{err}"
+    );
+}
+
+#[test]
+fn recognize_refuses_bad_support_folders_and_labels() {
+    let f = fixture();
+    let dir = f.root.join("bad");
+    let query = dir.join("queries/c1/q.png");
+    copy_drawing(&f, 1, 5, &query);
+    let attempt = |support: &Path, extra: &[&str]| {
+        fails(
+            bin()
+                .env("RUST_BACKTRACE", "0")
+                .arg("recognize")
+                .arg("--checkpoint")
+                .arg(&f.model)
+                .arg("--support")
+                .arg(support)
+                .arg(&query)
+                .args(extra),
+        )
+    };
+    let err = attempt(&dir.join("nowhere"), &[]);
+    assert!(err.contains("nowhere is not a folder"), "{err}");
+
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = attempt(&empty, &[]);
+    assert!(err.contains("no labels in"), "{err}");
+
+    let hollow = dir.join("hollow");
+    std::fs::create_dir_all(hollow.join("c1")).unwrap();
+    let err = attempt(&hollow, &[]);
+    assert!(err.contains("support label `c1`"), "{err}");
+    assert!(err.contains("holds no .png files"), "{err}");
+
+    let twice = dir.join("twice");
+    copy_drawing(&f, 1, 1, &twice.join("c1/1.png"));
+    copy_drawing(&f, 1, 2, &twice.join("c1.png"));
+    let err = attempt(&twice, &[]);
+    assert!(err.contains("label `c1` appears twice"), "{err}");
+
+    let other = dir.join("other");
+    copy_drawing(&f, 2, 1, &other.join("c2/1.png"));
+    let err = attempt(&other, &["--labelled"]);
+    assert!(
+        err.contains("1 of 1 queries are in folders that are not labels of the support set"),
+        "{err}"
+    );
+    assert!(err.contains("(in `c1`)"), "{err}");
+
+    let corrupt = dir.join("corrupt");
+    std::fs::create_dir_all(corrupt.join("c1")).unwrap();
+    std::fs::write(corrupt.join("c1/broken.png"), b"not a png").unwrap();
+    let err = attempt(&corrupt, &[]);
+    assert!(err.contains("cannot use"), "{err}");
+    assert!(err.contains("broken.png"), "{err}");
+
+    let err = fails(
+        bin()
+            .env("RUST_BACKTRACE", "0")
+            .args(["recognize", "--baseline", "mhd", "--support"])
+            .arg(&other)
+            .arg(&query),
+    );
+    assert!(err.contains("recognize needs a trained model"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! Evaluation: N-way one-shot trials (random, within-alphabet, and Lake's fixed runs), scorers
 //! (a trained Siamese network and two training-free baselines), hubness correction, accuracy with confidence
-//! intervals, reports and plots.
+//! intervals, reports and plots; and a trained model on the user's own files (`Matcher` for
+//! trials and pairs, `Gallery` for labelling drawings by labelled examples).
 //!
 //! Depends on the model crate's public API only (embed images, score embeddings) and on the
 //! data crate for images and trials; it knows nothing of training.
@@ -10,6 +11,7 @@ pub mod baselines;
 pub mod calibration;
 pub mod error;
 pub mod evaluate;
+pub mod gallery;
 pub mod hubness;
 pub mod local;
 pub mod matcher;
@@ -22,6 +24,7 @@ pub mod stats;
 
 pub use error::EvalError;
 pub use evaluate::{TrialResult, evaluate};
+pub use gallery::{Gallery, Recognition};
 pub use matcher::{Choice, Matcher};
 pub use report::{Accuracy, Report};
 pub use scorer::{EnsembleScorer, ModelScorer, Scorer};

@@ -95,7 +95,7 @@ impl Matcher {
     }
 
     /// The scorer `eval` would use, which does the work.
-    fn scorer(&self) -> Result<ModelScorer> {
+    pub(crate) fn scorer(&self) -> Result<ModelScorer> {
         ModelScorer::new(self.net.clone(), 64)?
             .with_turns(self.turns)?
             .with_mirrored_pairs(self.mirrored)
@@ -170,7 +170,11 @@ impl Matcher {
 
     /// `images` as a store of their own, held as bytes as `eval` holds dataset images, after
     /// checking each is the network's size (`name` says which one is not).
-    fn store(&self, images: &[&[f32]], name: impl Fn(usize) -> String) -> Result<ImageStore> {
+    pub(crate) fn store(
+        &self,
+        images: &[&[f32]],
+        name: impl Fn(usize) -> String,
+    ) -> Result<ImageStore> {
         let side = self.input_side();
         let mut b = StoreBuilder::new(side);
         let alphabet = b.alphabet("files");

@@ -30,6 +30,12 @@ impl Accuracy {
             correct += r.correct as usize;
             ties += r.tied as usize;
         }
+        Accuracy::from_counts(correct, total, ties)
+    }
+
+    /// `correct` of `total` choices, `ties` of them on a shared top score, with the 95%
+    /// Wilson interval.
+    pub fn from_counts(correct: usize, total: usize, ties: usize) -> Accuracy {
         let (ci_low, ci_high) = wilson(correct, total, Z95);
         Accuracy {
             correct,
@@ -295,7 +301,7 @@ pub fn trials_csv(store: &ImageStore, results: &[TrialResult]) -> String {
 
 /// Quotes a CSV field when it needs it.
 pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
+    if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
