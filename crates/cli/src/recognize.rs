@@ -27,6 +27,10 @@ pub struct RecognizeArgs {
     /// Wilson interval), each label's, and the most frequent confusions.
     #[arg(long)]
     labelled: bool,
+    /// With --labelled: also draw the confusion matrix (rows: true labels, columns: labels
+    /// given) as P.png and P.svg.
+    #[arg(long, value_name = "P", requires = "labelled")]
+    plot: Option<PathBuf>,
     /// Labels listed per query in the CSV, best first.
     #[arg(long, default_value_t = 3)]
     top: usize,
@@ -88,6 +92,9 @@ pub fn run(a: RecognizeArgs) -> Result<()> {
     );
     if let Some(truths) = &truths {
         print!("{}", summary(&found, labels, truths));
+        if let Some(plot) = &a.plot {
+            write_confusion(plot, &found, labels, truths, &matcher.name()?)?;
+        }
     } else {
         let ties = found.iter().filter(|r| r.tied).count();
         if ties > 0 {
@@ -295,4 +302,37 @@ fn summary(found: &[Recognition], labels: &[String], truths: &[usize]) -> String
         ));
     }
     s
+}
+
+fn write_confusion(
+    plot: &Path,
+    found: &[Recognition],
+    labels: &[String],
+    truths: &[usize],
+    scorer: &str,
+) -> Result<()> {
+    let mut counts = vec![vec![0usize; labels.len()]; labels.len()];
+    for (r, &t) in found.iter().zip(truths) {
+        counts[t][r.best] += 1;
+    }
+    let right: usize = (0..labels.len()).map(|l| counts[l][l]).sum();
+    let title = format!(
+        "{} of {} queries right ({:.1}%): {scorer}",
+        right,
+        found.len(),
+        100.0 * right as f64 / found.len().max(1) as f64
+    );
+    let (png, svg) = (plot.with_extension("png"), plot.with_extension("svg"));
+    eval::plot::write_confusion(
+        &eval::plot::Confusion {
+            title: &title,
+            labels,
+            counts: &counts,
+        },
+        Some(&png),
+        Some(&svg),
+    )
+    .with_context(|| format!("cannot write {}", png.display()))?;
+    println!("wrote {} and {}", png.display(), svg.display());
+    Ok(())
 }

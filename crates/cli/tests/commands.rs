@@ -1331,8 +1331,16 @@ fn recognize_labels_drawings_by_a_support_folder() {
             .args(extra);
         cmd
     };
-    let stdout = run(&mut recognize(&["--labelled", "--top", "2"]));
+    let plot = f.root.join("out/confusion");
+    let stdout = run(recognize(&["--labelled", "--top", "2"])
+        .arg("--plot")
+        .arg(&plot));
     let stdout = String::from_utf8_lossy(&stdout.stdout).into_owned();
+    // Four labels of 28 px cells, the layout the plot module promises.
+    let (width, height) = png(&plot.with_extension("png"));
+    assert!(width > 4 * 28 && height > 4 * 28, "{width}x{height}");
+    assert!(plot.with_extension("svg").is_file());
+    assert!(stdout.contains("confusion.png and "), "{stdout}");
     assert!(
         stdout.starts_with("labelled 12 drawings among 4 labels (7 examples) with siamese"),
         "{stdout}"
@@ -1416,6 +1424,9 @@ fn recognize_labels_drawings_by_a_support_folder() {
         })
         .sum();
     assert_eq!(per_label, right);
+
+    let err = fails(recognize(&["--plot", "p"]).env("RUST_BACKTRACE", "0"));
+    assert!(err.contains("--labelled"), "{err}");
 
     // Unlabelled: the same choices, no truth columns, top capped at the number of labels.
     run(&mut recognize(&["--top", "9"]));

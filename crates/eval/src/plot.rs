@@ -8,6 +8,7 @@ use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// Legend corners of a [`Chart`].
 pub use plotters::prelude::SeriesLabelPosition as Legend;
@@ -302,5 +303,152 @@ fn draw_tile<DB: DrawingBackend>(
         ("sans-serif", 13),
     ))
     .map_err(plot_err)?;
+    Ok(())
+}
+
+/// A confusion matrix: `counts[t][p]` queries of true label `t` were given label `p`.
+pub struct Confusion<'a> {
+    pub title: &'a str,
+    pub labels: &'a [String],
+    pub counts: &'a [Vec<usize>],
+}
+
+/// Where a [`Confusion`] figure puts things, in pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConfusionLayout {
+    pub cell: u32,
+    /// Left edge of the first column and top edge of the first row.
+    pub left: u32,
+    pub top: u32,
+    pub width: u32,
+    pub height: u32,
+    /// Whether the labels are written beside the rows and above the columns (up to
+    /// [`NAMED_LABELS`] of them).
+    pub named: bool,
+}
+
+/// The most labels a confusion figure names; beyond it, names would overlap.
+pub const NAMED_LABELS: usize = 60;
+
+/// A row's fraction as a colour: white at 0, dark blue at 1.
+pub fn shade(fraction: f64) -> RGBColor {
+    let f = fraction.clamp(0.0, 1.0);
+    let mix = |full: f64| (255.0 - f * (255.0 - full)).round() as u8;
+    RGBColor(mix(8.0), mix(48.0), mix(107.0))
+}
+
+impl Confusion<'_> {
+    pub fn layout(&self) -> ConfusionLayout {
+        let n = self.labels.len().max(1) as u32;
+        let cell = (720 / n).clamp(6, 28);
+        let named = self.labels.len() <= NAMED_LABELS;
+        // About 7 px a character at 12 px, names cut at 24 characters.
+        let names = if named {
+            let longest = self
+                .labels
+                .iter()
+                .map(|l| l.chars().count().min(24))
+                .max()
+                .unwrap_or(0) as u32;
+            16 + 7 * longest
+        } else {
+            10
+        };
+        let title_width = 20 + 9 * self.title.chars().count() as u32;
+        let (left, top) = (names, 60 + names);
+        ConfusionLayout {
+            cell,
+            left,
+            top,
+            width: (left + n * cell + 20).max(title_width),
+            height: top + n * cell + 20,
+            named,
+        }
+    }
+}
+
+fn draw_confusion<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &Confusion) -> Result<()> {
+    let l = c.layout();
+    area.draw(&Text::new(c.title.to_string(), (10, 8), ("sans-serif", 16)))
+        .map_err(plot_err)?;
+    area.draw(&Text::new(
+        "rows: true label; columns: label given; shade: fraction of the row",
+        (10, 32),
+        ("sans-serif", 12),
+    ))
+    .map_err(plot_err)?;
+    let cell = l.cell as i32;
+    let (left, top) = (l.left as i32, l.top as i32);
+    for (t, row) in c.counts.iter().enumerate() {
+        let total: usize = row.iter().sum();
+        for (p, &count) in row.iter().enumerate() {
+            let fraction = if total > 0 {
+                count as f64 / total as f64
+            } else {
+                0.0
+            };
+            let (x, y) = (left + p as i32 * cell, top + t as i32 * cell);
+            area.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                shade(fraction).filled(),
+            ))
+            .map_err(plot_err)?;
+            if count > 0 && cell >= 20 {
+                let ink = if fraction > 0.5 { WHITE } else { BLACK };
+                let style = TextStyle::from(("sans-serif", 11).into_font())
+                    .color(&ink)
+                    .pos(Pos::new(HPos::Center, VPos::Center));
+                area.draw(&Text::new(
+                    count.to_string(),
+                    (x + cell / 2, y + cell / 2),
+                    style,
+                ))
+                .map_err(plot_err)?;
+            }
+        }
+    }
+    let n = c.labels.len() as i32;
+    area.draw(&Rectangle::new(
+        [(left, top), (left + n * cell, top + n * cell)],
+        RGBColor(160, 160, 160).stroke_width(1),
+    ))
+    .map_err(plot_err)?;
+    if l.named {
+        for (i, label) in c.labels.iter().enumerate() {
+            let name: String = label.chars().take(24).collect();
+            let middle = i as i32 * cell + cell / 2;
+            let row = TextStyle::from(("sans-serif", 12).into_font())
+                .pos(Pos::new(HPos::Right, VPos::Center));
+            area.draw(&Text::new(name.clone(), (left - 6, top + middle), row))
+                .map_err(plot_err)?;
+            let column = TextStyle::from(
+                ("sans-serif", 12)
+                    .into_font()
+                    .transform(FontTransform::Rotate270),
+            )
+            .pos(Pos::new(HPos::Left, VPos::Center));
+            area.draw(&Text::new(name, (left + middle, top - 6), column))
+                .map_err(plot_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// A confusion matrix as PNG and/or SVG.
+pub fn write_confusion(c: &Confusion, png: Option<&Path>, svg: Option<&Path>) -> Result<()> {
+    let n = c.labels.len();
+    if c.counts.len() != n || c.counts.iter().any(|row| row.len() != n) {
+        return Err(EvalError::Invalid(format!(
+            "a confusion matrix of {n} labels needs {n} rows of {n} counts"
+        )));
+    }
+    let l = c.layout();
+    let size = (l.width, l.height);
+    if let Some(p) = png {
+        render_png(p, size, |a| draw_confusion(a, c))?;
+    }
+    if let Some(p) = svg {
+        render_svg(p, size, |a| draw_confusion(a, c))?;
+    }
     Ok(())
 }

@@ -244,6 +244,69 @@ fn classification_sheets_are_wide_enough_for_their_title() {
     assert_eq!(width(&"x".repeat(80)), 820);
 }
 
+#[test]
+fn confusion_matrices_shade_each_cell_by_its_share_of_the_row() {
+    use eval::plot::{Confusion, shade, write_confusion};
+    use plotters::style::RGBColor;
+    let tmp = tempfile::tempdir().unwrap();
+    let labels: Vec<String> = ["alpha", "beta", "gamma"].map(String::from).to_vec();
+    // alpha: 4 of 4 right; beta: 1 right, 3 taken for gamma; gamma: no queries.
+    let counts = vec![vec![4, 0, 0], vec![0, 1, 3], vec![0, 0, 0]];
+    let c = Confusion {
+        title: "t",
+        labels: &labels,
+        counts: &counts,
+    };
+    let (png, svg) = (tmp.path().join("c.png"), tmp.path().join("c.svg"));
+    write_confusion(&c, Some(&png), Some(&svg)).unwrap();
+    let l = c.layout();
+    assert!(l.named);
+    assert_eq!(l.cell, 28);
+    let img = image::open(&png).unwrap().to_rgb8();
+    assert_eq!((img.width(), img.height()), (l.width, l.height));
+    // A cell's colour, read a few pixels inside its top-left corner (clear of its count).
+    let at = |row: u32, col: u32| {
+        img.get_pixel(l.left + col * l.cell + 3, l.top + row * l.cell + 3)
+            .0
+    };
+    let colour = |f: f64| {
+        let RGBColor(r, g, b) = shade(f);
+        [r, g, b]
+    };
+    assert_eq!(at(0, 0), colour(1.0));
+    assert_eq!(at(0, 1), colour(0.0));
+    assert_eq!(at(1, 1), colour(0.25));
+    assert_eq!(at(1, 2), colour(0.75));
+    assert_eq!(at(2, 2), colour(0.0));
+    assert_eq!(colour(0.0), [255, 255, 255]);
+    assert_ne!(colour(0.25), colour(0.75));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("alpha") && text.contains("gamma"), "{text}");
+
+    // Too many labels to name: cells shrink to 6 px and the names go.
+    let many: Vec<String> = (0..200).map(|i| format!("l{i}")).collect();
+    let zeros = vec![vec![0; 200]; 200];
+    let big = Confusion {
+        title: "t",
+        labels: &many,
+        counts: &zeros,
+    };
+    assert_eq!((big.layout().cell, big.layout().named), (6, false));
+    let ragged = vec![vec![1, 0], vec![0]];
+    let err = write_confusion(
+        &Confusion {
+            title: "t",
+            labels: &labels[..2],
+            counts: &ragged,
+        },
+        Some(&png),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("2 labels needs 2 rows of 2 counts"), "{err}");
+}
+
 /// An untrained four-block network on 16x16 images.
 fn tiny_net(seed: u64) -> std::sync::Arc<model::SiameseNet> {
     std::sync::Arc::new(
