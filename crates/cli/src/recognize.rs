@@ -57,6 +57,7 @@ pub fn run(a: RecognizeArgs) -> Result<()> {
             .load_image(p)
             .with_context(|| format!("cannot use {}", p.display()))
     };
+    // Labels enter the gallery in the support's (name) order, the order `truths` counts in.
     let mut gallery = Gallery::new();
     for (label, files) in &support {
         for file in files {
