@@ -31,6 +31,12 @@ pub struct RecognizeArgs {
     /// given) as P.png and P.svg.
     #[arg(long, value_name = "P", requires = "labelled")]
     plot: Option<PathBuf>,
+    /// Leave a query unlabelled when its best label's score is below S (the CSV's `accepted`
+    /// column says which), for drawings that may show none of the labels. For a calibrated
+    /// model, like the shipped one, sigmoid(score) with one example per label is the model's
+    /// probability that the two drawings show one character: S = 0 stands for 0.5.
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    min_score: Option<f32>,
     /// Labels listed per query in the CSV, best first.
     #[arg(long, default_value_t = 3)]
     top: usize,
@@ -81,7 +87,14 @@ pub fn run(a: RecognizeArgs) -> Result<()> {
     let labels = gallery.labels();
     crate::write_file(
         &a.out,
-        &csv(&queries, &found, labels, truths.as_deref(), a.top),
+        &csv(
+            &queries,
+            &found,
+            labels,
+            truths.as_deref(),
+            a.min_score,
+            a.top,
+        ),
     )?;
     println!(
         "labelled {} drawings among {} labels ({} examples) with {}: wrote {}",
@@ -91,6 +104,9 @@ pub fn run(a: RecognizeArgs) -> Result<()> {
         matcher.name()?,
         a.out.display()
     );
+    if let Some(min) = a.min_score {
+        println!("{}", acceptance(&found, truths.as_deref(), min));
+    }
     if let Some(truths) = &truths {
         print!("{}", summary(&found, labels, truths));
         if let Some(plot) = &a.plot {
@@ -226,10 +242,14 @@ fn csv(
     found: &[Recognition],
     labels: &[String],
     truths: Option<&[usize]>,
+    min_score: Option<f32>,
     top: usize,
 ) -> String {
     let top = top.min(labels.len());
     let mut s = String::from("query,predicted,score,margin,tied");
+    if min_score.is_some() {
+        s.push_str(",accepted");
+    }
     if truths.is_some() {
         s.push_str(",truth,correct");
     }
@@ -244,6 +264,9 @@ fn csv(
             r.scores[r.best],
             r.tied
         ));
+        if let Some(min) = min_score {
+            s.push_str(&format!(",{}", accepted(r, min)));
+        }
         if let Some(t) = truths {
             s.push_str(&format!(",{},{}", csv_field(&labels[t[i]]), r.best == t[i]));
         }
@@ -251,6 +274,33 @@ fn csv(
             s.push_str(&format!(",{},{:.5}", csv_field(&labels[l]), r.scores[l]));
         }
         s.push('\n');
+    }
+    s
+}
+
+/// Whether a query's best label scored high enough to be given.
+fn accepted(r: &Recognition, min_score: f32) -> bool {
+    r.scores[r.best] >= min_score
+}
+
+/// How many queries `--min-score` let through, and with the truth how many of those are right.
+fn acceptance(found: &[Recognition], truths: Option<&[usize]>, min_score: f32) -> String {
+    let given: Vec<usize> = (0..found.len())
+        .filter(|&i| accepted(&found[i], min_score))
+        .collect();
+    let mut s = format!(
+        "{} of {} queries scored at least {min_score} and were labelled; {} were left unlabelled",
+        given.len(),
+        found.len(),
+        found.len() - given.len()
+    );
+    if let Some(t) = truths {
+        let right = given.iter().filter(|&&i| found[i].best == t[i]).count();
+        let ties = given.iter().filter(|&&i| found[i].tied).count();
+        s.push_str(&format!(
+            "; of those labelled, {} right",
+            Accuracy::from_counts(right, given.len(), ties).display()
+        ));
     }
     s
 }

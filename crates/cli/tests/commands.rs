@@ -1445,6 +1445,55 @@ fn recognize_labels_drawings_by_a_support_folder() {
     };
     assert_eq!(chosen(&unlabelled), chosen(&text));
 
+    // A threshold between the best scores leaves the queries below it unlabelled.
+    let mut best: Vec<f32> = rows[1..].iter().map(|r| r[2].parse().unwrap()).collect();
+    best.sort_by(f32::total_cmp);
+    let min = (best[5] + best[6]) / 2.0;
+    let stdout = run(&mut recognize(&[
+        "--labelled",
+        "--min-score",
+        &min.to_string(),
+    ]));
+    let stdout = String::from_utf8_lossy(&stdout.stdout).into_owned();
+    let thresholded = std::fs::read_to_string(&out).unwrap();
+    let rows_t: Vec<Vec<&str>> = thresholded
+        .lines()
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(
+        rows_t[0][..8],
+        [
+            "query",
+            "predicted",
+            "score",
+            "margin",
+            "tied",
+            "accepted",
+            "truth",
+            "correct"
+        ]
+    );
+    let (mut given, mut given_right) = (0, 0);
+    for row in &rows_t[1..] {
+        let score: f32 = row[2].parse().unwrap();
+        assert_eq!(row[5], (score >= min).to_string(), "{row:?} at {min}");
+        if score >= min {
+            given += 1;
+            given_right += (row[7] == "true") as usize;
+        }
+    }
+    assert_eq!(given, 6, "{best:?} at {min}");
+    assert!(
+        stdout.contains("6 of 12 queries scored at least"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("6 were left unlabelled"), "{stdout}");
+    let precision = format!(
+        "of those labelled, {:.1}% [",
+        100.0 * given_right as f64 / 6.0
+    );
+    assert!(stdout.contains(&precision), "{precision} in {stdout}");
+
     // A query that is also an example is named in a warning.
     let out2 = run(bin()
         .arg("recognize")
