@@ -62,10 +62,7 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
             None => train::checkpoint::default_turns(choice)?,
         };
         // A model trained with local matching is scored with it, as `eval` does by default.
-        let local = match choice {
-            ScorerChoice::Checkpoint(path) => train::checkpoint::local_match(path)?,
-            _ => None,
-        };
+        let local = train::checkpoint::default_local_match(choice)?;
         let mut session = Session::open(choice, &opts.dataset, opts.split, &opts.device)
             .and_then(|s| s.with_tta(opts.tta))
             .and_then(|s| s.with_local_match(local))

@@ -99,19 +99,12 @@ impl ScorerArgs {
     }
 }
 
-/// The local match a single model was trained with (`train --local-weight`), if any: the
-/// commands score such a model with it.
-fn trained_local_match(choice: &ScorerChoice) -> Result<Option<eval::local::LocalMatch>> {
-    Ok(match choice {
-        ScorerChoice::Checkpoint(path) => train::checkpoint::local_match(path)?,
-        _ => None,
-    })
-}
-
 /// `calibrate` scores pairs with the head alone (its fit is folded into the head); a model
 /// trained with local matching scores lower that way, which the user should hear.
 pub(crate) fn warn_if_trained_with_local_matching(choice: &ScorerChoice) -> Result<()> {
-    if let Some(eval::local::LocalMatch { block, weight }) = trained_local_match(choice)? {
+    if let Some(eval::local::LocalMatch { block, weight }) =
+        train::checkpoint::default_local_match(choice)?
+    {
         tracing::warn!(
             "the model was trained with local matching, which this command does not apply: \
              it is scored with its head alone (`eval --local-block {block} --local-weight \
@@ -213,7 +206,7 @@ impl EvalArgs {
     /// `--local-weight` and `--local-block`, or the term a single model was trained with; the
     /// scorer turns a weight of 0 off.
     fn local_match(&self, choice: &ScorerChoice) -> Result<Option<eval::local::LocalMatch>> {
-        let trained = trained_local_match(choice)?;
+        let trained = train::checkpoint::default_local_match(choice)?;
         let block = self.local_block.or(trained.map(|t| t.block)).unwrap_or(3);
         let weight = match (self.local_weight, trained) {
             (Some(w), _) => w,
@@ -336,7 +329,7 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
     let mut session = Session::open(&choice, &dataset, a.split, &device)?
         .with_turns(a.scorer.turns()?)?
         .with_mirrored_pairs(a.scorer.mirror_pairs)?
-        .with_local_match(trained_local_match(&choice)?)?;
+        .with_local_match(train::checkpoint::default_local_match(&choice)?)?;
     let (_, results) = session.sampled(a.protocol, a.ways, 1, a.seed)?;
     let r = &results[0];
     let store = &session.store;
@@ -526,7 +519,7 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
 
 /// The model in `path`, looking at pairs as the flags (or the model's defaults) say.
 fn matcher(path: &Path, device: &model::Device, scorer: &ScorerArgs) -> Result<Matcher> {
-    let local = trained_local_match(&ScorerChoice::Checkpoint(path.to_path_buf()))?;
+    let local = train::checkpoint::local_match(path)?;
     Ok(Matcher::open(path, device)?
         .with_turns(scorer.turns()?)?
         .with_mirrored_pairs(scorer.mirror_pairs)

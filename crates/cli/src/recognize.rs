@@ -85,6 +85,7 @@ pub fn run(a: RecognizeArgs) -> Result<()> {
     bar.finish_and_clear();
 
     let labels = gallery.labels();
+    let scorer = matcher.name()?;
     crate::write_file(
         &a.out,
         &csv(
@@ -101,7 +102,7 @@ pub fn run(a: RecognizeArgs) -> Result<()> {
         queries.len(),
         labels.len(),
         gallery.examples(),
-        matcher.name()?,
+        scorer,
         a.out.display()
     );
     if let Some(min) = a.min_score {
@@ -110,7 +111,7 @@ pub fn run(a: RecognizeArgs) -> Result<()> {
     if let Some(truths) = &truths {
         print!("{}", summary(&found, labels, truths));
         if let Some(plot) = &a.plot {
-            write_confusion(plot, &found, labels, truths, &matcher.name()?)?;
+            write_confusion(plot, &found, labels, truths, &scorer)?;
         }
     } else {
         let ties = found.iter().filter(|r| r.tied).count();

@@ -140,9 +140,10 @@ impl Matcher {
         let mut scorer = self.scorer()?;
         let examples: Vec<ImageId> = (0..g as ImageId).collect();
         scorer.prepare(&store, &examples)?;
-        let shots: Vec<f32> = (0..gallery.labels.len())
-            .map(|l| gallery.shots(l) as f32)
-            .collect();
+        // Examples per label, counted in one pass (`shots` per label would scan them all for
+        // each label).
+        let mut shots = vec![0f32; gallery.labels.len()];
+        gallery.label_of.iter().for_each(|&l| shots[l] += 1.0);
         let mut found = Vec::with_capacity(queries.len());
         let ids: Vec<ImageId> = (g as ImageId..store.len() as ImageId).collect();
         for chunk in ids.chunks(CHUNK) {

@@ -107,6 +107,17 @@ pub fn default_turns(choice: &eval::session::ScorerChoice) -> Result<usize> {
     }
 }
 
+/// The part-by-part match `choice` is scored with unless told otherwise: a single model's
+/// trained term ([`local_match`]); none for ensembles and baselines.
+pub fn default_local_match(
+    choice: &eval::session::ScorerChoice,
+) -> Result<Option<eval::local::LocalMatch>> {
+    match choice {
+        eval::session::ScorerChoice::Checkpoint(path) => local_match(path),
+        _ => Ok(None),
+    }
+}
+
 pub struct Loaded {
     pub net: SiameseNet,
     pub extras: Extras,
