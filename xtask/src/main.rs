@@ -70,6 +70,9 @@ enum Command {
         /// Comma-separated N.
         #[arg(long, value_delimiter = ',', default_value = "3,5,10,20")]
         ways: Vec<usize>,
+        /// Drawings per candidate (see `eval --shots`): K-shot instead of one-shot trials.
+        #[arg(long, default_value_t = 1)]
+        shots: usize,
         #[arg(long, value_delimiter = ',', default_value = "random,within-alphabet")]
         protocols: Vec<Protocol>,
         /// Baselines to include (comma-separated; `none` for none).
@@ -186,6 +189,7 @@ fn main() -> Result<()> {
             checkpoint,
             train,
             ways,
+            shots,
             protocols,
             baselines,
             trials,
@@ -229,6 +233,7 @@ fn main() -> Result<()> {
             let opts = xtask::sweep::SweepOptions {
                 scorers,
                 ways,
+                shots,
                 protocols,
                 trials,
                 seed,

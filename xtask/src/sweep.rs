@@ -14,6 +14,8 @@ use model::Device;
 pub struct SweepOptions {
     pub scorers: Vec<ScorerChoice>,
     pub ways: Vec<usize>,
+    /// Drawings per candidate (1: one-shot).
+    pub shots: usize,
     pub protocols: Vec<Protocol>,
     pub trials: usize,
     pub seed: u64,
@@ -73,7 +75,8 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
             .with_context(|| format!("cannot set up {}", label(choice)))?;
         for &protocol in &opts.protocols {
             for &ways in &opts.ways {
-                let (mut report, _) = session.sampled(protocol, ways, opts.trials, opts.seed)?;
+                let (mut report, _) =
+                    session.sampled_shots(protocol, ways, opts.shots, opts.trials, opts.seed)?;
                 report.scorer = label(choice);
                 if opts.tta && model {
                     report.scorer.push_str(" + TTA");
@@ -99,8 +102,9 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
                         .push_str(&format!(" + adapted ({} steps)", adapt.steps));
                 }
                 eprintln!(
-                    "{} {protocol} {ways}-way: {} ({:.1} s)",
+                    "{} {protocol} {}: {} ({:.1} s)",
                     report.scorer,
+                    report.ways_and_shots(),
                     report.overall.display(),
                     report.seconds
                 );
@@ -115,7 +119,15 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
 /// `sweep.md`, `sweep.csv`, `sweep.json`, `sweep.png`, `sweep.svg` in `dir`.
 pub fn write_outputs(reports: &[Report], dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut md = String::from(
+    let shots = reports.first().map_or(1, |r| r.shots);
+    let mut md = String::new();
+    if shots > 1 {
+        md.push_str(&format!(
+            "{shots}-shot trials: each candidate shows {shots} drawings, by {shots} drawers \
+             other than the query's, and scores the mean of their scores.\n\n"
+        ));
+    }
+    md.push_str(
         "| scorer | protocol | N | accuracy | 95% CI | trials |\n|---|---|---|---|---|---|\n",
     );
     let mut csv = String::new();
@@ -163,8 +175,16 @@ pub fn write_outputs(reports: &[Report], dir: &Path) -> Result<()> {
             }),
         }
     }
+    let title = format!(
+        "{} accuracy on images_evaluation (95% Wilson intervals)",
+        if shots > 1 {
+            format!("{shots}-shot")
+        } else {
+            "One-shot".into()
+        }
+    );
     let chart = Chart {
-        title: "One-shot accuracy on images_evaluation (95% Wilson intervals)",
+        title: &title,
         x_label: "N (ways)",
         y_label: "accuracy",
         series: &series,

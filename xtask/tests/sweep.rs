@@ -31,6 +31,7 @@ fn sweep_writes_every_output() {
             ScorerChoice::Baseline(Baseline::Pixel, data::Framing::Canvas),
         ],
         ways: vec![2, 5],
+        shots: 1,
         protocols: vec![Protocol::Random, Protocol::WithinAlphabet],
         trials: 30,
         seed: 1,
@@ -112,6 +113,7 @@ fn sweep_turns_rotation_trained_models_by_default() {
             ScorerChoice::Checkpoint(local),
         ],
         ways: vec![2],
+        shots: 1,
         protocols: vec![Protocol::Random],
         trials: 10,
         seed: 1,
@@ -138,5 +140,61 @@ fn sweep_turns_rotation_trained_models_by_default() {
             "siamese ensemble of 2",
             "siamese (local.safetensors) + 4 paired turns + local match on block 2 x 5",
         ]
+    );
+}
+
+/// `--shots 3`: every report is 3-shot, and the outputs say so.
+#[test]
+fn sweep_with_shots_reports_k_shot_trials() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_split(
+        tmp.path(),
+        "images_evaluation",
+        SyntheticSpec::new(2, 6, 20),
+    )
+    .unwrap();
+    let out = tmp.path().join("sweep");
+    let opts = xtask::sweep::SweepOptions {
+        scorers: vec![ScorerChoice::Baseline(
+            Baseline::Pixel,
+            data::Framing::Canvas,
+        )],
+        ways: vec![2, 5],
+        shots: 3,
+        protocols: vec![Protocol::WithinAlphabet],
+        trials: 20,
+        seed: 1,
+        dataset: tmp.path().to_path_buf(),
+        split: SplitKind::Evaluation,
+        out_dir: out.clone(),
+        device: candle_core::Device::Cpu,
+        tta: false,
+        turns: None,
+        mirror_pairs: false,
+        hubness: 0.0,
+        adapt: 0,
+    };
+    let reports = xtask::sweep::run(&opts).unwrap();
+    assert_eq!(reports.len(), 2);
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.shots == 3 && r.overall.total == 20)
+    );
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(
+        md.starts_with("3-shot trials: each candidate shows 3 drawings"),
+        "{md}"
+    );
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].starts_with("scorer,protocol,ways,shots,"), "{csv}");
+    assert!(
+        rows[1].starts_with("pixel NN,within-alphabet,2,3,"),
+        "{csv}"
+    );
+    assert!(
+        rows[2].starts_with("pixel NN,within-alphabet,5,3,"),
+        "{csv}"
     );
 }

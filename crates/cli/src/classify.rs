@@ -133,6 +133,11 @@ pub struct EvalArgs {
     protocol: String,
     #[arg(long, default_value_t = 20)]
     ways: usize,
+    /// Drawings per candidate (K of N-way K-shot): each candidate's K drawings are by K
+    /// drawers other than the query's, and it scores the mean of their logits. Not with
+    /// --protocol runs (Lake's runs are one-shot), --hubness or --adapt.
+    #[arg(long, default_value_t = 1)]
+    shots: usize,
     #[arg(long, default_value_t = 400)]
     trials: usize,
     #[arg(long, default_value_t = 0)]
@@ -247,6 +252,12 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let device = a.scorer.device()?;
     let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
     let (report, results, trials) = if a.protocol == "runs" {
+        if a.shots != 1 {
+            bail!(
+                "Lake's runs are one-shot: --shots {} needs --protocol random or within-alphabet",
+                a.shots
+            );
+        }
         let mut session = Session::for_runs(&choice, &device)?
             .with_tta(a.tta)?
             .with_turns(a.scorer.turns()?)?
@@ -270,7 +281,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         if !a.alphabets.is_empty() {
             session.restrict_to_alphabets(&data::split::expand_alphabet_names(&a.alphabets))?;
         }
-        let (report, results) = session.sampled(protocol, a.ways, a.trials, a.seed)?;
+        let (report, results) =
+            session.sampled_shots(protocol, a.ways, a.shots, a.trials, a.seed)?;
         (report, results, session.store)
     };
     print!("{}", report.to_markdown());

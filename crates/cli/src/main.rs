@@ -71,6 +71,7 @@ fn init_tracing(verbose: u8) {
 }
 
 fn main() -> Result<()> {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     match cli.command {
@@ -82,6 +83,17 @@ fn main() -> Result<()> {
         Command::Recognize(args) => recognize::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Export(args) => export::run(args),
+    }
+}
+
+/// Ends the program quietly when its output pipe closes (`eval | head -n 1`), as `ls` does.
+/// Rust ignores SIGPIPE, so `println!` would panic on the closed pipe instead.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists; restoring a
+    // signal's default disposition has no other effect on this process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

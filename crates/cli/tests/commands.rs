@@ -161,6 +161,56 @@ fn train_eval_classify_verify() {
         "{hits}: {text}"
     );
 
+    // K-shot trials: each candidate's three drawings named in its column of the trials CSV,
+    // one score per candidate.
+    let out = run(bin()
+        .args(["eval", "--ways", "4", "--shots", "3", "--trials", "20"])
+        .arg("--checkpoint")
+        .arg(&f.model)
+        .arg("--dataset")
+        .arg(&f.dataset)
+        .arg("--out")
+        .arg(f.root.join("report/shots")));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("(4-way 3-shot, within-alphabet)") && text.contains("n=20"),
+        "{text}"
+    );
+    let trials = std::fs::read_to_string(f.root.join("report/shots.trials.csv")).unwrap();
+    let row: Vec<&str> = trials.lines().nth(1).unwrap().split(',').collect();
+    let (candidates, scores) = (row[10], row[11]);
+    assert_eq!(scores.split(';').count(), 4, "{trials}");
+    assert!(
+        candidates
+            .split(';')
+            .all(|c| c.split('+').count() == 3 && c.contains("/drawer")),
+        "{trials}"
+    );
+    let report = std::fs::read_to_string(f.root.join("report/shots.json")).unwrap();
+    assert!(report.contains("\"shots\": 3"), "{report}");
+    for (extra, says) in [
+        (
+            &["--shots", "2", "--protocol", "runs"][..],
+            "Lake's runs are one-shot",
+        ),
+        (
+            &["--shots", "2", "--hubness", "0.25"][..],
+            "one-shot trials only",
+        ),
+        (&["--shots", "20"][..], "need at least 21 drawers"),
+    ] {
+        let err = fails(
+            bin()
+                .args(["eval", "--ways", "4"])
+                .args(extra)
+                .arg("--checkpoint")
+                .arg(&f.model)
+                .arg("--dataset")
+                .arg(&f.dataset),
+        );
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
+
     // Support-set statistics: each trial embedded on its own; this network has no batch
     // norm, so every score is the one pair scoring gives.
     let eval_tiny = |extra: &[&str]| {
@@ -1574,4 +1624,38 @@ fn recognize_refuses_bad_support_folders_and_labels() {
             .arg(&query),
     );
     assert!(err.contains("recognize needs a trained model"), "{err}");
+}
+
+/// `eval | head -n 1`: when the reader of its output goes away, the program ends as `ls`
+/// does, by SIGPIPE, without a panic about printing.
+#[cfg(unix)]
+#[test]
+fn a_closed_output_pipe_ends_the_program_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    write_split(tmp.path(), "images_evaluation", SyntheticSpec::new(2, 6, 4)).unwrap();
+    let mut child = bin()
+        .args([
+            "eval",
+            "--baseline",
+            "pixel",
+            "--ways",
+            "5",
+            "--trials",
+            "20",
+        ])
+        .arg("--dataset")
+        .arg(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the program has loaded the dataset, let alone printed its report.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // 13 is SIGPIPE on every unix.
+    assert_eq!(out.status.signal(), Some(13), "{:?}", out.status);
 }

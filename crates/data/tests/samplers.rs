@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use data::synthetic::{SyntheticSpec, store};
-use data::trials::sample_trials;
+use data::trials::{sample_shot_trials, sample_trials};
 use data::{AffineConfig, PairConfig, PairSampler, Protocol, Subset, ValidationConfig};
 
 #[test]
@@ -215,4 +215,66 @@ fn too_many_ways_is_a_clear_error() {
         msg.contains("of one alphabet") && msg.contains("only 4"),
         "{msg}"
     );
+}
+
+#[test]
+fn k_shot_trials_show_each_candidate_by_the_same_other_drawers() {
+    let s = store(SyntheticSpec::new(4, 6, 20), 8);
+    let subset = Subset::all(&s);
+    for protocol in [Protocol::Random, Protocol::WithinAlphabet] {
+        let trials = sample_shot_trials(&s, &subset, protocol, 5, 3, 1000, 3).unwrap();
+        let mut positions = [0usize; 5];
+        for t in &trials {
+            assert_eq!((t.shots, t.ways(), t.candidates.len()), (3, 5, 15));
+            let supports: Vec<&[u32]> = t.supports().collect();
+            assert_eq!(supports.len(), 5);
+            let chars: HashSet<u32> = supports.iter().map(|d| s.character_of(d[0])).collect();
+            assert_eq!(chars.len(), 5, "distinct characters");
+            let drawers: Vec<u8> = supports[0].iter().map(|&c| s.drawer_of(c)).collect();
+            assert_eq!(drawers.iter().collect::<HashSet<_>>().len(), 3);
+            assert!(!drawers.contains(&s.drawer_of(t.query)), "query by another");
+            for d in &supports {
+                let c = s.character_of(d[0]);
+                assert!(d.iter().all(|&i| s.character_of(i) == c), "one character");
+                let by: Vec<u8> = d.iter().map(|&i| s.drawer_of(i)).collect();
+                assert_eq!(by, drawers, "the same drawers for every candidate");
+            }
+            assert_eq!(
+                s.character_of(supports[t.answer][0]),
+                s.character_of(t.query)
+            );
+            if protocol == Protocol::WithinAlphabet {
+                let alphabets: HashSet<u32> =
+                    t.candidates.iter().map(|&c| s.alphabet_of(c)).collect();
+                assert_eq!(alphabets.len(), 1);
+            }
+            positions[t.answer] += 1;
+        }
+        for p in positions {
+            assert!((150..250).contains(&p), "{protocol}: {positions:?}");
+        }
+        // One shot is exactly the one-shot sampler.
+        assert_eq!(
+            sample_shot_trials(&s, &subset, protocol, 5, 1, 50, 3).unwrap(),
+            sample_trials(&s, &subset, protocol, 5, 50, 3).unwrap()
+        );
+    }
+}
+
+#[test]
+fn k_shot_trials_need_enough_drawers() {
+    let s = store(SyntheticSpec::new(2, 5, 3), 8);
+    let subset = Subset::all(&s);
+    assert!(sample_shot_trials(&s, &subset, Protocol::Random, 5, 2, 10, 0).is_ok());
+    let msg = sample_shot_trials(&s, &subset, Protocol::Random, 5, 3, 10, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("3-shot trials need at least 4 drawers") && msg.contains("has 3"),
+        "{msg}"
+    );
+    let msg = sample_shot_trials(&s, &subset, Protocol::Random, 5, 0, 10, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("at least 1 shot"), "{msg}");
 }

@@ -15,6 +15,7 @@ pub struct TrialResult {
     pub correct: bool,
     /// Whether more than one candidate shared the highest score.
     pub tied: bool,
+    /// Each candidate's score (in a K-shot trial, the mean over its drawings).
     pub scores: Vec<f32>,
 }
 
@@ -33,7 +34,21 @@ pub fn choose(scores: &[f32]) -> (usize, bool) {
     (best, tied)
 }
 
-/// Scores every trial: each candidate against the query (see `Scorer::trial_scores`).
+/// Each class's score: the mean of its members' scores, `label_of[i]` being the class of
+/// `scores[i]` and `counts[c]` the number of members of class `c`. The rule wherever a
+/// candidate shows several drawings (K-shot trials, `Matcher::recognize`): the mean logit,
+/// chosen on the validation split over the maximum and two other averages.
+pub fn mean_per_class(scores: &[f32], label_of: &[usize], counts: &[f32]) -> Vec<f32> {
+    let mut means = vec![0f32; counts.len()];
+    for (&label, &score) in label_of.iter().zip(scores) {
+        means[label] += score;
+    }
+    means.iter_mut().zip(counts).for_each(|(m, n)| *m /= n);
+    means
+}
+
+/// Scores every trial: each candidate against the query (see `Scorer::trial_scores`), a
+/// K-shot trial's candidate by the mean of its drawings' scores.
 pub fn evaluate(
     scorer: &mut dyn Scorer,
     store: &ImageStore,
@@ -44,7 +59,11 @@ pub fn evaluate(
     Ok(trials
         .par_iter()
         .map(|t| {
-            let scores = scorer.trial_scores(t.query, &t.candidates);
+            let mut scores = scorer.trial_scores(t.query, &t.candidates);
+            if t.shots > 1 {
+                let label_of: Vec<usize> = (0..scores.len()).map(|i| i / t.shots).collect();
+                scores = mean_per_class(&scores, &label_of, &vec![t.shots as f32; t.ways()]);
+            }
             let (predicted, tied) = choose(&scores);
             TrialResult {
                 trial: t.clone(),
@@ -67,5 +86,15 @@ mod tests {
         assert_eq!(choose(&[0.5, 0.5, 0.2]), (0, true));
         assert_eq!(choose(&[f32::NAN, 0.5, 0.5]), (1, true));
         assert_eq!(choose(&[f32::NAN, -1.0]), (1, false));
+    }
+
+    #[test]
+    fn class_scores_are_means_of_their_members() {
+        let means = mean_per_class(
+            &[1.0, 3.0, -2.0, 0.5, 4.0],
+            &[0, 0, 1, 2, 2],
+            &[2.0, 1.0, 2.0],
+        );
+        assert_eq!(means, vec![2.0, -2.0, 2.25]);
     }
 }

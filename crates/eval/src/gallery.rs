@@ -151,11 +151,7 @@ impl Matcher {
             let scorer: &dyn Scorer = &scorer;
             found.par_extend(chunk.par_iter().map(|&q| {
                 let logits = scorer.trial_scores(q, &examples);
-                let mut scores = vec![0f32; shots.len()];
-                for (&label, logit) in gallery.label_of.iter().zip(logits) {
-                    scores[label] += logit;
-                }
-                scores.iter_mut().zip(&shots).for_each(|(s, n)| *s /= n);
+                let scores = crate::evaluate::mean_per_class(&logits, &gallery.label_of, &shots);
                 let (best, tied) = crate::evaluate::choose(&scores);
                 Recognition { scores, best, tied }
             }));

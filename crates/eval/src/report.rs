@@ -75,6 +75,9 @@ pub struct Report {
     /// `random`, `within-alphabet` or `runs`.
     pub protocol: String,
     pub ways: usize,
+    /// Drawings per candidate (1: one-shot).
+    #[serde(default = "one_shot")]
+    pub shots: usize,
     pub split: String,
     pub seed: Option<u64>,
     pub overall: Accuracy,
@@ -113,8 +116,13 @@ impl RunInterval {
     }
 }
 
+fn one_shot() -> usize {
+    1
+}
+
 impl Report {
-    /// Summarises `results`, grouping by the query's alphabet in `store`.
+    /// Summarises `results`, grouping by the query's alphabet in `store`; the shots are the
+    /// trials'.
     pub fn new(
         scorer: &str,
         protocol: &str,
@@ -143,6 +151,7 @@ impl Report {
             scorer: scorer.into(),
             protocol: protocol.into(),
             ways,
+            shots: results.first().map_or(1, |r| r.trial.shots),
             split: split.into(),
             seed,
             overall: Accuracy::of(results),
@@ -157,14 +166,23 @@ impl Report {
         serde_json::to_string_pretty(self).expect("reports serialize")
     }
 
+    /// `20-way`, or `20-way 5-shot` when candidates show several drawings.
+    pub fn ways_and_shots(&self) -> String {
+        if self.shots > 1 {
+            format!("{}-way {}-shot", self.ways, self.shots)
+        } else {
+            format!("{}-way", self.ways)
+        }
+    }
+
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{} on {} ({}-way, {}): {} correct of {}, accuracy {}{}",
+            "{} on {} ({}, {}): {} correct of {}, accuracy {}{}",
             self.scorer,
             self.split,
-            self.ways,
+            self.ways_and_shots(),
             self.protocol,
             self.overall.correct,
             self.overall.total,
@@ -219,15 +237,16 @@ impl Report {
     /// One CSV row per group, the first row being the overall figure.
     pub fn to_csv(&self) -> String {
         let mut s = String::from(
-            "scorer,protocol,ways,split,group,correct,total,accuracy,ci_low,ci_high,ties\n",
+            "scorer,protocol,ways,shots,split,group,correct,total,accuracy,ci_low,ci_high,ties\n",
         );
         let mut row = |group: &str, a: &Accuracy| {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{}",
+                "{},{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{}",
                 csv_field(&self.scorer),
                 self.protocol,
                 self.ways,
+                self.shots,
                 csv_field(&self.split),
                 csv_field(group),
                 a.correct,
@@ -256,7 +275,8 @@ impl Report {
 
 /// One CSV row per trial, for finding and comparing errors: the query and candidates as
 /// `alphabet/character/drawerNN` (for runs, `runNN/<candidate file>/drawer01` for a
-/// candidate and `drawer02` for a query) and the query's file, the correct and the chosen
+/// candidate and `drawer02` for a query; a K-shot candidate's drawings joined by `+`) and
+/// the query's file, the correct and the chosen
 /// candidate's index and score, and the margin (the correct candidate's score minus the best
 /// other one: negative when the trial was missed, 0 for a tie at the top).
 pub fn trials_csv(store: &ImageStore, results: &[TrialResult]) -> String {
@@ -273,7 +293,13 @@ pub fn trials_csv(store: &ImageStore, results: &[TrialResult]) -> String {
             .filter(|&(j, _)| j != t.answer)
             .map(|(_, &v)| v)
             .fold(f32::NEG_INFINITY, f32::max);
-        let names: Vec<String> = t.candidates.iter().map(|&c| store.describe(c)).collect();
+        let names: Vec<String> = t
+            .supports()
+            .map(|drawings| {
+                let names: Vec<String> = drawings.iter().map(|&c| store.describe(c)).collect();
+                names.join("+")
+            })
+            .collect();
         let scores: Vec<String> = r.scores.iter().map(|v| format!("{v:.5}")).collect();
         let _ = writeln!(
             s,
@@ -338,11 +364,7 @@ mod tests {
         let result = |candidates: Vec<u32>, answer: usize, scores: Vec<f32>| {
             let (predicted, tied) = crate::evaluate::choose(&scores);
             TrialResult {
-                trial: Trial {
-                    query: 2,
-                    candidates,
-                    answer,
-                },
+                trial: Trial::one_shot(2, candidates, answer),
                 predicted,
                 correct: predicted == answer,
                 tied,
@@ -363,6 +385,46 @@ mod tests {
                 "1,Greek/alpha/drawer02,\"q,1.png\",1,1,true,false,0.25000,0.25000,1.25000,\
                  Greek/beta/drawer01;Greek/alpha/drawer01,-1.00000;0.25000",
             ]
+        );
+    }
+
+    #[test]
+    fn trials_csv_joins_a_candidates_drawings() {
+        let mut b = StoreBuilder::new(2);
+        let alphabet = b.alphabet("Greek");
+        let (alpha, beta) = (
+            b.character(alphabet, "alpha"),
+            b.character(alphabet, "beta"),
+        );
+        let ink = [0.0; 4];
+        for drawer in [1, 3] {
+            b.push(alpha, drawer, &ink, None);
+            b.push(beta, drawer, &ink, None);
+        }
+        b.push(alpha, 2, &ink, None);
+        let store = b.finish();
+        let trial = Trial {
+            query: 4,
+            candidates: vec![1, 3, 0, 2],
+            answer: 1,
+            shots: 2,
+        };
+        assert_eq!(trial.ways(), 2);
+        let result = TrialResult {
+            trial,
+            predicted: 1,
+            correct: true,
+            tied: false,
+            scores: vec![-0.5, 1.5],
+        };
+        let csv = trials_csv(&store, &[result]);
+        assert_eq!(
+            csv.lines().nth(1),
+            Some(
+                "0,Greek/alpha/drawer02,,1,1,true,false,1.50000,1.50000,2.00000,\
+                 Greek/beta/drawer01+Greek/beta/drawer03;Greek/alpha/drawer01+Greek/alpha/drawer03,\
+                 -0.50000;1.50000"
+            )
         );
     }
 }

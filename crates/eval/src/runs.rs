@@ -50,11 +50,7 @@ pub fn runs_store(
                 &framing.apply(&read_omniglot_png(query)?, side),
                 Some(query.clone()),
             );
-            trials.push(Trial {
-                query: next_id,
-                candidates: candidate_ids.clone(),
-                answer: *answer,
-            });
+            trials.push(Trial::one_shot(next_id, candidate_ids.clone(), *answer));
             next_id += 1;
         }
         all.push(trials);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use data::trials::sample_trials;
+use data::trials::{sample_shot_trials, sample_trials};
 use data::{Framing, ImageStore, Protocol, SplitIndex, SplitKind, Subset};
 use model::{Device, SiameseNet};
 
@@ -360,7 +360,7 @@ impl Session {
         }
     }
 
-    /// Scores `trials` drawn from the split.
+    /// Scores `trials` one-shot trials drawn from the split.
     pub fn sampled(
         &mut self,
         protocol: Protocol,
@@ -368,6 +368,28 @@ impl Session {
         trials: usize,
         seed: u64,
     ) -> Result<(Report, Vec<TrialResult>)> {
+        self.sampled_shots(protocol, ways, 1, trials, seed)
+    }
+
+    /// Scores `trials` trials drawn from the split with `shots` drawings per candidate, each
+    /// candidate scored by the mean of its drawings' scores (`evaluate::mean_per_class`).
+    pub fn sampled_shots(
+        &mut self,
+        protocol: Protocol,
+        ways: usize,
+        shots: usize,
+        trials: usize,
+        seed: u64,
+    ) -> Result<(Report, Vec<TrialResult>)> {
+        if shots > 1 && (self.hubness > 0.0 || self.adapt.enabled()) {
+            // Both treat a trial's candidates as distinct characters: a candidate's other
+            // drawings would count as rivals.
+            return Err(EvalError::Invalid(
+                "the hubness correction and support-set adaptation work on one-shot trials \
+                 only; leave them off with several shots"
+                    .into(),
+            ));
+        }
         if trials == 0 {
             // An empty report would read as 0% with an interval, which nobody asked for.
             return Err(EvalError::Invalid(
@@ -375,7 +397,15 @@ impl Session {
             ));
         }
         let t = Instant::now();
-        let drawn = sample_trials(&self.store, &self.subset, protocol, ways, trials, seed)?;
+        let drawn = sample_shot_trials(
+            &self.store,
+            &self.subset,
+            protocol,
+            ways,
+            shots,
+            trials,
+            seed,
+        )?;
         let results = evaluate(self.scorer.as_mut(), &self.store, &drawn)?;
         let mut report = Report::new(
             &self.scorer.name(),

@@ -97,7 +97,7 @@ fn report_groups_by_alphabet_and_serialises() {
         csv.lines()
             .nth(1)
             .unwrap()
-            .starts_with("coin,within-alphabet,4,synthetic,overall,")
+            .starts_with("coin,within-alphabet,4,1,synthetic,overall,")
     );
     let md = report.to_markdown();
     assert!(
@@ -106,6 +106,10 @@ fn report_groups_by_alphabet_and_serialises() {
     );
     let back: Report = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(back.overall.correct, report.overall.correct);
+    // Reports written before K-shot trials existed read as one-shot.
+    let old = report.to_json().replace("\"shots\": 1,", "");
+    assert_ne!(old, report.to_json());
+    assert_eq!(serde_json::from_str::<Report>(&old).unwrap().shots, 1);
     assert!((back.overall.ci_low - report.overall.ci_low).abs() < 1e-12);
     assert_eq!(back.per_alphabet.len(), 3);
     // Sampled trials are independent: no run-level interval, and none in the JSON.
@@ -774,16 +778,8 @@ fn support_statistics_score_each_trial_with_its_candidates_statistics() {
     );
     let head = net.head_host().unwrap();
     let trials = vec![
-        data::Trial {
-            query: 0,
-            candidates: vec![4, 9, 13, 17],
-            answer: 0,
-        },
-        data::Trial {
-            query: 0,
-            candidates: vec![9, 2, 17],
-            answer: 1,
-        },
+        data::Trial::one_shot(0, vec![4, 9, 13, 17], 0),
+        data::Trial::one_shot(0, vec![9, 2, 17], 1),
     ];
     // By hand: candidates in every turn, then the query's turns, as one batch whose first
     // rows give the statistics; logits of equally turned pairs averaged.
@@ -940,4 +936,79 @@ fn local_matching_adds_the_weighted_part_match_of_each_paired_turn() {
         let err = local(1.0, block).err().unwrap().to_string();
         assert!(err.contains("a block from 1 to 4"), "{err}");
     }
+}
+
+/// A K-shot candidate scores the mean of its drawings' scores, and the choice follows it.
+#[test]
+fn k_shot_candidates_score_the_mean_of_their_drawings() {
+    let s = store(SyntheticSpec::new(3, 6, 20), 8);
+    let subset = Subset::all(&s);
+    let trials =
+        data::trials::sample_shot_trials(&s, &subset, Protocol::Random, 4, 3, 60, 2).unwrap();
+    let mut coin = Coin;
+    let results = evaluate(&mut coin, &s, &trials).unwrap();
+    let mut misses = 0;
+    for r in &results {
+        assert_eq!(r.scores.len(), 4);
+        for (score, drawings) in r.scores.iter().zip(r.trial.supports()) {
+            let mean = drawings
+                .iter()
+                .map(|&d| Coin.similarity(r.trial.query, d))
+                .sum::<f32>()
+                / 3.0;
+            assert!((score - mean).abs() <= 1e-6 * mean.abs(), "{score} {mean}");
+        }
+        assert_eq!(r.predicted, eval::evaluate::choose(&r.scores).0);
+        misses += !r.correct as usize;
+    }
+    assert!(misses > 0, "a coin misses some 4-way trials");
+    // The oracle is right on every K-shot trial, and the report says how many shots.
+    let results = evaluate(&mut Oracle::default(), &s, &trials).unwrap();
+    assert!(results.iter().all(|r| r.correct && !r.tied));
+    let report = Report::new("oracle", "random", 4, "synthetic", Some(2), &s, &results);
+    assert_eq!(report.shots, 3);
+    assert!(
+        report
+            .to_markdown()
+            .starts_with("oracle on synthetic (4-way 3-shot, random): 60 correct of 60"),
+        "{}",
+        report.to_markdown()
+    );
+    assert!(
+        report
+            .to_csv()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("oracle,random,4,3,")
+    );
+}
+
+#[test]
+fn k_shot_sessions_refuse_one_shot_corrections() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_split(tmp.path(), "images_background", SyntheticSpec::new(2, 6, 6)).unwrap();
+    let choice =
+        eval::session::ScorerChoice::Baseline(eval::session::Baseline::Pixel, Framing::Canvas);
+    let open = || {
+        eval::session::Session::open(
+            &choice,
+            tmp.path(),
+            data::SplitKind::Background,
+            &model::Device::Cpu,
+        )
+        .unwrap()
+    };
+    let (report, results) = open()
+        .sampled_shots(Protocol::WithinAlphabet, 5, 2, 12, 0)
+        .unwrap();
+    assert_eq!((report.shots, report.overall.total), (2, 12));
+    assert!(results.iter().all(|r| r.trial.candidates.len() == 10));
+    let msg = open()
+        .with_hubness(0.25)
+        .unwrap()
+        .sampled_shots(Protocol::Random, 5, 2, 12, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("one-shot trials only"), "{msg}");
 }
