@@ -6,6 +6,32 @@ use data::{Protocol, SplitKind};
 use eval::session::{Baseline, ScorerChoice};
 use model::{Arch, Init, SiameseNet};
 
+/// Options for `scorers` on the synthetic split in `dataset`, writing to `out_dir`: 10
+/// random 2-way one-shot trials, each model in the turns that suit it, nothing else on.
+fn options(
+    scorers: Vec<ScorerChoice>,
+    dataset: &std::path::Path,
+    out_dir: std::path::PathBuf,
+) -> xtask::sweep::SweepOptions {
+    xtask::sweep::SweepOptions {
+        scorers,
+        ways: vec![2],
+        shots: 1,
+        protocols: vec![Protocol::Random],
+        trials: 10,
+        seed: 1,
+        dataset: dataset.to_path_buf(),
+        split: SplitKind::Evaluation,
+        out_dir,
+        device: candle_core::Device::Cpu,
+        tta: false,
+        turns: None,
+        mirror_pairs: false,
+        hubness: 0.0,
+        adapt: 0,
+    }
+}
+
 #[test]
 fn sweep_writes_every_output() {
     let tmp = tempfile::tempdir().unwrap();
@@ -25,25 +51,19 @@ fn sweep_writes_every_output() {
     .unwrap();
     model::io::save(&net, &model, &Default::default()).unwrap();
     let out = tmp.path().join("sweep");
+    let scorers = vec![
+        ScorerChoice::Checkpoint(model),
+        ScorerChoice::Baseline(Baseline::Pixel, data::Framing::Canvas),
+    ];
     let opts = xtask::sweep::SweepOptions {
-        scorers: vec![
-            ScorerChoice::Checkpoint(model),
-            ScorerChoice::Baseline(Baseline::Pixel, data::Framing::Canvas),
-        ],
         ways: vec![2, 5],
-        shots: 1,
         protocols: vec![Protocol::Random, Protocol::WithinAlphabet],
         trials: 30,
-        seed: 1,
-        dataset: tmp.path().to_path_buf(),
-        split: SplitKind::Evaluation,
-        out_dir: out.clone(),
-        device: candle_core::Device::Cpu,
-        tta: false,
         turns: Some(2),
         mirror_pairs: true,
         hubness: 0.25,
         adapt: 3,
+        ..options(scorers, tmp.path(), out.clone())
     };
     let reports = xtask::sweep::run(&opts).unwrap();
     assert_eq!(reports.len(), 2 * 2 * 2);
@@ -105,28 +125,13 @@ fn sweep_turns_rotation_trained_models_by_default() {
     }
     let local = tmp.path().join("local.safetensors");
     train::checkpoint::save_checkpoint(&local, &net, None, &state, &cfg).unwrap();
-    let opts = xtask::sweep::SweepOptions {
-        scorers: vec![
-            ScorerChoice::Checkpoint(rotated.clone()),
-            ScorerChoice::Checkpoint(upright.clone()),
-            ScorerChoice::Ensemble(vec![rotated, upright]),
-            ScorerChoice::Checkpoint(local),
-        ],
-        ways: vec![2],
-        shots: 1,
-        protocols: vec![Protocol::Random],
-        trials: 10,
-        seed: 1,
-        dataset: tmp.path().to_path_buf(),
-        split: SplitKind::Evaluation,
-        out_dir: tmp.path().join("sweep"),
-        device: candle_core::Device::Cpu,
-        tta: false,
-        turns: None,
-        mirror_pairs: false,
-        hubness: 0.0,
-        adapt: 0,
-    };
+    let scorers = vec![
+        ScorerChoice::Checkpoint(rotated.clone()),
+        ScorerChoice::Checkpoint(upright.clone()),
+        ScorerChoice::Ensemble(vec![rotated, upright]),
+        ScorerChoice::Checkpoint(local),
+    ];
+    let opts = options(scorers, tmp.path(), tmp.path().join("sweep"));
     let names: Vec<String> = xtask::sweep::run(&opts)
         .unwrap()
         .into_iter()
@@ -154,25 +159,13 @@ fn sweep_with_shots_reports_k_shot_trials() {
     )
     .unwrap();
     let out = tmp.path().join("sweep");
+    let pixel = ScorerChoice::Baseline(Baseline::Pixel, data::Framing::Canvas);
     let opts = xtask::sweep::SweepOptions {
-        scorers: vec![ScorerChoice::Baseline(
-            Baseline::Pixel,
-            data::Framing::Canvas,
-        )],
         ways: vec![2, 5],
         shots: 3,
         protocols: vec![Protocol::WithinAlphabet],
         trials: 20,
-        seed: 1,
-        dataset: tmp.path().to_path_buf(),
-        split: SplitKind::Evaluation,
-        out_dir: out.clone(),
-        device: candle_core::Device::Cpu,
-        tta: false,
-        turns: None,
-        mirror_pairs: false,
-        hubness: 0.0,
-        adapt: 0,
+        ..options(vec![pixel], tmp.path(), out.clone())
     };
     let reports = xtask::sweep::run(&opts).unwrap();
     assert_eq!(reports.len(), 2);

@@ -147,38 +147,54 @@ fn augmentation_changes_images_and_resizes() {
     assert!(b.left.iter().sum::<f32>() > 0.0);
 }
 
+/// Checks every protocol rule on `trials` of `ways` candidates of `shots` drawings each, and
+/// counts how often the answer sits at each position.
+fn follows_the_protocol(
+    s: &data::ImageStore,
+    protocol: Protocol,
+    trials: &[data::Trial],
+    ways: usize,
+    shots: usize,
+) -> Vec<usize> {
+    let mut positions = vec![0usize; ways];
+    for t in trials {
+        assert_eq!((t.shots, t.ways()), (shots, ways));
+        assert_eq!(t.candidates.len(), ways * shots);
+        let supports: Vec<&[u32]> = t.supports().collect();
+        let chars: HashSet<u32> = supports.iter().map(|d| s.character_of(d[0])).collect();
+        assert_eq!(chars.len(), ways, "distinct characters");
+        let drawers: Vec<u8> = supports[0].iter().map(|&c| s.drawer_of(c)).collect();
+        assert_eq!(drawers.iter().collect::<HashSet<_>>().len(), shots);
+        assert!(!drawers.contains(&s.drawer_of(t.query)), "query by another");
+        for d in &supports {
+            let c = s.character_of(d[0]);
+            assert!(d.iter().all(|&i| s.character_of(i) == c), "one character");
+            let by: Vec<u8> = d.iter().map(|&i| s.drawer_of(i)).collect();
+            assert_eq!(by, drawers, "the same drawers for every candidate");
+        }
+        assert_eq!(
+            s.character_of(supports[t.answer][0]),
+            s.character_of(t.query)
+        );
+        if protocol == Protocol::WithinAlphabet {
+            let alphabets: HashSet<u32> = t.candidates.iter().map(|&c| s.alphabet_of(c)).collect();
+            assert_eq!(alphabets.len(), 1);
+        }
+        positions[t.answer] += 1;
+    }
+    positions
+}
+
 #[test]
 fn trials_follow_the_protocol() {
     let s = store(SyntheticSpec::new(4, 6, 20), 8);
     let subset = Subset::all(&s);
     for protocol in [Protocol::Random, Protocol::WithinAlphabet] {
         let trials = sample_trials(&s, &subset, protocol, 5, 2000, 3).unwrap();
-        let mut positions = [0usize; 5];
-        for t in &trials {
-            assert_eq!(t.candidates.len(), 5);
-            let chars: HashSet<u32> = t.candidates.iter().map(|&c| s.character_of(c)).collect();
-            assert_eq!(chars.len(), 5, "distinct characters");
-            assert_eq!(
-                s.character_of(t.candidates[t.answer]),
-                s.character_of(t.query)
-            );
-            let support_drawers: HashSet<u8> =
-                t.candidates.iter().map(|&c| s.drawer_of(c)).collect();
-            assert_eq!(support_drawers.len(), 1, "candidates by one drawer");
-            assert!(
-                !support_drawers.contains(&s.drawer_of(t.query)),
-                "query by another"
-            );
-            if protocol == Protocol::WithinAlphabet {
-                let alphabets: HashSet<u32> =
-                    t.candidates.iter().map(|&c| s.alphabet_of(c)).collect();
-                assert_eq!(alphabets.len(), 1);
-            }
-            positions[t.answer] += 1;
-        }
         // The answer's position is uniform: each slot within 20% of 400.
-        for p in positions {
-            assert!((320..480).contains(&p), "{protocol}: {positions:?}");
+        let positions = follows_the_protocol(&s, protocol, &trials, 5, 1);
+        for p in &positions {
+            assert!((320..480).contains(p), "{protocol}: {positions:?}");
         }
         // Reproducible, and a prefix of a longer run is the same trials.
         let again = sample_trials(&s, &subset, protocol, 5, 100, 3).unwrap();
@@ -223,35 +239,9 @@ fn k_shot_trials_show_each_candidate_by_the_same_other_drawers() {
     let subset = Subset::all(&s);
     for protocol in [Protocol::Random, Protocol::WithinAlphabet] {
         let trials = sample_shot_trials(&s, &subset, protocol, 5, 3, 1000, 3).unwrap();
-        let mut positions = [0usize; 5];
-        for t in &trials {
-            assert_eq!((t.shots, t.ways(), t.candidates.len()), (3, 5, 15));
-            let supports: Vec<&[u32]> = t.supports().collect();
-            assert_eq!(supports.len(), 5);
-            let chars: HashSet<u32> = supports.iter().map(|d| s.character_of(d[0])).collect();
-            assert_eq!(chars.len(), 5, "distinct characters");
-            let drawers: Vec<u8> = supports[0].iter().map(|&c| s.drawer_of(c)).collect();
-            assert_eq!(drawers.iter().collect::<HashSet<_>>().len(), 3);
-            assert!(!drawers.contains(&s.drawer_of(t.query)), "query by another");
-            for d in &supports {
-                let c = s.character_of(d[0]);
-                assert!(d.iter().all(|&i| s.character_of(i) == c), "one character");
-                let by: Vec<u8> = d.iter().map(|&i| s.drawer_of(i)).collect();
-                assert_eq!(by, drawers, "the same drawers for every candidate");
-            }
-            assert_eq!(
-                s.character_of(supports[t.answer][0]),
-                s.character_of(t.query)
-            );
-            if protocol == Protocol::WithinAlphabet {
-                let alphabets: HashSet<u32> =
-                    t.candidates.iter().map(|&c| s.alphabet_of(c)).collect();
-                assert_eq!(alphabets.len(), 1);
-            }
-            positions[t.answer] += 1;
-        }
-        for p in positions {
-            assert!((150..250).contains(&p), "{protocol}: {positions:?}");
+        let positions = follows_the_protocol(&s, protocol, &trials, 5, 3);
+        for p in &positions {
+            assert!((150..250).contains(p), "{protocol}: {positions:?}");
         }
         // One shot is exactly the one-shot sampler.
         assert_eq!(

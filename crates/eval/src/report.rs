@@ -348,19 +348,29 @@ mod tests {
     use data::Trial;
     use data::store::StoreBuilder;
 
-    #[test]
-    fn trials_csv_names_each_trial_and_its_margin() {
+    /// A store of Greek alpha (character 0) and beta (1) with blank drawings: `drawings` are
+    /// (character, drawer, file) in id order.
+    fn greek(drawings: &[(usize, u8, Option<&str>)]) -> ImageStore {
         let mut b = StoreBuilder::new(2);
         let alphabet = b.alphabet("Greek");
-        let (alpha, beta) = (
+        let characters = [
             b.character(alphabet, "alpha"),
             b.character(alphabet, "beta"),
-        );
-        let ink = [0.0; 4];
-        b.push(alpha, 1, &ink, None);
-        b.push(beta, 1, &ink, None);
-        b.push(alpha, 2, &ink, Some("q,1.png".into()));
-        let store = b.finish();
+        ];
+        for &(character, drawer, file) in drawings {
+            b.push(
+                characters[character],
+                drawer,
+                &[0.0; 4],
+                file.map(Into::into),
+            );
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn trials_csv_names_each_trial_and_its_margin() {
+        let store = greek(&[(0, 1, None), (1, 1, None), (0, 2, Some("q,1.png"))]);
         let result = |candidates: Vec<u32>, answer: usize, scores: Vec<f32>| {
             let (predicted, tied) = crate::evaluate::choose(&scores);
             TrialResult {
@@ -390,19 +400,13 @@ mod tests {
 
     #[test]
     fn trials_csv_joins_a_candidates_drawings() {
-        let mut b = StoreBuilder::new(2);
-        let alphabet = b.alphabet("Greek");
-        let (alpha, beta) = (
-            b.character(alphabet, "alpha"),
-            b.character(alphabet, "beta"),
-        );
-        let ink = [0.0; 4];
-        for drawer in [1, 3] {
-            b.push(alpha, drawer, &ink, None);
-            b.push(beta, drawer, &ink, None);
-        }
-        b.push(alpha, 2, &ink, None);
-        let store = b.finish();
+        let store = greek(&[
+            (0, 1, None),
+            (1, 1, None),
+            (0, 3, None),
+            (1, 3, None),
+            (0, 2, None),
+        ]);
         let trial = Trial {
             query: 4,
             candidates: vec![1, 3, 0, 2],
