@@ -112,7 +112,7 @@ pub fn check_ways_and_shots(
 ) -> Result<()> {
     if ways < 2 {
         return Err(DataError::Config(format!(
-            "a one-shot trial needs at least 2 ways, got {ways}"
+            "a trial needs at least 2 ways (candidate characters), got {ways}"
         )));
     }
     if shots == 0 {
