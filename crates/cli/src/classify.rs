@@ -251,6 +251,18 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let choice = a.scorer.choice()?;
     let device = a.scorer.device()?;
     let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
+    // The same scoring options whether trials are sampled or read from Lake's runs.
+    let local = a.local_match(&choice)?;
+    let configure = |session: Session| -> Result<Session> {
+        Ok(session
+            .with_tta(a.tta)?
+            .with_turns(a.scorer.turns()?)?
+            .with_mirrored_pairs(a.scorer.mirror_pairs)?
+            .with_hubness(a.hubness)?
+            .with_adaptation(a.adaptation())?
+            .with_support_statistics(a.support_stats)?
+            .with_local_match(local)?)
+    };
     let (report, results, trials) = if a.protocol == "runs" {
         if a.shots != 1 {
             bail!(
@@ -258,26 +270,12 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 a.shots
             );
         }
-        let mut session = Session::for_runs(&choice, &device)?
-            .with_tta(a.tta)?
-            .with_turns(a.scorer.turns()?)?
-            .with_mirrored_pairs(a.scorer.mirror_pairs)?
-            .with_hubness(a.hubness)?
-            .with_adaptation(a.adaptation())?
-            .with_support_statistics(a.support_stats)?
-            .with_local_match(a.local_match(&choice)?)?;
+        let mut session = configure(Session::for_runs(&choice, &device)?)?;
         let (report, results) = session.runs(&a.runs_dir)?;
         (report, results, session.store)
     } else {
         let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
-        let mut session = Session::open(&choice, &dataset, a.split, &device)?
-            .with_tta(a.tta)?
-            .with_turns(a.scorer.turns()?)?
-            .with_mirrored_pairs(a.scorer.mirror_pairs)?
-            .with_hubness(a.hubness)?
-            .with_adaptation(a.adaptation())?
-            .with_support_statistics(a.support_stats)?
-            .with_local_match(a.local_match(&choice)?)?;
+        let mut session = configure(Session::open(&choice, &dataset, a.split, &device)?)?;
         if !a.alphabets.is_empty() {
             session.restrict_to_alphabets(&data::split::expand_alphabet_names(&a.alphabets))?;
         }
