@@ -317,6 +317,10 @@ pub struct ClassifyArgs {
     protocol: Protocol,
     #[arg(long, default_value_t = 20)]
     ways: usize,
+    /// For a sampled trial: drawings per candidate (see `eval --shots`), drawn as a grid in
+    /// the candidate's tile.
+    #[arg(long, default_value_t = 1)]
+    shots: usize,
     /// Which sampled trial (its seed).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -333,6 +337,12 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
     let choice = a.scorer.choice()?;
     let device = a.scorer.device()?;
     if let Some(query) = &a.query {
+        if a.shots != 1 {
+            bail!(
+                "--shots is for sampled trials; to match your files against several examples \
+                 of each candidate use `recognize --support DIR`"
+            );
+        }
         return classify_files(&a, &choice, &device, query);
     }
     let dataset = a.dataset.clone().unwrap_or_else(crate::paths::dataset);
@@ -340,27 +350,30 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
         .with_turns(a.scorer.turns()?)?
         .with_mirrored_pairs(a.scorer.mirror_pairs)?
         .with_local_match(train::checkpoint::default_local_match(&choice)?)?;
-    let (_, results) = session.sampled(a.protocol, a.ways, 1, a.seed)?;
+    let (trial_report, results) = session.sampled_shots(a.protocol, a.ways, a.shots, 1, a.seed)?;
     let r = &results[0];
     let store = &session.store;
     let side = store.side();
-    let query_pixels = store.image_f32(r.trial.query);
-    let pixels: Vec<Vec<f32>> = r
-        .trial
-        .candidates
-        .iter()
-        .map(|&c| store.image_f32(c))
-        .collect();
-    let names: Vec<String> = r
-        .trial
-        .candidates
-        .iter()
-        .map(|&c| store.describe(c))
-        .collect();
+    let mut images = TrialImages {
+        query: store.image_f32(r.trial.query),
+        query_side: side,
+        candidates: Vec::with_capacity(r.trial.ways()),
+        candidate_side: side,
+    };
+    let mut names = Vec::with_capacity(r.trial.ways());
+    for drawings in r.trial.supports() {
+        // A K-shot candidate's drawings share its tile.
+        let pixels: Vec<Vec<f32>> = drawings.iter().map(|&c| store.image_f32(c)).collect();
+        let views: Vec<&[f32]> = pixels.iter().map(Vec::as_slice).collect();
+        let (tile, tile_side) = eval::plot::mosaic(&views, side);
+        images.candidates.push(tile);
+        images.candidate_side = tile_side;
+        names.push(describe_drawings(store, drawings));
+    }
     let title = format!(
-        "{} | {}-way {} | query {} | {}",
+        "{} | {} {} | query {} | {}",
         session.scorer_name(),
-        a.ways,
+        trial_report.ways_and_shots(),
         a.protocol,
         store.describe(r.trial.query),
         if r.correct { "correct" } else { "wrong" }
@@ -368,9 +381,7 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
     report(
         &a.out,
         &title,
-        &query_pixels,
-        side,
-        &pixels,
+        &images,
         &names,
         &r.scores,
         Some(r.trial.answer),
@@ -425,16 +436,42 @@ fn classify_files(
         .unwrap_or(query.as_os_str())
         .to_string_lossy();
     let title = format!("{name} | query {shown}");
-    report(&a.out, &title, &q, side, &cands, &names, &scores, a.truth)
+    let images = TrialImages {
+        query: q,
+        query_side: side,
+        candidates: cands,
+        candidate_side: side,
+    };
+    report(&a.out, &title, &images, &names, &scores, a.truth)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `Alphabet/character/drawer05`, or for several drawings of one character
+/// `Alphabet/character/drawers 05+12+17`.
+fn describe_drawings(store: &data::ImageStore, drawings: &[data::ImageId]) -> String {
+    let first = store.describe(drawings[0]);
+    if drawings.len() == 1 {
+        return first;
+    }
+    let character = first.rsplit_once('/').map_or(first.as_str(), |(c, _)| c);
+    let drawers: Vec<String> = drawings
+        .iter()
+        .map(|&d| format!("{:02}", store.drawer_of(d)))
+        .collect();
+    format!("{character}/drawers {}", drawers.join("+"))
+}
+
+/// The pictures of one trial: the query and a square image per candidate.
+struct TrialImages {
+    query: Vec<f32>,
+    query_side: usize,
+    candidates: Vec<Vec<f32>>,
+    candidate_side: usize,
+}
+
 fn report(
     out: &Path,
     title: &str,
-    query: &[f32],
-    side: usize,
-    pixels: &[Vec<f32>],
+    images: &TrialImages,
     names: &[String],
     scores: &[f32],
     truth: Option<usize>,
@@ -461,12 +498,13 @@ fn report(
     if tied {
         println!("(the top score is tied; the first candidate among the tied ones was chosen)");
     }
-    let tiles: Vec<Tile> = pixels
+    let tiles: Vec<Tile> = images
+        .candidates
         .iter()
         .enumerate()
         .map(|(i, p)| Tile {
             pixels: p,
-            side,
+            side: images.candidate_side,
             caption: format!("#{i} p={:.2}", sigmoid(scores[i])),
             border: match (i == chosen, Some(i) == truth) {
                 (true, true) | (false, true) => Some(TRUTH),
@@ -477,8 +515,8 @@ fn report(
         })
         .collect();
     let q = Tile {
-        pixels: query,
-        side,
+        pixels: &images.query,
+        side: images.query_side,
         caption: "query".into(),
         border: None,
     };

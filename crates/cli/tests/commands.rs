@@ -279,6 +279,32 @@ fn train_eval_classify_verify() {
         .arg(&sampled));
     let (w, h) = png(&sampled);
     assert!(w > 500 && h > 200, "{w}x{h}");
+    // A 3-shot trial: each candidate's three drawings share its tile, so the figure keeps its
+    // layout, and the table names the three.
+    let three = f.root.join("classify-3shot.png");
+    let out = run(bin()
+        .args(["classify", "--ways", "5", "--shots", "3", "--seed", "3"])
+        .arg("--checkpoint")
+        .arg(&f.model)
+        .arg("--dataset")
+        .arg(&f.dataset)
+        .arg("--out")
+        .arg(&three));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains("/drawer")).collect();
+    assert_eq!(rows.len(), 5, "{text}");
+    assert!(rows.iter().all(|r| r.matches('+').count() == 2), "{text}");
+    assert_eq!(png(&three).1, h);
+    let err = fails(
+        bin()
+            .args(["classify", "--shots", "2", "--checkpoint"])
+            .arg(&f.model)
+            .arg("--query")
+            .arg(&three)
+            .arg("--candidates")
+            .arg(&sampled),
+    );
+    assert!(err.contains("recognize --support"), "{err}");
 
     let files: Vec<PathBuf> = [
         "character01/0001_01.png",

@@ -238,6 +238,28 @@ pub const CHOSEN: RGBColor = RGBColor(31, 119, 180);
 pub const TRUTH: RGBColor = RGBColor(44, 160, 44);
 pub const WRONG: RGBColor = RGBColor(214, 39, 40);
 
+/// Several drawings of one `side` in one square image (ink 1, paper 0), for a tile that
+/// shows a K-shot candidate: a grid of ceil(sqrt(K)) columns in reading order, cells
+/// separated by light grey lines. Returns the pixels and the new side.
+pub fn mosaic(drawings: &[&[f32]], side: usize) -> (Vec<f32>, usize) {
+    const GAP_INK: f32 = 0.25;
+    let grid = (drawings.len() as f64).sqrt().ceil().max(1.0) as usize;
+    let gap = (side / 20).max(1);
+    let total = grid * side + (grid - 1) * gap;
+    let mut out = vec![GAP_INK; total * total];
+    for cell in 0..grid * grid {
+        let (x0, y0) = ((cell % grid) * (side + gap), (cell / grid) * (side + gap));
+        for y in 0..side {
+            let row = &mut out[(y0 + y) * total + x0..][..side];
+            match drawings.get(cell) {
+                Some(d) => row.copy_from_slice(&d[y * side..][..side]),
+                None => row.fill(0.0),
+            }
+        }
+    }
+    (out, total)
+}
+
 /// The query on the left, the candidates in a grid, each captioned; ink drawn dark.
 pub fn write_classification(
     path: &Path,
@@ -451,4 +473,33 @@ pub fn write_confusion(c: &Confusion, png: Option<&Path>, svg: Option<&Path>) ->
         render_svg(p, size, |a| draw_confusion(a, c))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mosaic;
+
+    #[test]
+    fn a_mosaic_lays_drawings_out_in_reading_order() {
+        // Three 2 x 2 drawings: a 2 x 2 grid with 1-pixel grey lines and one blank cell.
+        let (a, b, c) = (
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        );
+        let (pixels, side) = mosaic(&[&a, &b, &c], 2);
+        assert_eq!(side, 5);
+        let g = 0.25;
+        #[rustfmt::skip]
+        let want = [
+            1.0, 0.0, g, 0.0, 1.0,
+            0.0, 0.0, g, 0.0, 0.0,
+            g,   g,   g, g,   g,
+            0.0, 0.0, g, 0.0, 0.0,
+            0.0, 1.0, g, 0.0, 0.0,
+        ];
+        assert_eq!(pixels, want);
+        // One drawing is itself.
+        assert_eq!(mosaic(&[&a], 2), (a.to_vec(), 2));
+    }
 }
