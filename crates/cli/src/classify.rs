@@ -318,7 +318,8 @@ pub struct ClassifyArgs {
     #[arg(long, default_value_t = 20)]
     ways: usize,
     /// For a sampled trial: drawings per candidate (see `eval --shots`), drawn as a grid in
-    /// the candidate's tile.
+    /// the candidate's tile; a candidate's logit is the mean over its drawings, and its
+    /// p(same) that mean's sigmoid.
     #[arg(long, default_value_t = 1)]
     shots: usize,
     /// Which sampled trial (its seed).
