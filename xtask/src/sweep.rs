@@ -124,7 +124,8 @@ pub fn write_outputs(reports: &[Report], dir: &Path) -> Result<()> {
     if shots > 1 {
         md.push_str(&format!(
             "{shots}-shot trials: each candidate shows {shots} drawings, by {shots} drawers \
-             other than the query's, and scores the mean of their scores.\n\n"
+             other than the query's; a model scores the query against their mean embedding, a \
+             baseline the mean of their scores.\n\n"
         ));
     }
     md.push_str(

@@ -134,8 +134,9 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 20)]
     ways: usize,
     /// Drawings per candidate (K of N-way K-shot): each candidate's K drawings are by K
-    /// drawers other than the query's, and it scores the mean of their logits. Not with
-    /// --protocol runs (Lake's runs are one-shot), --hubness or --adapt.
+    /// drawers other than the query's, and a model scores the query against their mean
+    /// embedding (a baseline, the mean of their scores). Not with --protocol runs (Lake's runs
+    /// are one-shot), --hubness or --adapt.
     #[arg(long, default_value_t = 1)]
     shots: usize,
     #[arg(long, default_value_t = 400)]
@@ -318,8 +319,8 @@ pub struct ClassifyArgs {
     #[arg(long, default_value_t = 20)]
     ways: usize,
     /// For a sampled trial: drawings per candidate (see `eval --shots`), drawn as a grid in
-    /// the candidate's tile; a candidate's logit is the mean over its drawings, and its
-    /// p(same) that mean's sigmoid.
+    /// the candidate's tile; a candidate's logit is the query's against the drawings' mean
+    /// embedding, and its p(same) that logit's sigmoid.
     #[arg(long, default_value_t = 1)]
     shots: usize,
     /// Which sampled trial (its seed).

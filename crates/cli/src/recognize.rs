@@ -40,8 +40,8 @@ pub struct RecognizeArgs {
     /// Labels listed per query in the CSV, best first.
     #[arg(long, default_value_t = 3)]
     top: usize,
-    /// CSV to write, one row per query in path order: the chosen label, its score (the mean
-    /// logit against the label's examples), its margin over the runner-up, whether it was
+    /// CSV to write, one row per query in path order: the chosen label, its score (the logit
+    /// against the mean embedding of the label's examples), its margin over the runner-up, whether it was
     /// tied, the truth (with --labelled) and the best `--top` labels with their scores.
     #[arg(long, default_value = "recognized.csv")]
     out: PathBuf,

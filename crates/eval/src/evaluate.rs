@@ -35,9 +35,9 @@ pub fn choose(scores: &[f32]) -> (usize, bool) {
 }
 
 /// Each class's score: the mean of its members' scores, `label_of[i]` being the class of
-/// `scores[i]` and `counts[c]` the number of members of class `c`. The rule wherever a
-/// candidate shows several drawings (K-shot trials, `Matcher::recognize`): the mean logit,
-/// chosen on the validation split over the maximum and two other averages.
+/// `scores[i]` and `counts[c]` the number of members of class `c`. How scorers without
+/// embeddings (the baselines) score a candidate that shows several drawings
+/// (`Scorer::class_scores`).
 pub fn mean_per_class(scores: &[f32], label_of: &[usize], counts: &[f32]) -> Vec<f32> {
     let mut means = vec![0f32; counts.len()];
     for (&label, &score) in label_of.iter().zip(scores) {
@@ -48,7 +48,7 @@ pub fn mean_per_class(scores: &[f32], label_of: &[usize], counts: &[f32]) -> Vec
 }
 
 /// Scores every trial: each candidate against the query (see `Scorer::trial_scores`), a
-/// K-shot trial's candidate by the mean of its drawings' scores.
+/// K-shot trial's candidates by `Scorer::class_scores`.
 pub fn evaluate(
     scorer: &mut dyn Scorer,
     store: &ImageStore,
@@ -59,11 +59,13 @@ pub fn evaluate(
     Ok(trials
         .par_iter()
         .map(|t| {
-            let mut scores = scorer.trial_scores(t.query, &t.candidates);
-            if t.shots > 1 {
-                let label_of: Vec<usize> = (0..scores.len()).map(|i| i / t.shots).collect();
-                scores = mean_per_class(&scores, &label_of, &vec![t.shots as f32; t.ways()]);
-            }
+            let scores = if t.shots > 1 {
+                let label_of: Vec<usize> = (0..t.candidates.len()).map(|i| i / t.shots).collect();
+                let counts = vec![t.shots as f32; t.ways()];
+                scorer.class_scores(t.query, &t.candidates, &label_of, &counts)
+            } else {
+                scorer.trial_scores(t.query, &t.candidates)
+            };
             let (predicted, tied) = choose(&scores);
             TrialResult {
                 trial: t.clone(),

@@ -70,8 +70,9 @@ impl Gallery {
 /// What [`Matcher::recognize`] found for one query.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Recognition {
-    /// Each label's score, in gallery order: the mean of the query's logits against the
-    /// label's examples (with one example per label, its logit, as in a one-shot trial).
+    /// Each label's score, in gallery order: the query's logit against the mean of the
+    /// label's example embeddings in each pair view (`Scorer::class_scores`; with one example
+    /// per label, its logit, as in a one-shot trial).
     pub scores: Vec<f32>,
     /// The label with the highest score (the first of them in gallery order when several
     /// share it).
@@ -150,8 +151,7 @@ impl Matcher {
             scorer.prepare(&store, chunk)?;
             let scorer: &dyn Scorer = &scorer;
             found.par_extend(chunk.par_iter().map(|&q| {
-                let logits = scorer.trial_scores(q, &examples);
-                let scores = crate::evaluate::mean_per_class(&logits, &gallery.label_of, &shots);
+                let scores = scorer.class_scores(q, &examples, &gallery.label_of, &shots);
                 let (best, tied) = crate::evaluate::choose(&scores);
                 Recognition { scores, best, tied }
             }));

@@ -372,7 +372,8 @@ impl Session {
     }
 
     /// Scores `trials` trials drawn from the split with `shots` drawings per candidate, each
-    /// candidate scored by the mean of its drawings' scores (`evaluate::mean_per_class`).
+    /// candidate scored as one class of `shots` members (`Scorer::class_scores`: a network
+    /// against the drawings' mean embedding, a baseline by the mean of their scores).
     pub fn sampled_shots(
         &mut self,
         protocol: Protocol,

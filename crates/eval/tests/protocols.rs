@@ -938,7 +938,8 @@ fn local_matching_adds_the_weighted_part_match_of_each_paired_turn() {
     }
 }
 
-/// A K-shot candidate scores the mean of its drawings' scores, and the choice follows it.
+/// Scored by a scorer without embeddings, a K-shot candidate scores the mean of its drawings'
+/// scores, and the choice follows it.
 #[test]
 fn k_shot_candidates_score_the_mean_of_their_drawings() {
     let s = store(SyntheticSpec::new(3, 6, 20), 8);
@@ -1011,4 +1012,64 @@ fn k_shot_sessions_refuse_one_shot_corrections() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("one-shot trials only"), "{msg}");
+}
+
+/// Scored by a network, a K-shot candidate scores the query against the mean of its drawings'
+/// embeddings (its prototype); an ensemble scores the mean of its members' prototype logits.
+#[test]
+fn a_networks_k_shot_candidate_scores_its_prototype() {
+    let s = store(SyntheticSpec::new(2, 5, 6), 16);
+    let trials =
+        data::trials::sample_shot_trials(&s, &Subset::all(&s), Protocol::Random, 3, 2, 12, 1)
+            .unwrap();
+    let (a, b) = (tiny_net(0), tiny_net(1));
+    // Untrained heads' logits differ by about 1e-4 between drawings; scaled up, by tenths.
+    for net in [&a, &b] {
+        net.rescale_head(1000.0, -80.0).unwrap();
+    }
+    let prototype_scores = |net: &std::sync::Arc<model::SiameseNet>| {
+        let head = net.head_host().unwrap();
+        let embed = |id: ImageId| net.embed_images(&s.image_f32(id), 1).unwrap();
+        trials
+            .iter()
+            .map(|t| {
+                let query = embed(t.query);
+                t.supports()
+                    .map(|d| {
+                        let (x, y) = (embed(d[0]), embed(d[1]));
+                        let mean: Vec<f32> = x.iter().zip(&y).map(|(x, y)| (x + y) / 2.0).collect();
+                        head.logit(&query, &mean)
+                    })
+                    .collect::<Vec<f32>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (want_a, want_b) = (prototype_scores(&a), prototype_scores(&b));
+    let mut one = eval::ModelScorer::new(a.clone(), 8).unwrap();
+    let mut both = eval::EnsembleScorer::new(vec![
+        eval::ModelScorer::new(a, 8).unwrap(),
+        eval::ModelScorer::new(b, 8).unwrap(),
+    ])
+    .unwrap();
+    let alone = evaluate(&mut one, &s, &trials).unwrap();
+    let pair = evaluate(&mut both, &s, &trials).unwrap();
+    let mut unlike_mean_logit = 0f32;
+    for (i, (r, e)) in alone.iter().zip(&pair).enumerate() {
+        for (c, d) in r.trial.supports().enumerate() {
+            let mean = (want_a[i][c] + want_b[i][c]) / 2.0;
+            assert!(
+                (r.scores[c] - want_a[i][c]).abs() < 1e-3,
+                "{:?} {:?}",
+                r.scores,
+                want_a[i]
+            );
+            assert!((e.scores[c] - mean).abs() < 1e-3, "{:?}", e.scores);
+            let mean_logit =
+                (one.similarity(r.trial.query, d[0]) + one.similarity(r.trial.query, d[1])) / 2.0;
+            unlike_mean_logit = unlike_mean_logit.max((mean_logit - r.scores[c]).abs());
+        }
+        assert_eq!(r.predicted, eval::evaluate::choose(&r.scores).0);
+    }
+    // The other rule would fail the comparisons above.
+    assert!(unlike_mean_logit > 1e-2, "{unlike_mean_logit}");
 }
