@@ -452,33 +452,40 @@ impl ModelScorer {
         label_of: &[usize],
         counts: &[f32],
     ) -> Vec<f32> {
-        let (views, dim) = (self.pair_views(), self.dim);
-        let mut prototypes = vec![0f32; counts.len() * views * dim];
-        let mut local = vec![0f32; counts.len()];
+        let mut members: Vec<Vec<ImageId>> = vec![Vec::new(); counts.len()];
         for (&c, &label) in candidates.iter().zip(label_of) {
-            for k in 0..views {
-                let at = (label * views + k) * dim;
-                prototypes[at..at + dim]
-                    .iter_mut()
-                    .zip(self.embedding_in_view(c, k))
-                    .for_each(|(p, e)| *p += e / counts[label]);
-            }
-            if let Some(l) = self.local {
-                local[label] += l.weight * self.local_similarity(query, c) / counts[label];
-            }
+            members[label].push(c);
         }
-        (0..counts.len())
-            .map(|label| {
-                let sum: f32 = (0..views)
-                    .map(|k| {
-                        let at = (label * views + k) * dim;
-                        let prototype = &prototypes[at..at + dim];
-                        self.head.logit(self.embedding_in_view(query, k), prototype)
-                    })
-                    .sum();
-                sum / views as f32 + local[label]
-            })
-            .collect()
+        let views = self.pair_views();
+        let mut prototype = vec![0f32; self.dim];
+        let mut scores = Vec::with_capacity(members.len());
+        for ids in &members {
+            let n = ids.len() as f32;
+            let mut sum = 0f32;
+            for k in 0..views {
+                let q = self.embedding_in_view(query, k);
+                sum += match ids.as_slice() {
+                    // One member is its own prototype: exactly the pair's logit.
+                    [one] => self.head.logit(q, self.embedding_in_view(*one, k)),
+                    _ => {
+                        prototype.fill(0.0);
+                        for &id in ids {
+                            prototype
+                                .iter_mut()
+                                .zip(self.embedding_in_view(id, k))
+                                .for_each(|(p, e)| *p += e / n);
+                        }
+                        self.head.logit(q, &prototype)
+                    }
+                };
+            }
+            let local = self.local.map_or(0.0, |l| {
+                let total: f32 = ids.iter().map(|&id| self.local_similarity(query, id)).sum();
+                l.weight * total / n
+            });
+            scores.push(sum / views as f32 + local);
+        }
+        scores
     }
 }
 
