@@ -722,14 +722,7 @@ impl Scorer for EnsembleScorer {
 
     /// The mean of the members' trial scores, so that each member adapts on its own.
     fn trial_scores(&self, query: ImageId, candidates: &[ImageId]) -> Vec<f32> {
-        let mut sum = vec![0f32; candidates.len()];
-        for m in &self.members {
-            sum.iter_mut()
-                .zip(m.trial_scores(query, candidates))
-                .for_each(|(s, x)| *s += x);
-        }
-        let n = self.members.len() as f32;
-        sum.into_iter().map(|s| s / n).collect()
+        self.mean_over_members(candidates.len(), |m| m.trial_scores(query, candidates))
     }
 
     /// The mean of the members' class scores, each member with its own prototypes.
@@ -740,11 +733,18 @@ impl Scorer for EnsembleScorer {
         label_of: &[usize],
         counts: &[f32],
     ) -> Vec<f32> {
-        let mut sum = vec![0f32; counts.len()];
+        self.mean_over_members(counts.len(), |m| {
+            m.class_scores(query, candidates, label_of, counts)
+        })
+    }
+}
+
+impl EnsembleScorer {
+    /// The members' `len` scores (`score(member)`), averaged score by score.
+    fn mean_over_members(&self, len: usize, score: impl Fn(&ModelScorer) -> Vec<f32>) -> Vec<f32> {
+        let mut sum = vec![0f32; len];
         for m in &self.members {
-            sum.iter_mut()
-                .zip(m.class_scores(query, candidates, label_of, counts))
-                .for_each(|(s, x)| *s += x);
+            sum.iter_mut().zip(score(m)).for_each(|(s, x)| *s += x);
         }
         let n = self.members.len() as f32;
         sum.into_iter().map(|s| s / n).collect()
