@@ -41,8 +41,9 @@ pub struct RecognizeArgs {
     #[arg(long, default_value_t = 3)]
     top: usize,
     /// CSV to write, one row per query in path order: the chosen label, its score (the logit
-    /// against the mean embedding of the label's examples), its margin over the runner-up, whether it was
-    /// tied, the truth (with --labelled) and the best `--top` labels with their scores.
+    /// against the mean embedding of the label's examples), its margin over the runner-up,
+    /// whether it was tied, the truth (with --labelled) and the best `--top` labels with their
+    /// scores.
     #[arg(long, default_value = "recognized.csv")]
     out: PathBuf,
 }

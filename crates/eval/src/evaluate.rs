@@ -15,7 +15,7 @@ pub struct TrialResult {
     pub correct: bool,
     /// Whether more than one candidate shared the highest score.
     pub tied: bool,
-    /// Each candidate's score (in a K-shot trial, the mean over its drawings).
+    /// Each candidate's score (in a K-shot trial, its class score: `Scorer::class_scores`).
     pub scores: Vec<f32>,
 }
 
