@@ -51,5 +51,26 @@ fn real_splits_are_complete_and_load() {
         )
         .unwrap();
         assert_eq!(trials.len(), 50);
+        // 20-way 10-shot within one alphabet: 11 of the 20 drawers in each trial, the query's
+        // not among the candidates'.
+        let trials = data::trials::sample_shot_trials(
+            &store,
+            &Subset::all(&store),
+            data::Protocol::WithinAlphabet,
+            20,
+            10,
+            50,
+            0,
+        )
+        .unwrap();
+        for t in &trials {
+            assert_eq!((t.ways(), t.candidates.len()), (20, 200));
+            let query_drawer = store.drawer_of(t.query);
+            assert!(
+                t.candidates
+                    .iter()
+                    .all(|&c| store.drawer_of(c) != query_drawer)
+            );
+        }
     }
 }
