@@ -6,6 +6,15 @@ use data::{Protocol, SplitKind};
 use eval::session::{Baseline, ScorerChoice};
 use model::{Arch, Init, SiameseNet};
 
+/// A temporary dataset holding a synthetic `images_evaluation` of `alphabets` alphabets of
+/// `characters` characters, 20 drawers each.
+fn evaluation_split(alphabets: usize, characters: usize) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = SyntheticSpec::new(alphabets, characters, 20);
+    write_split(tmp.path(), "images_evaluation", spec).unwrap();
+    tmp
+}
+
 /// Options for `scorers` on the synthetic split in `dataset`, writing to `out_dir`: 10
 /// random 2-way one-shot trials, each model in the turns that suit it, nothing else on.
 fn options(
@@ -34,13 +43,7 @@ fn options(
 
 #[test]
 fn sweep_writes_every_output() {
-    let tmp = tempfile::tempdir().unwrap();
-    write_split(
-        tmp.path(),
-        "images_evaluation",
-        SyntheticSpec::new(2, 6, 20),
-    )
-    .unwrap();
+    let tmp = evaluation_split(2, 6);
     let model = tmp.path().join("m.safetensors");
     let net = SiameseNet::new(
         &Arch::conv4(16, 4),
@@ -92,13 +95,7 @@ fn sweep_writes_every_output() {
 /// with rotation classes, upright for one without (and for an ensemble that mixes them).
 #[test]
 fn sweep_turns_rotation_trained_models_by_default() {
-    let tmp = tempfile::tempdir().unwrap();
-    write_split(
-        tmp.path(),
-        "images_evaluation",
-        SyntheticSpec::new(1, 5, 20),
-    )
-    .unwrap();
+    let tmp = evaluation_split(1, 5);
     let arch = Arch::conv4(16, 4);
     let net = SiameseNet::new(&arch, Init::Default, 0, &candle_core::Device::Cpu).unwrap();
     let mut cfg = train::TrainConfig {
@@ -151,13 +148,7 @@ fn sweep_turns_rotation_trained_models_by_default() {
 /// `--shots 3`: every report is 3-shot, and the outputs say so.
 #[test]
 fn sweep_with_shots_reports_k_shot_trials() {
-    let tmp = tempfile::tempdir().unwrap();
-    write_split(
-        tmp.path(),
-        "images_evaluation",
-        SyntheticSpec::new(2, 6, 20),
-    )
-    .unwrap();
+    let tmp = evaluation_split(2, 6);
     let out = tmp.path().join("sweep");
     let pixel = ScorerChoice::Baseline(Baseline::Pixel, data::Framing::Canvas);
     let opts = xtask::sweep::SweepOptions {

@@ -1,6 +1,6 @@
 //! Running trials through a scorer.
 
-use data::{ImageStore, Trial};
+use data::{ImageId, ImageStore, Trial};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -34,17 +34,19 @@ pub fn choose(scores: &[f32]) -> (usize, bool) {
     (best, tied)
 }
 
-/// Each class's score: the mean of its members' scores, `label_of[i]` being the class of
-/// `scores[i]` and `counts[c]` the number of members of class `c`. How scorers without
-/// embeddings (the baselines) score a candidate that shows several drawings
-/// (`Scorer::class_scores`).
-pub fn mean_per_class(scores: &[f32], label_of: &[usize], counts: &[f32]) -> Vec<f32> {
-    let mut means = vec![0f32; counts.len()];
-    for (&label, &score) in label_of.iter().zip(scores) {
-        means[label] += score;
-    }
-    means.iter_mut().zip(counts).for_each(|(m, n)| *m /= n);
-    means
+/// Each class's score: the mean of its members' scores, `scores` holding the members of
+/// `classes` one class after another. How scorers without embeddings (the baselines) score a
+/// candidate that shows several drawings (`Scorer::class_scores`).
+pub fn mean_per_class(scores: &[f32], classes: &[&[ImageId]]) -> Vec<f32> {
+    let mut rest = scores;
+    classes
+        .iter()
+        .map(|members| {
+            let (own, next) = rest.split_at(members.len());
+            rest = next;
+            own.iter().sum::<f32>() / own.len() as f32
+        })
+        .collect()
 }
 
 /// Scores every trial: each candidate against the query (see `Scorer::trial_scores`), a
@@ -60,9 +62,8 @@ pub fn evaluate(
         .par_iter()
         .map(|t| {
             let scores = if t.shots > 1 {
-                let label_of: Vec<usize> = (0..t.candidates.len()).map(|i| i / t.shots).collect();
-                let counts = vec![t.shots as f32; t.ways()];
-                scorer.class_scores(t.query, &t.candidates, &label_of, &counts)
+                let classes: Vec<&[ImageId]> = t.supports().collect();
+                scorer.class_scores(t.query, &classes)
             } else {
                 scorer.trial_scores(t.query, &t.candidates)
             };
@@ -92,11 +93,7 @@ mod tests {
 
     #[test]
     fn class_scores_are_means_of_their_members() {
-        let means = mean_per_class(
-            &[1.0, 3.0, -2.0, 0.5, 4.0],
-            &[0, 0, 1, 2, 2],
-            &[2.0, 1.0, 2.0],
-        );
+        let means = mean_per_class(&[1.0, 3.0, -2.0, 0.5, 4.0], &[&[7, 8], &[9], &[3, 4]]);
         assert_eq!(means, vec![2.0, -2.0, 2.25]);
     }
 }

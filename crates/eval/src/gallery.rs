@@ -141,17 +141,19 @@ impl Matcher {
         let mut scorer = self.scorer()?;
         let examples: Vec<ImageId> = (0..g as ImageId).collect();
         scorer.prepare(&store, &examples)?;
-        // Examples per label, counted in one pass (`shots` per label would scan them all for
-        // each label).
-        let mut shots = vec![0f32; gallery.labels.len()];
-        gallery.label_of.iter().for_each(|&l| shots[l] += 1.0);
+        // Each label's examples, gathered once for every query.
+        let mut members: Vec<Vec<ImageId>> = vec![Vec::new(); gallery.labels.len()];
+        for (&id, &label) in examples.iter().zip(&gallery.label_of) {
+            members[label].push(id);
+        }
+        let classes: Vec<&[ImageId]> = members.iter().map(Vec::as_slice).collect();
         let mut found = Vec::with_capacity(queries.len());
         let ids: Vec<ImageId> = (g as ImageId..store.len() as ImageId).collect();
         for chunk in ids.chunks(CHUNK) {
             scorer.prepare(&store, chunk)?;
             let scorer: &dyn Scorer = &scorer;
             found.par_extend(chunk.par_iter().map(|&q| {
-                let scores = scorer.class_scores(q, &examples, &gallery.label_of, &shots);
+                let scores = scorer.class_scores(q, &classes);
                 let (best, tied) = crate::evaluate::choose(&scores);
                 Recognition { scores, best, tied }
             }));

@@ -41,18 +41,12 @@ pub trait Scorer: Send + Sync {
     }
 
     /// Each class's score against the query when classes show several drawings (K-shot
-    /// trials, `Matcher::recognize`'s labels): `candidates[i]` belongs to class
-    /// `label_of[i]`, and class `c` has `counts[c]` members. By default the mean of the
-    /// members' scores; a network scores the query against the members' mean embedding
-    /// instead (`ModelScorer`).
-    fn class_scores(
-        &self,
-        query: ImageId,
-        candidates: &[ImageId],
-        label_of: &[usize],
-        counts: &[f32],
-    ) -> Vec<f32> {
-        crate::evaluate::mean_per_class(&self.trial_scores(query, candidates), label_of, counts)
+    /// trials, `Matcher::recognize`'s labels), `classes` holding each class's members. By
+    /// default the mean of the members' scores, all scored as one trial; a network scores the
+    /// query against the members' mean embedding instead (`ModelScorer`).
+    fn class_scores(&self, query: ImageId, classes: &[&[ImageId]]) -> Vec<f32> {
+        let scores = self.trial_scores(query, &classes.concat());
+        crate::evaluate::mean_per_class(&scores, classes)
     }
 }
 
@@ -445,26 +439,16 @@ impl ModelScorer {
     /// on held-out alphabets it beat the mean of the members' logits at 2, 3 and 5 drawings
     /// on each of three networks, `results/recognize/README.md`). A local match, which has no
     /// embedding to average, adds the mean of the members' terms.
-    fn prototype_scores(
-        &self,
-        query: ImageId,
-        candidates: &[ImageId],
-        label_of: &[usize],
-        counts: &[f32],
-    ) -> Vec<f32> {
-        let mut members: Vec<Vec<ImageId>> = vec![Vec::new(); counts.len()];
-        for (&c, &label) in candidates.iter().zip(label_of) {
-            members[label].push(c);
-        }
+    fn prototype_scores(&self, query: ImageId, classes: &[&[ImageId]]) -> Vec<f32> {
         let views = self.pair_views();
         let mut prototype = vec![0f32; self.dim];
-        let mut scores = Vec::with_capacity(members.len());
-        for ids in &members {
+        let mut scores = Vec::with_capacity(classes.len());
+        for &ids in classes {
             let n = ids.len() as f32;
             let mut sum = 0f32;
             for k in 0..views {
                 let q = self.embedding_in_view(query, k);
-                sum += match ids.as_slice() {
+                sum += match ids {
                     // One member is its own prototype: exactly the pair's logit.
                     [one] => self.head.logit(q, self.embedding_in_view(*one, k)),
                     _ => {
@@ -639,20 +623,14 @@ impl Scorer for ModelScorer {
             .collect()
     }
 
-    fn class_scores(
-        &self,
-        query: ImageId,
-        candidates: &[ImageId],
-        label_of: &[usize],
-        counts: &[f32],
-    ) -> Vec<f32> {
+    fn class_scores(&self, query: ImageId, classes: &[&[ImageId]]) -> Vec<f32> {
         if self.support_stats || self.adapt.enabled() {
             // Their scores are fitted to a trial's candidate set as a whole: no embedding of
             // a drawing stands on its own to average.
-            let scores = self.trial_scores(query, candidates);
-            return crate::evaluate::mean_per_class(&scores, label_of, counts);
+            let scores = self.trial_scores(query, &classes.concat());
+            return crate::evaluate::mean_per_class(&scores, classes);
         }
-        self.prototype_scores(query, candidates, label_of, counts)
+        self.prototype_scores(query, classes)
     }
 }
 
@@ -726,16 +704,8 @@ impl Scorer for EnsembleScorer {
     }
 
     /// The mean of the members' class scores, each member with its own prototypes.
-    fn class_scores(
-        &self,
-        query: ImageId,
-        candidates: &[ImageId],
-        label_of: &[usize],
-        counts: &[f32],
-    ) -> Vec<f32> {
-        self.mean_over_members(counts.len(), |m| {
-            m.class_scores(query, candidates, label_of, counts)
-        })
+    fn class_scores(&self, query: ImageId, classes: &[&[ImageId]]) -> Vec<f32> {
+        self.mean_over_members(classes.len(), |m| m.class_scores(query, classes))
     }
 }
 
