@@ -8,7 +8,7 @@ use eval::Matcher;
 
 #[derive(clap::Args)]
 pub struct EmbedArgs {
-    /// PNG files, or folders searched (recursively) for them.
+    /// Drawings (PNG or JPEG files), or folders searched (recursively) for them.
     #[arg(required = true, num_args = 1..)]
     pub paths: Vec<PathBuf>,
     /// Model or training checkpoint [default: models/default.safetensors].
@@ -23,7 +23,7 @@ pub struct EmbedArgs {
 }
 
 pub fn run(a: EmbedArgs) -> Result<()> {
-    let files = crate::files::png_files(&a.paths)?;
+    let files = crate::files::image_files(&a.paths)?;
     let checkpoint = match &a.checkpoint {
         Some(p) => p.clone(),
         None => crate::paths::shipped_model()?,

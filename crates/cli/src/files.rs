@@ -4,15 +4,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-/// The PNG files named or found under the folders named, sorted, each once.
-pub(crate) fn png_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// The drawings (PNG or JPEG files) named or found under the folders named, sorted, each
+/// once.
+pub(crate) fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
             let before = files.len();
-            collect_pngs(p, &mut files)?;
+            collect_images(p, &mut files)?;
             if files.len() == before {
-                bail!("no .png files under {}", p.display());
+                bail!("no PNG or JPEG files under {}", p.display());
             }
         } else if p.is_file() {
             files.push(p.clone());
@@ -25,7 +26,7 @@ pub(crate) fn png_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-pub(crate) fn collect_pngs(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+pub(crate) fn collect_images(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     for entry in entries {
@@ -33,13 +34,20 @@ pub(crate) fn collect_pngs(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
             .with_context(|| format!("cannot read {}", dir.display()))?
             .path();
         if path.is_dir() {
-            collect_pngs(&path, files)?;
-        } else if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("png"))
-        {
+            collect_images(&path, files)?;
+        } else if is_image(&path) {
             files.push(path);
         }
     }
     Ok(())
+}
+
+/// Whether a file's name says it is a drawing the commands read: `.png`, `.jpg` or `.jpeg`,
+/// in any case.
+pub(crate) fn is_image(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        ["png", "jpg", "jpeg"]
+            .iter()
+            .any(|x| e.eq_ignore_ascii_case(x))
+    })
 }

@@ -16,11 +16,12 @@ pub struct RecognizeArgs {
     #[command(flatten)]
     scorer: ScorerArgs,
     /// The labelled examples: a folder whose subfolders are the labels, each holding one or
-    /// more PNG drawings of its label (searched recursively), and whose PNG files directly
-    /// inside are labels of one example each (the file name without `.png`).
+    /// more drawings of its label (PNG or JPEG files, searched recursively), and whose image
+    /// files directly inside are labels of one example each (the file name without its
+    /// extension).
     #[arg(long)]
     support: PathBuf,
-    /// Drawings to label: PNG files, or folders searched recursively for them.
+    /// Drawings to label: PNG or JPEG files, or folders searched recursively for them.
     #[arg(required = true, num_args = 1..)]
     queries: Vec<PathBuf>,
     /// Each query sits in a folder named by its true label: also report the accuracy (95%
@@ -51,7 +52,7 @@ pub struct RecognizeArgs {
 pub fn run(a: RecognizeArgs) -> Result<()> {
     let (_, matcher) = a.scorer.file_matcher("recognize")?;
     let support = support_examples(&a.support)?;
-    let queries = crate::files::png_files(&a.queries)?;
+    let queries = crate::files::image_files(&a.queries)?;
     let truths = if a.labelled {
         Some(true_labels(&queries, &support)?)
     } else {
@@ -145,16 +146,16 @@ fn support_examples(dir: &Path) -> Result<BTreeMap<String, Vec<PathBuf>>> {
         }
         let (label, files) = if path.is_dir() {
             let mut files = Vec::new();
-            crate::files::collect_pngs(&path, &mut files)?;
+            crate::files::collect_images(&path, &mut files)?;
             if files.is_empty() {
                 bail!(
-                    "support label `{name}` ({}) holds no .png files",
+                    "support label `{name}` ({}) holds no PNG or JPEG files",
                     path.display()
                 );
             }
             files.sort();
             (name, files)
-        } else if is_png(&path) {
+        } else if crate::files::is_image(&path) {
             let stem = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -165,24 +166,19 @@ fn support_examples(dir: &Path) -> Result<BTreeMap<String, Vec<PathBuf>>> {
         };
         if labels.insert(label.clone(), files).is_some() {
             bail!(
-                "label `{label}` appears twice in {}: as a folder and as a .png file",
+                "label `{label}` appears twice in {}: as a folder and as an image file",
                 dir.display()
             );
         }
     }
     if labels.is_empty() {
         bail!(
-            "no labels in {}: give it a subfolder of PNG drawings per label, or a PNG file per \
-             label",
+            "no labels in {}: give it a subfolder of drawings (PNG or JPEG) per label, or an \
+             image file per label",
             dir.display()
         );
     }
     Ok(labels)
-}
-
-fn is_png(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("png"))
 }
 
 /// Each query's label (its folder's name) as an index into the support's labels.

@@ -1341,6 +1341,52 @@ fn embeddings_of_files_and_folders_are_written_as_csv() {
     assert_eq!(values(&rows[2]), expected);
     assert_ne!(values(&rows[1]), values(&rows[2]));
 
+    // Folders are searched for JPEG drawings too, and other files are passed over; a JPEG of a
+    // drawing, four times the size, is embedded as the drawing itself.
+    let photos = f.root.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let drawing = image::open(alphabet.join("character02/0002_01.png"))
+        .unwrap()
+        .to_luma8();
+    image::imageops::resize(&drawing, 420, 420, image::imageops::FilterType::Nearest)
+        .save(photos.join("scan.JPG"))
+        .unwrap();
+    std::fs::write(photos.join("notes.txt"), "not a drawing").unwrap();
+    let out = f.root.join("emb/photos.csv");
+    run(bin()
+        .arg("embed")
+        .arg("--checkpoint")
+        .arg(&f.model)
+        .arg(&photos)
+        .arg("--out")
+        .arg(&out));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(rows[1][0].ends_with("scan.JPG"), "{}", rows[1][0]);
+    let (scan, drawn) = (values(&rows[1]), &expected);
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let gap: Vec<f32> = scan.iter().zip(drawn).map(|(a, b)| a - b).collect();
+    assert!(
+        norm(&gap) < 0.2 * norm(drawn),
+        "{} of {}",
+        norm(&gap),
+        norm(drawn)
+    );
+    // A page without ink is refused by name.
+    let blank = photos.join("blank.png");
+    image::GrayImage::from_pixel(50, 40, image::Luma([255]))
+        .save(&blank)
+        .unwrap();
+    let err = fails(
+        bin()
+            .arg("embed")
+            .arg("--checkpoint")
+            .arg(&f.model)
+            .arg(&blank),
+    );
+    assert!(err.contains("blank.png: no ink found"), "{err}");
+
     let err = fails(
         bin()
             .arg("embed")
@@ -1361,7 +1407,7 @@ fn embeddings_of_files_and_folders_are_written_as_csv() {
             .arg(&f.model)
             .arg(&empty),
     );
-    assert!(err.contains("no .png files under"), "{err}");
+    assert!(err.contains("no PNG or JPEG files under"), "{err}");
 }
 
 /// Copies drawing `drawer` of `character` (in the evaluation split's first alphabet) to `to`.
@@ -1618,7 +1664,7 @@ fn recognize_refuses_bad_support_folders_and_labels() {
     std::fs::create_dir_all(hollow.join("c1")).unwrap();
     let err = attempt(&hollow, &[]);
     assert!(err.contains("support label `c1`"), "{err}");
-    assert!(err.contains("holds no .png files"), "{err}");
+    assert!(err.contains("holds no PNG or JPEG files"), "{err}");
 
     let twice = dir.join("twice");
     copy_drawing(&f, 1, 1, &twice.join("c1/1.png"));

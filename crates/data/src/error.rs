@@ -20,6 +20,11 @@ pub enum DataError {
     Layout { path: PathBuf, reason: String },
     #[error("{path}: cannot decode image: {reason}")]
     Decode { path: PathBuf, reason: String },
+    #[error(
+        "{path}: no ink found: a drawing needs dark strokes on a light background (or light \
+         strokes on a dark one)"
+    )]
+    NoInk { path: PathBuf },
     #[error("{path}: image is {width}x{height}, expected {expected}x{expected}")]
     WrongSize {
         path: PathBuf,

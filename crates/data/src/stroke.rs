@@ -109,6 +109,28 @@ pub fn redraw(skeleton: &[bool], side: usize, radius: f32) -> Vec<f32> {
     out
 }
 
+/// A binary drawing's pen width in pixels, twice its ink area over its perimeter (the edges
+/// between ink and background, 4-neighbour, the image's border counting as background): a
+/// stroke `w` pixels wide and much longer measures about `w`. `None` when there is no ink.
+pub fn pen_width(ink: &[bool], w: usize, h: usize) -> Option<f32> {
+    assert_eq!(ink.len(), w * h, "image size");
+    let at = |x: usize, y: usize| ink[y * w + x];
+    let (mut area, mut perimeter) = (0u64, 0u64);
+    for y in 0..h {
+        for x in 0..w {
+            if !at(x, y) {
+                continue;
+            }
+            area += 1;
+            perimeter += u64::from(x == 0 || !at(x - 1, y))
+                + u64::from(x + 1 == w || !at(x + 1, y))
+                + u64::from(y == 0 || !at(x, y - 1))
+                + u64::from(y + 1 == h || !at(x, y + 1));
+        }
+    }
+    (area > 0).then(|| 2.0 * area as f32 / perimeter as f32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +188,27 @@ mod tests {
         let row: Vec<usize> = (0..side).filter(|&x| s[15 * side + x]).collect();
         assert_eq!(row.len(), 2, "{row:?}");
         assert!(row[0] < 8 && row[1] > 21, "{row:?}");
+    }
+
+    #[test]
+    fn pen_width_is_twice_the_area_over_the_perimeter() {
+        // A 100 x 4 bar: area 400, perimeter 2 * (100 + 4) = 208.
+        let (w, h) = (110, 10);
+        let bar: Vec<bool> = (0..w * h)
+            .map(|i| (5..105).contains(&(i % w)) && (3..7).contains(&(i / w)))
+            .collect();
+        let pen = pen_width(&bar, w, h).unwrap();
+        assert!((pen - 800.0 / 208.0).abs() < 1e-6, "{pen}");
+        // The image's border counts as background: the same bar along the top edge.
+        let top: Vec<bool> = (0..w * h)
+            .map(|i| (5..105).contains(&(i % w)) && i / w < 4)
+            .collect();
+        assert_eq!(pen_width(&top, w, h), Some(pen));
+        // A single pixel: area 1, perimeter 4.
+        let mut dot = vec![false; 9];
+        dot[4] = true;
+        assert_eq!(pen_width(&dot, 3, 3), Some(0.5));
+        assert_eq!(pen_width(&[false; 9], 3, 3), None);
     }
 
     #[test]

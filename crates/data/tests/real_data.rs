@@ -74,3 +74,21 @@ fn real_splits_are_complete_and_load() {
         }
     }
 }
+
+/// A user's copy of an Omniglot file (`recognize`, `verify`, `classify --query`, `embed`) is
+/// the drawing `eval` sees: binarised as is, its pen inside the range left alone.
+#[test]
+fn evaluation_files_load_as_user_images_exactly_as_the_store_reads_them() {
+    let Some(root) = dataset() else { return };
+    let index = SplitIndex::scan_split(&root, SplitKind::Evaluation).unwrap();
+    for (_, _, drawing) in index.drawings().step_by(13) {
+        let stored = data::image_io::read_omniglot_png(&drawing.path).unwrap();
+        let user = data::image_io::load_user_image(
+            &drawing.path,
+            data::NATIVE_SIDE,
+            data::framing::Framing::Canvas,
+        )
+        .unwrap();
+        assert!(stored == user, "{}", drawing.path.display());
+    }
+}
