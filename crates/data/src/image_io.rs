@@ -66,8 +66,9 @@ pub fn to_side(native: &[f32], side: usize) -> Vec<f32> {
 /// - transparency is laid over a background that contrasts with the opaque pixels (a web
 ///   canvas saves black strokes on transparent black, which would otherwise read as a black
 ///   page);
-/// - ink is dark on a light background, or light on a dark one, decided by the mean, and is
-///   found at the image's own resolution, before any resizing can wash thin strokes out;
+/// - ink is dark on a light background, or light on a dark one: the image is split at Otsu's
+///   threshold and the smaller side is the ink (grey scanned paper stays paper), found at the
+///   image's own resolution, before any resizing can wash thin strokes out;
 /// - the image is padded to a square, so resizing keeps the drawing's proportions;
 /// - a pen much thinner or thicker on the canvas than Omniglot's (whose drawings carry
 ///   strokes 2.5-10 px wide by [`stroke::pen_width`], median 4.4) is redrawn along its skeleton with
@@ -128,14 +129,52 @@ fn flatten_alpha(image: &image::GrayAlphaImage) -> GrayImage {
     })
 }
 
-/// Ink pixels: dark ones on a light image, light ones on a dark image.
+/// Ink pixels: the image split into dark and light at Otsu's threshold, and the smaller side
+/// taken as ink (dark strokes on a light page, or light on dark), so that a scan's grey paper
+/// or a dim photo is not all ink; an image of one shade has none.
 fn binarize(gray: &GrayImage) -> Vec<bool> {
-    let n = (gray.width() as f64 * gray.height() as f64).max(1.0);
-    let mean = gray.pixels().map(|p| p.0[0] as f64).sum::<f64>() / n;
-    let dark_background = mean < 128.0;
+    let mut histogram = [0u64; 256];
+    for p in gray.pixels() {
+        histogram[p.0[0] as usize] += 1;
+    }
+    let level = otsu_level(&histogram);
+    let dark: u64 = histogram[..=level as usize].iter().sum();
+    let light = histogram.iter().sum::<u64>() - dark;
+    if dark == 0 || light == 0 {
+        return vec![false; gray.len()];
+    }
+    let ink_is_dark = dark <= light;
     gray.pixels()
-        .map(|p| (p.0[0] >= 128) == dark_background)
+        .map(|p| (p.0[0] <= level) == ink_is_dark)
         .collect()
+}
+
+/// Otsu's threshold: the grey level `t` that maximises the between-class variance of the
+/// pixels `<= t` and those above (the first such level, so a two-tone image splits at its
+/// darker tone).
+fn otsu_level(histogram: &[u64; 256]) -> u8 {
+    let total: u64 = histogram.iter().sum();
+    let sum_all: f64 = (0..256).map(|i| i as f64 * histogram[i] as f64).sum();
+    let (mut below, mut sum_below) = (0u64, 0f64);
+    let (mut best, mut best_variance) = (0u8, -1f64);
+    for (t, &count) in histogram.iter().enumerate() {
+        below += count;
+        sum_below += t as f64 * count as f64;
+        let above = total - below;
+        if below == 0 {
+            continue;
+        }
+        if above == 0 {
+            break;
+        }
+        let mean_below = sum_below / below as f64;
+        let mean_above = (sum_all - sum_below) / above as f64;
+        let variance = below as f64 * above as f64 * (mean_below - mean_above).powi(2);
+        if variance > best_variance {
+            (best, best_variance) = (t as u8, variance);
+        }
+    }
+    best
 }
 
 /// Binary ink (`w x h`, with pen width `pen` in its own pixels) on the 105 px canvas: padded
@@ -236,6 +275,13 @@ mod tests {
         out
     }
 
+    fn gray_png(img: &GrayImage) -> Vec<u8> {
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
     fn load(path: &Path) -> Vec<f32> {
         load_user_image(path, N, Framing::Canvas).unwrap()
     }
@@ -302,6 +348,37 @@ mod tests {
             let path = write(dir.path(), "h.png", &rgba_png(&h, N, N, stroke, paper));
             assert_eq!(load(&path), h, "{name}");
         }
+    }
+
+    #[test]
+    fn grey_paper_and_grey_ink_split_at_otsus_threshold() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = letter_h(N, 4);
+        // A dim scan: ink at 20-60 on paper at 100-140, both noisy; a fixed threshold at 128
+        // would call most of the paper ink. And the same negative: light ink on dark paper.
+        let mut noise = 0u32;
+        let mut next = || {
+            noise = noise.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (noise >> 16) % 41
+        };
+        let dim: Vec<u8> = h
+            .iter()
+            .map(|&v| if v > 0.5 { 20 } else { 100 } + next() as u8)
+            .collect();
+        for (name, pixels) in [
+            ("dim", dim.clone()),
+            ("negative", dim.iter().map(|v| 255 - v).collect()),
+        ] {
+            let img = GrayImage::from_raw(N as u32, N as u32, pixels).unwrap();
+            let path = write(dir.path(), "scan.png", &gray_png(&img));
+            assert_eq!(load(&path), h, "{name}");
+        }
+        // The threshold of a two-tone image is its darker tone; of one tone, no split.
+        let mut histogram = [0u64; 256];
+        (histogram[0], histogram[255]) = (10, 90);
+        assert_eq!(otsu_level(&histogram), 0);
+        (histogram[40], histogram[0]) = (10, 0);
+        assert_eq!(otsu_level(&histogram), 40);
     }
 
     #[test]
