@@ -223,6 +223,10 @@ pub fn encode_png(ink: &[f32], side: usize) -> Vec<u8> {
         let v = ink[y as usize * side + x as usize].clamp(0.0, 1.0);
         image::Luma([((1.0 - v) * 255.0).round() as u8])
     });
+    gray_png(&img)
+}
+
+fn gray_png(img: &GrayImage) -> Vec<u8> {
     let mut out = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
         .expect("encoding a PNG into memory cannot fail");
@@ -269,13 +273,6 @@ mod tests {
                 paper
             })
         });
-        let mut out = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-            .unwrap();
-        out
-    }
-
-    fn gray_png(img: &GrayImage) -> Vec<u8> {
         let mut out = Vec::new();
         img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
             .unwrap();
@@ -468,13 +465,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (name, colour) in [("white.png", 255u8), ("black.png", 0), ("grey.png", 128)] {
             let page = GrayImage::from_pixel(40, 30, image::Luma([colour]));
-            let mut bytes = Vec::new();
-            page.write_to(
-                &mut std::io::Cursor::new(&mut bytes),
-                image::ImageFormat::Png,
-            )
-            .unwrap();
-            let path = write(dir.path(), name, &bytes);
+            let path = write(dir.path(), name, &gray_png(&page));
             let err = load_user_image(&path, N, Framing::Canvas).unwrap_err();
             assert!(matches!(err, DataError::NoInk { .. }), "{name}: {err}");
             let message = err.to_string();
