@@ -7,7 +7,7 @@ bin="${1:-target/release/omniglot-siamese}"
 dir="$(mktemp -d)"
 python3 "$(dirname "$0")/make.py" "$dir"
 for pair in "H105 T105" "H105 H105-transparent" "H105 H800-thin" "T105 T800-thin" \
-    "H800-thin T800-thin" "H105 H-wide" "H105 blank"; do
+    "H800-thin T800-thin" "H105 H-wide" "H105 H800-bold" "H105 H800-dusty" "H105 blank"; do
     set -- $pair
     out="$(RUST_BACKTRACE=0 "$bin" verify "$dir/$1.png" "$dir/$2.png" 2>&1 || true)"
     [[ "$out" == Error* ]] && out="$(tail -n 1 <<< "$out" | sed "s|$dir/||")" || out="$(head -n 1 <<< "$out")"

@@ -3,7 +3,10 @@
 (default /tmp/user-drawings): an "H" and a "T" drawn with a round pen of radius 1.5 px on a
 105 px page, the same on a transparent page (black strokes on transparent black, as a web
 canvas saves them), with a pen of radius 2.5 px on an 800 px page, and on a page twice as
-wide as high; and a blank page. Pure Python (zlib), no imaging library. See check.sh."""
+wide as high; an "H" drawn with a pen of radius 12 px on an 800 px page, clean and with dust
+(one page pixel in 500 inked at random); and a blank page. Pure Python (zlib), no imaging
+library. See check.sh."""
+import random
 import os
 import sys
 import struct
@@ -32,4 +35,10 @@ for name, segs in [("H", A), ("T", B)]:
     write_png(f"{name}105-transparent.png", 105, 105, [[(0,0,0,255) if v else (0,0,0,0) for v in r] for r in s], "RGBA")
     s = draw(800, 5, segs); write_png(f"{name}800-thin.png", 800, 800, [[0 if v else 255 for v in r] for r in s], "L")
     s = draw(105, 3, segs); write_png(f"{name}-wide.png", 210, 105, [[0 if v else 255 for v in r] + [255]*105 for r in s], "L")
+s = draw(800, 24, A)
+write_png("H800-bold.png", 800, 800, [[0 if v else 255 for v in r] for r in s], "L")
+random.seed(1)
+for _ in range(800 * 800 // 500):
+    s[random.randrange(800)][random.randrange(800)] = 1
+write_png("H800-dusty.png", 800, 800, [[0 if v else 255 for v in r] for r in s], "L")
 write_png("blank.png", 50, 50, [[255]*50 for _ in range(50)], "L")

@@ -69,11 +69,14 @@ pub fn to_side(native: &[f32], side: usize) -> Vec<f32> {
 /// - ink is dark on a light background, or light on a dark one: the image is split at Otsu's
 ///   threshold and the smaller side is the ink (grey scanned paper stays paper), found at the
 ///   image's own resolution, before any resizing can wash thin strokes out;
+/// - specks, pieces of ink smaller than both a quarter of the pen's width squared and one
+///   pixel of the 105 px canvas, are dropped, as a scan's dust would otherwise make the pen
+///   look fine and come out as blots ([`stroke::despeckle`]);
 /// - the image is padded to a square, so resizing keeps the drawing's proportions;
 /// - a pen much thinner or thicker on the canvas than Omniglot's (whose drawings carry
-///   strokes 2.5-10 px wide by [`stroke::pen_width`], median 4.4) is redrawn along its skeleton with
-///   Omniglot's median pen, as a large scan of a fine pen would otherwise shrink to broken
-///   hairlines.
+///   strokes 2.5-10 px wide by [`stroke::pen_width`], median 4.4) is redrawn along its
+///   skeleton with Omniglot's median pen, as a large scan of a fine pen would otherwise
+///   shrink to broken hairlines.
 ///
 /// An image with no ink at all is refused rather than scored.
 pub fn load_user_image(path: &Path, side: usize, framing: Framing) -> Result<Vec<f32>> {
@@ -84,8 +87,9 @@ pub fn load_user_image(path: &Path, side: usize, framing: Framing) -> Result<Vec
     })?;
     let gray = flatten_alpha(&image.to_luma_alpha8());
     let (w, h) = (gray.width() as usize, gray.height() as usize);
-    let ink = binarize(&gray);
-    let Some(pen) = stroke::pen_width(&ink, w, h) else {
+    // One pixel of the 105 px canvas covers this many of the (padded) file's.
+    let cell = (w.max(h) as f32 / NATIVE_SIDE as f32).powi(2);
+    let Some((ink, pen)) = stroke::despeckle(&binarize(&gray), w, h, cell) else {
         return Err(DataError::NoInk {
             path: path.to_path_buf(),
         });
@@ -435,6 +439,43 @@ mod tests {
         let pen = stroke::pen_width(&loaded.iter().map(|&v| v > 0.5).collect::<Vec<_>>(), N, N);
         assert!((3.8..=5.0).contains(&pen.unwrap()), "pen {pen:?}");
         assert!(ink_count(&loaded) < ink_count(&bold) / 2);
+    }
+
+    #[test]
+    fn a_scans_dust_is_swept_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let side = 8 * N;
+        let clean = letter_h(side, 24);
+        let mut dusty = clean.clone();
+        // One page pixel in a hundred inked at random, and a few 3 x 3 specks.
+        let mut state = 7u64;
+        for _ in 0..side * side / 100 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            dusty[(state >> 33) as usize % (side * side)] = 1.0;
+        }
+        for (x, y) in [(100, 100), (700, 50), (400, 750)] {
+            for i in 0..9 {
+                dusty[(y + i / 3) * side + x + i % 3] = 1.0;
+            }
+        }
+        let from_clean = load(&write(dir.path(), "clean.png", &encode_png(&clean, side)));
+        let from_dusty = load(&write(dir.path(), "dusty.png", &encode_png(&dusty, side)));
+        assert_eq!(from_dusty, from_clean);
+        // A fine pen is redrawn from every canvas pixel it touches, so there each grain of
+        // dust would become a blot unless it is swept away first.
+        let fine = letter_h(side, 3);
+        let mut dusty = fine.clone();
+        for _ in 0..200 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            dusty[(state >> 33) as usize % (side * side)] = 1.0;
+        }
+        let from_fine = load(&write(dir.path(), "fine.png", &encode_png(&fine, side)));
+        let from_dusty = load(&write(dir.path(), "dusty.png", &encode_png(&dusty, side)));
+        assert_eq!(from_dusty, from_fine);
     }
 
     #[test]

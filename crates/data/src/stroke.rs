@@ -131,6 +131,60 @@ pub fn pen_width(ink: &[bool], w: usize, h: usize) -> Option<f32> {
     (area > 0).then(|| 2.0 * area as f32 / perimeter as f32)
 }
 
+/// The 8-connected pieces of ink of a binary `w x h` image: each pixel's piece (`None` for
+/// background) and each piece's size in pixels.
+pub fn ink_pieces(ink: &[bool], w: usize, h: usize) -> (Vec<Option<u32>>, Vec<usize>) {
+    assert_eq!(ink.len(), w * h, "image size");
+    let mut piece = vec![None; w * h];
+    let mut sizes = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..w * h {
+        if !ink[start] || piece[start].is_some() {
+            continue;
+        }
+        let id = sizes.len() as u32;
+        let mut size = 0;
+        piece[start] = Some(id);
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            size += 1;
+            let (x, y) = (i % w, i / w);
+            for ny in y.saturating_sub(1)..(y + 2).min(h) {
+                for nx in x.saturating_sub(1)..(x + 2).min(w) {
+                    let n = ny * w + nx;
+                    if ink[n] && piece[n].is_none() {
+                        piece[n] = Some(id);
+                        stack.push(n);
+                    }
+                }
+            }
+        }
+        sizes.push(size);
+    }
+    (piece, sizes)
+}
+
+/// Ink with specks removed, and its pen width ([`pen_width`]). The pen is measured on the
+/// pieces of at least 1% of the largest piece's size; a piece is a speck, and dropped, when it
+/// is both smaller than a quarter of the pen's width squared (a dot much smaller than the pen
+/// could make) and smaller than `cell` pixels (the area that becomes one pixel of the image
+/// the drawing is scaled to, so that nothing is dropped from a drawing already at that size).
+/// The dust of a scan then neither counts as ink nor makes the pen look fine. `None` when
+/// there is no ink.
+pub fn despeckle(ink: &[bool], w: usize, h: usize, cell: f32) -> Option<(Vec<bool>, f32)> {
+    let (piece, sizes) = ink_pieces(ink, w, h);
+    let largest = *sizes.iter().max()?;
+    let keep_for_pen = |p: u32| sizes[p as usize] * 100 >= largest;
+    let main: Vec<bool> = piece.iter().map(|p| p.is_some_and(keep_for_pen)).collect();
+    let pen = pen_width(&main, w, h)?;
+    let speck = (0.25 * pen * pen).min(cell);
+    let kept = piece
+        .iter()
+        .map(|p| p.is_some_and(|p| sizes[p as usize] as f32 >= speck))
+        .collect();
+    Some((kept, pen))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +263,49 @@ mod tests {
         dot[4] = true;
         assert_eq!(pen_width(&dot, 3, 3), Some(0.5));
         assert_eq!(pen_width(&[false; 9], 3, 3), None);
+    }
+
+    #[test]
+    fn ink_falls_into_8_connected_pieces() {
+        // A bar, a diagonal pair touching only at corners (one piece), and a lone pixel.
+        let (w, h) = (8, 5);
+        let mut ink = vec![false; w * h];
+        for i in [0, 1, 2, 8 + 5, 16 + 6, 32 + 7] {
+            ink[i] = true;
+        }
+        let (piece, sizes) = ink_pieces(&ink, w, h);
+        assert_eq!(sizes, vec![3, 2, 1]);
+        assert_eq!(piece[0], Some(0));
+        assert_eq!(piece[2], Some(0));
+        assert_eq!((piece[13], piece[22]), (Some(1), Some(1)));
+        assert_eq!(piece[39], Some(2));
+        assert_eq!(piece[3], None);
+    }
+
+    #[test]
+    fn specks_go_when_smaller_than_the_pen_and_a_cell() {
+        // A 60 x 4 bar with a 2 x 2 dot and single pixels around it. The pen is measured on
+        // the bar and the dot (each at least 1% of the bar): 2 * 244 / (128 + 8), so a speck
+        // is under 0.25 * 3.59^2 = 3.2 px.
+        let (w, h) = (70, 20);
+        let mut ink = vec![false; w * h];
+        for y in 8..12 {
+            for x in 5..65 {
+                ink[y * w + x] = true;
+            }
+        }
+        for (x, y) in [(2, 2), (3, 2), (2, 3), (3, 3), (40, 1), (66, 18)] {
+            ink[y * w + x] = true;
+        }
+        let (kept, pen) = despeckle(&ink, w, h, 100.0).unwrap();
+        assert!((pen - 488.0 / 136.0).abs() < 1e-6, "{pen}");
+        // The 2 x 2 dot (4 px) stays; the single pixels go.
+        assert_eq!(kept.iter().filter(|&&v| v).count(), 240 + 4);
+        assert!(kept[2 * w + 2] && !kept[w + 40] && !kept[18 * w + 66]);
+        // At a cell of one pixel (a drawing already at its final size) nothing goes.
+        let (kept, _) = despeckle(&ink, w, h, 1.0).unwrap();
+        assert_eq!(kept, ink);
+        assert!(despeckle(&vec![false; w * h], w, h, 1.0).is_none());
     }
 
     #[test]
