@@ -90,12 +90,23 @@ pub fn load_user_image(path: &Path, side: usize, framing: Framing) -> Result<Vec
     let (w, h) = (gray.width() as usize, gray.height() as usize);
     // One pixel of the 105 px canvas covers this many of the (padded) file's.
     let cell = (w.max(h) as f32 / NATIVE_SIDE as f32).powi(2);
-    let Some((ink, pen)) = stroke::despeckle(&binarize(&gray), w, h, cell) else {
+    let binary = binarize(&gray);
+    let Some((ink, pen)) = stroke::despeckle(&binary, w, h, cell) else {
         return Err(DataError::NoInk {
             path: path.to_path_buf(),
         });
     };
-    let native = to_canvas(&ink, w, h, pen);
+    let canvas_pen = pen * NATIVE_SIDE as f32 / w.max(h) as f32;
+    tracing::debug!(
+        path = %path.display(),
+        width = w,
+        height = h,
+        pen = canvas_pen,
+        redrawn = !PEN_RANGE.contains(&canvas_pen),
+        specks = binary.iter().zip(&ink).filter(|(a, b)| **a && !**b).count(),
+        "read a user drawing (pen in pixels of the 105 px canvas; speck pixels dropped)"
+    );
+    let native = to_canvas(&ink, w, h, canvas_pen);
     Ok(framing.apply(&native, side))
 }
 
@@ -196,7 +207,7 @@ fn otsu_level(histogram: &[u64; 256]) -> u8 {
     best
 }
 
-/// Binary ink (`w x h`, with pen width `pen` in its own pixels) on the 105 px canvas: padded
+/// Binary ink (`w x h`, with pen width `pen` in pixels of the canvas) on the 105 px canvas: padded
 /// to a centred square, area-resampled, and either thresholded at one half or, for a pen
 /// outside [`PEN_RANGE`] at that scale, thinned to its skeleton and redrawn with Omniglot's
 /// pen.
@@ -218,7 +229,6 @@ fn to_canvas(ink: &[bool], w: usize, h: usize, pen: f32) -> Vec<f32> {
         NATIVE_SIDE,
         NATIVE_SIDE,
     );
-    let pen = pen * NATIVE_SIDE as f32 / square as f32;
     if PEN_RANGE.contains(&pen) {
         return threshold(&canvas);
     }
