@@ -207,10 +207,9 @@ fn otsu_level(histogram: &[u64; 256]) -> u8 {
     best
 }
 
-/// Binary ink (`w x h`, with pen width `pen` in pixels of the canvas) on the 105 px canvas: padded
-/// to a centred square, area-resampled, and either thresholded at one half or, for a pen
-/// outside [`PEN_RANGE`] at that scale, thinned to its skeleton and redrawn with Omniglot's
-/// pen.
+/// Binary ink (`w x h`) on the 105 px canvas, where its pen is `pen` pixels wide: padded to a
+/// centred square, area-resampled, and either thresholded at one half or, for a pen outside
+/// [`PEN_RANGE`], thinned to its skeleton and redrawn with Omniglot's pen.
 fn to_canvas(ink: &[bool], w: usize, h: usize, pen: f32) -> Vec<f32> {
     let square = w.max(h);
     let (dx, dy) = ((square - w) / 2, (square - h) / 2);
