@@ -45,9 +45,19 @@ pub trait Scorer: Send + Sync {
     /// default the mean of the members' scores, all scored as one trial; a network scores the
     /// query against the members' mean embedding instead (`ModelScorer`).
     fn class_scores(&self, query: ImageId, classes: &[&[ImageId]]) -> Vec<f32> {
-        let scores = self.trial_scores(query, &classes.concat());
-        crate::evaluate::mean_per_class(&scores, classes)
+        mean_of_members(self, query, classes)
     }
+}
+
+/// Each class's score as the mean of its members' scores, all scored as one trial: the
+/// default [`Scorer::class_scores`], and a network's when its scores need the whole set.
+fn mean_of_members<S: Scorer + ?Sized>(
+    scorer: &S,
+    query: ImageId,
+    classes: &[&[ImageId]],
+) -> Vec<f32> {
+    let scores = scorer.trial_scores(query, &classes.concat());
+    crate::evaluate::mean_per_class(&scores, classes)
 }
 
 /// Paired turns come in quarter or eighth turns: 1, 2, 4 or 8 views.
@@ -627,8 +637,7 @@ impl Scorer for ModelScorer {
         if self.support_stats || self.adapt.enabled() {
             // Their scores are fitted to a trial's candidate set as a whole: no embedding of
             // a drawing stands on its own to average.
-            let scores = self.trial_scores(query, &classes.concat());
-            return crate::evaluate::mean_per_class(&scores, classes);
+            return mean_of_members(self, query, classes);
         }
         self.prototype_scores(query, classes)
     }
