@@ -23,7 +23,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor, Var};
 use data::episodes::EpisodeSampler;
 use data::store::ImageStore;
-use model::layers::{conv_bn_block, BatchNorm};
+use model::layers::{BatchNorm, conv_bn_block};
 use rand::{Rng, SeedableRng};
 use train::episode_loss::EpisodeLoss;
 use train::optim::{Optimizer, OptimizerConfig};
@@ -159,7 +159,8 @@ fn train_run(siamese_run: &Path, steps: u64, out: &Path) -> Res<()> {
     let partition = config.validation.partition(&store)?;
     let episodes = config.episode_config().ok_or("not an episodic run")?;
     let sampler = EpisodeSampler::new(&store, &partition.train, episodes, 17)?;
-    let siamese = train::checkpoint::load_checkpoint(&siamese_run.join("last.safetensors"), &device)?.net;
+    let siamese =
+        train::checkpoint::load_checkpoint(&siamese_run.join("last.safetensors"), &device)?.net;
     let net = Relation::new(17, &device)?;
     let layers = vec![0; net.vars.len()];
     let mut opt = Optimizer::new(OptimizerConfig::adamw(4e-3), net.vars.clone(), layers)?;
@@ -184,7 +185,10 @@ fn train_run(siamese_run: &Path, steps: u64, out: &Path) -> Res<()> {
         let all = Tensor::from_slice(&ep.images, (n_img, 1, SIDE, SIDE), &device)?;
         let emb = siamese.embed_inference(&all)?;
         let logits = siamese
-            .pairwise_logits(&emb.narrow(0, ways, n_img - ways)?, &emb.narrow(0, 0, ways)?)?
+            .pairwise_logits(
+                &emb.narrow(0, ways, n_img - ways)?,
+                &emb.narrow(0, 0, ways)?,
+            )?
             .to_vec2::<f32>()?;
         let mut pairs = Vec::with_capacity(QUERIES * CANDIDATES * 2 * plane);
         let mut labels = Vec::with_capacity(QUERIES);
@@ -213,7 +217,11 @@ fn train_run(siamese_run: &Path, steps: u64, out: &Path) -> Res<()> {
         let loss = loss_fn.compute(&logits, &labels, &device)?;
         let value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         let grads = loss.backward()?;
-        opt.step(&grads, schedule.factor(step, steps, 500), step as f64 / 500.0)?;
+        opt.step(
+            &grads,
+            schedule.factor(step, steps, 500),
+            step as f64 / 500.0,
+        )?;
         window.0 += value as f64;
         window.1 += 1;
         if (step + 1) % 100 == 0 {
@@ -260,11 +268,19 @@ fn score(out: &Path, files: &[PathBuf], top: usize) -> Res<()> {
         let mut reader = csv_rows(file)?;
         let header = reader.remove(0);
         let col = |n: &str| header.iter().position(|h| h == n).ok_or(format!("no {n}"));
-        let (ti, qi, ci, si) = (col("trial")?, col("query")?, col("candidates")?, col("scores")?);
+        let (ti, qi, ci, si) = (
+            col("trial")?,
+            col("query")?,
+            col("candidates")?,
+            col("scores")?,
+        );
         for r in &reader {
             let q = store.image_f32(resolve(&store, &names, &r[qi])? as u32);
             let cands: Vec<&str> = r[ci].split(';').collect();
-            let scores: Vec<f32> = r[si].split(';').map(|s| s.parse().unwrap_or(f32::MIN)).collect();
+            let scores: Vec<f32> = r[si]
+                .split(';')
+                .map(|s| s.parse().unwrap_or(f32::MIN))
+                .collect();
             let mut order: Vec<usize> = (0..cands.len()).collect();
             order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
             order.truncate(top);
@@ -289,7 +305,11 @@ fn score(out: &Path, files: &[PathBuf], top: usize) -> Res<()> {
             let idx: Vec<String> = order.iter().map(|j| j.to_string()).collect();
             rows += &format!("{},{},{}\n", r[ti], idx.join(";"), means.join(";"));
         }
-        let name = file.file_name().ok_or("bad file")?.to_string_lossy().replace(".trials.csv", ".relation.csv");
+        let name = file
+            .file_name()
+            .ok_or("bad file")?
+            .to_string_lossy()
+            .replace(".trials.csv", ".relation.csv");
         std::fs::write(out.join(name), rows)?;
         println!("{}: {:.0} s", file.display(), t0.elapsed().as_secs_f64());
     }
