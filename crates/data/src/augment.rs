@@ -330,6 +330,23 @@ impl AffineParams {
     }
 }
 
+/// `image` (`side`-square, row-major) turned `k` quarter turns counter-clockwise as it is
+/// displayed: an exact permutation of its pixels, for scoring or training in paired turns
+/// without resampling.
+pub fn quarter_turns(image: &[f32], side: usize, k: usize) -> Vec<f32> {
+    let mut out = image.to_vec();
+    for _ in 0..k % 4 {
+        let src = out.clone();
+        for y in 0..side {
+            for x in 0..side {
+                // (x, y) goes to (y, side - 1 - x): the right edge becomes the top.
+                out[(side - 1 - x) * side + y] = src[y * side + x];
+            }
+        }
+    }
+    out
+}
+
 /// Moves every stroke edge of `img` (`side`-square, ink in `[0, 1]`) out by `t` pixels
 /// (`0 < t <= 1`: each pixel takes at least `t` times its brightest 4-neighbour) or in by
 /// `-t` (`t < 0`: each pixel moves `-t` of the way to its darkest 4-neighbour; outside the
@@ -369,6 +386,21 @@ mod tests {
             img[y * side + x] = 255;
         }
         img
+    }
+
+    #[test]
+    fn quarter_turns_rotate_counter_clockwise_and_four_are_none() {
+        // [a b; c d] turned once counter-clockwise is [b d; a c].
+        let img = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quarter_turns(&img, 2, 1), vec![2.0, 4.0, 1.0, 3.0]);
+        assert_eq!(quarter_turns(&img, 2, 2), vec![4.0, 3.0, 2.0, 1.0]);
+        assert_eq!(quarter_turns(&img, 2, 3), vec![3.0, 1.0, 4.0, 2.0]);
+        let odd: Vec<f32> = (0..9).map(|v| v as f32).collect();
+        assert_eq!(quarter_turns(&odd, 3, 4), odd);
+        assert_eq!(quarter_turns(&quarter_turns(&odd, 3, 1), 3, 3), odd);
+        // The middle row of a 3x3 image becomes its middle column, read bottom to top.
+        let t = quarter_turns(&odd, 3, 1);
+        assert_eq!([t[7], t[4], t[1]], [3.0, 4.0, 5.0]);
     }
 
     fn lit(dst: &[f32], side: usize) -> Vec<(usize, usize)> {

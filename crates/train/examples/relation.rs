@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
+use data::augment::quarter_turns;
 use data::episodes::EpisodeSampler;
 use data::store::ImageStore;
 use model::layers::{BatchNorm, conv_bn_block};
@@ -135,20 +136,6 @@ impl Relation {
         }
         Ok(r)
     }
-}
-
-/// A square image turned a quarter `k` times (counter-clockwise).
-fn turn(img: &[f32], side: usize, k: usize) -> Vec<f32> {
-    let mut out = img.to_vec();
-    for _ in 0..k % 4 {
-        let src = out.clone();
-        for y in 0..side {
-            for x in 0..side {
-                out[(side - 1 - x) * side + y] = src[y * side + x];
-            }
-        }
-    }
-    out
 }
 
 fn train_run(siamese_run: &Path, steps: u64, out: &Path) -> Res<()> {
@@ -288,7 +275,7 @@ fn score(out: &Path, files: &[PathBuf], top: usize) -> Res<()> {
             for &j in &order {
                 let c = store.image_f32(resolve(&store, &names, cands[j])? as u32);
                 for k in 0..4 {
-                    let (qt, ct) = (turn(&q, SIDE, k), turn(&c, SIDE, k));
+                    let (qt, ct) = (quarter_turns(&q, SIDE, k), quarter_turns(&c, SIDE, k));
                     pairs.extend_from_slice(&qt);
                     pairs.extend_from_slice(&ct);
                     pairs.extend_from_slice(&ct);

@@ -18,6 +18,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
+use data::augment::quarter_turns;
 use data::episodes::EpisodeSampler;
 use train::checkpoint::{TrainState, load_checkpoint, save_checkpoint};
 use train::episode_loss::EpisodeLoss;
@@ -25,20 +26,6 @@ use train::optim::{Optimizer, OptimizerConfig};
 use train::schedule::Schedule;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
-
-/// A square image turned a quarter `k` times (counter-clockwise).
-fn turn(img: &[f32], side: usize, k: usize) -> Vec<f32> {
-    let mut out = img.to_vec();
-    for _ in 0..k % 4 {
-        let src = out.clone();
-        for y in 0..side {
-            for x in 0..side {
-                out[(side - 1 - x) * side + y] = src[y * side + x];
-            }
-        }
-    }
-    out
-}
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -89,7 +76,7 @@ fn main() -> Res<()> {
         let mut images = Vec::with_capacity(turns * ep.images.len());
         for k in 0..turns {
             for img in ep.images.chunks(plane) {
-                images.extend(turn(img, side, k));
+                images.extend(quarter_turns(img, side, k));
             }
         }
         let x = Tensor::from_vec(images, (turns * n, 1, side, side), &device)?;
