@@ -13,8 +13,9 @@
 //!     cargo run --release -p train --example relation -- train SIAMESE_RUN STEPS OUT
 //!     cargo run --release -p train --example relation -- score OUT TRIALS.csv... --top K
 //!
-//! `score` writes, next to each trials file, `OUT/NAME.relation.csv`: per trial the relation
-//! logits (4 paired turns, both channel orders) of the Siamese top-K candidates.
+//! `score` writes, for each trials file `NAME.trials.csv`, `OUT/NAME.relation.csv`: per
+//! trial the relation logits (4 paired turns, both channel orders) of the Siamese top-K
+//! candidates.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
