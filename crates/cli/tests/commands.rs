@@ -1378,35 +1378,26 @@ fn embeddings_of_files_and_folders_are_written_as_csv() {
     image::GrayImage::from_pixel(50, 40, image::Luma([255]))
         .save(&blank)
         .unwrap();
-    let err = fails(
-        bin()
-            .arg("embed")
-            .arg("--checkpoint")
-            .arg(&f.model)
-            .arg(&blank),
-    );
+    let embed_fails = |path: &Path| {
+        fails(
+            bin()
+                .arg("embed")
+                .arg("--checkpoint")
+                .arg(&f.model)
+                .arg(path),
+        )
+    };
+    let err = embed_fails(&blank);
     assert!(err.contains("blank.png: no ink found"), "{err}");
 
-    let err = fails(
-        bin()
-            .arg("embed")
-            .arg("--checkpoint")
-            .arg(&f.model)
-            .arg(f.root.join("nowhere")),
-    );
+    let err = embed_fails(&f.root.join("nowhere"));
     assert!(
         err.contains("nowhere is neither a file nor a folder"),
         "{err}"
     );
     let empty = f.root.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let err = fails(
-        bin()
-            .arg("embed")
-            .arg("--checkpoint")
-            .arg(&f.model)
-            .arg(&empty),
-    );
+    let err = embed_fails(&empty);
     assert!(err.contains("no PNG or JPEG files under"), "{err}");
 }
 

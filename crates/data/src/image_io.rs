@@ -561,14 +561,9 @@ mod tests {
                 .unwrap();
             out
         };
-        // Stored turned a quarter clockwise (the image's column x is its row x from the
-        // bottom), with orientation 8: "turn 90 degrees counter-clockwise to view".
-        let mut turned = vec![0.0; side * side];
-        for y in 0..side {
-            for x in 0..side {
-                turned[x * side + (side - 1 - y)] = ell[y * side + x];
-            }
-        }
+        // Stored turned a quarter clockwise (three counter-clockwise), with orientation 8:
+        // "turn 90 degrees counter-clockwise to view".
+        let turned = crate::augment::quarter_turns(&ell, side, 3);
         let upright = load(&write(dir.path(), "upright.jpg", &jpeg(&ell, None)));
         let tagged = load(&write(dir.path(), "tagged.jpg", &jpeg(&turned, Some(8))));
         let untagged = load(&write(dir.path(), "untagged.jpg", &jpeg(&turned, None)));

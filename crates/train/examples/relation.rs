@@ -24,7 +24,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor, Var};
 use data::augment::quarter_turns;
 use data::episodes::EpisodeSampler;
-use data::store::ImageStore;
+use data::store::{ImageId, ImageStore};
 use model::layers::{BatchNorm, conv_bn_block};
 use rand::{Rng, SeedableRng};
 use train::episode_loss::EpisodeLoss;
@@ -71,14 +71,17 @@ impl Relation {
         Ok(Relation { vars, running })
     }
 
+    /// Parameter `i`, tracked for a backward pass only in training.
+    fn param(&self, i: usize, train: bool) -> Tensor {
+        let t = self.vars[i].as_tensor();
+        if train { t.clone() } else { t.detach() }
+    }
+
     /// Logits `[N]` of pairs given as `[N, 2, S, S]`.
     fn forward(&self, x: &Tensor, train: bool) -> Res<Tensor> {
         let mut x = x.clone();
         for i in 0..WIDTHS.len() {
-            let p = |k: usize| {
-                let t = self.vars[4 * i + k].as_tensor();
-                if train { t.clone() } else { t.detach() }
-            };
+            let p = |k: usize| self.param(4 * i + k, train);
             let (w, b, gamma, beta) = (p(0), p(1), p(2), p(3));
             let (rm, rv) = (&self.running[2 * i], &self.running[2 * i + 1]);
             let norm = BatchNorm {
@@ -96,20 +99,12 @@ impl Relation {
             x = y;
         }
         let n = x.dim(0)?;
-        let f = x.flatten_from(1)?;
         let k = self.vars.len();
-        let (w, b) = if train {
-            (
-                self.vars[k - 2].as_tensor().clone(),
-                self.vars[k - 1].as_tensor().clone(),
-            )
-        } else {
-            (
-                self.vars[k - 2].as_tensor().detach(),
-                self.vars[k - 1].as_tensor().detach(),
-            )
-        };
-        Ok(f.matmul(&w.t()?)?.broadcast_add(&b)?.reshape(n)?)
+        let (w, b) = (self.param(k - 2, train), self.param(k - 1, train));
+        Ok(x.flatten_from(1)?
+            .matmul(&w.t()?)?
+            .broadcast_add(&b)?
+            .reshape(n)?)
     }
 
     fn save(&self, path: &Path) -> Res<()> {
@@ -229,13 +224,12 @@ fn train_run(siamese_run: &Path, steps: u64, out: &Path) -> Res<()> {
 }
 
 /// `Alphabet/characterNN/drawerDD` (a trials file's name of a drawing) to its image.
-fn resolve(store: &ImageStore, names: &HashMap<String, u32>, name: &str) -> Res<usize> {
+fn resolve(store: &ImageStore, names: &HashMap<String, u32>, name: &str) -> Res<ImageId> {
     let (head, drawer) = name.rsplit_once("/drawer").ok_or("bad name")?;
     let c = *names.get(head).ok_or_else(|| format!("unknown {head}"))?;
-    let id = store
+    Ok(store
         .image_of(c, drawer.parse()?)
-        .ok_or_else(|| format!("no {name}"))?;
-    Ok(id as usize)
+        .ok_or_else(|| format!("no {name}"))?)
 }
 
 fn score(out: &Path, files: &[PathBuf], top: usize) -> Res<()> {
@@ -263,7 +257,8 @@ fn score(out: &Path, files: &[PathBuf], top: usize) -> Res<()> {
             col("scores")?,
         );
         for r in &reader {
-            let q = store.image_f32(resolve(&store, &names, &r[qi])? as u32);
+            let q = store.image_f32(resolve(&store, &names, &r[qi])?);
+            let q_turns: Vec<Vec<f32>> = (0..4).map(|k| quarter_turns(&q, SIDE, k)).collect();
             let cands: Vec<&str> = r[ci].split(';').collect();
             let scores: Vec<f32> = r[si]
                 .split(';')
@@ -274,13 +269,13 @@ fn score(out: &Path, files: &[PathBuf], top: usize) -> Res<()> {
             order.truncate(top);
             let mut pairs = Vec::new();
             for &j in &order {
-                let c = store.image_f32(resolve(&store, &names, cands[j])? as u32);
-                for k in 0..4 {
-                    let (qt, ct) = (quarter_turns(&q, SIDE, k), quarter_turns(&c, SIDE, k));
-                    pairs.extend_from_slice(&qt);
+                let c = store.image_f32(resolve(&store, &names, cands[j])?);
+                for (k, qt) in q_turns.iter().enumerate() {
+                    let ct = quarter_turns(&c, SIDE, k);
+                    pairs.extend_from_slice(qt);
                     pairs.extend_from_slice(&ct);
                     pairs.extend_from_slice(&ct);
-                    pairs.extend_from_slice(&qt);
+                    pairs.extend_from_slice(qt);
                 }
             }
             let n = pairs.len() / (2 * plane);
