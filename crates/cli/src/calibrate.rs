@@ -156,7 +156,9 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         );
     }
     if let Some(plot) = &a.plot {
-        let (png, svg) = (plot.with_extension("png"), plot.with_extension("svg"));
+        let own = ["png", "svg", "json"];
+        let at = |ext| eval::report::output_path(plot, &own, ext);
+        let (png, svg) = (at("png"), at("svg"));
         let title = format!("Reliability on {scope}");
         write_reliability_diagram(
             &title,
@@ -170,7 +172,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
             "before": before,
             "after": after,
         });
-        crate::write_file(&plot.with_extension("json"), &format!("{json:#}\n"))?;
+        crate::write_file(&at("json"), &format!("{json:#}\n"))?;
         println!("wrote {}, {} and .json", png.display(), svg.display());
     }
     if let Some(out) = &a.out {

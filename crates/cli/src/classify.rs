@@ -293,7 +293,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             ("md", report.to_markdown()),
             ("trials.csv", eval::report::trials_csv(&trials, &results)),
         ] {
-            crate::write_file(&out.with_extension(ext), &text)?;
+            let path = eval::report::output_path(out, &["json", "csv", "md"], ext);
+            crate::write_file(&path, &text)?;
         }
     }
     Ok(())

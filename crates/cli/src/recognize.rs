@@ -371,7 +371,9 @@ fn write_confusion(
         found.len(),
         100.0 * right as f64 / found.len().max(1) as f64
     );
-    let (png, svg) = (plot.with_extension("png"), plot.with_extension("svg"));
+    let own = ["png", "svg"];
+    let png = eval::report::output_path(plot, &own, "png");
+    let svg = eval::report::output_path(plot, &own, "svg");
     eval::plot::write_confusion(
         &eval::plot::Confusion {
             title: &title,

@@ -139,17 +139,20 @@ fn train_eval_classify_verify() {
         .arg("--dataset")
         .arg(&f.dataset)
         .arg("--out")
-        .arg(f.root.join("report/eval")));
+        .arg(f.root.join("report/eval-lr0.5")));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("5-way, random") && text.contains("n=50"),
         "{text}"
     );
+    // The dot is part of the prefix: nothing is cut at it (`eval-lr0.json`).
     for ext in ["json", "csv", "md"] {
-        assert!(f.root.join(format!("report/eval.{ext}")).is_file());
+        assert!(f.root.join(format!("report/eval-lr0.5.{ext}")).is_file());
     }
+    let written: Vec<_> = std::fs::read_dir(f.root.join("report")).unwrap().collect();
+    assert_eq!(written.len(), 4, "{written:?}");
     // One row per trial, its correct flags adding up to the report's count.
-    let trials = std::fs::read_to_string(f.root.join("report/eval.trials.csv")).unwrap();
+    let trials = std::fs::read_to_string(f.root.join("report/eval-lr0.5.trials.csv")).unwrap();
     let rows: Vec<&str> = trials.lines().skip(1).collect();
     assert_eq!(rows.len(), 50, "{trials}");
     let hits = rows
@@ -1026,7 +1029,8 @@ fn calibrate_measures_fits_and_writes_a_calibrated_model() {
         String::from_utf8_lossy(&run(&mut cmd).stdout).into_owned()
     };
     let calibrated = f.root.join("calibrated.safetensors");
-    let plot = f.root.join("plots/reliability");
+    // Named by one of its outputs, the plot's prefix loses that extension: reliability.svg, .json.
+    let plot = f.root.join("plots/reliability.png");
     let mut extra = vec!["--out".to_string(), calibrated.display().to_string()];
     extra.extend(["--plot".to_string(), plot.display().to_string()]);
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
@@ -1444,16 +1448,16 @@ fn recognize_labels_drawings_by_a_support_folder() {
             .args(extra);
         cmd
     };
-    let plot = f.root.join("out/confusion");
+    let plot = f.root.join("out/confusion.v2");
     let stdout = run(recognize(&["--labelled", "--top", "2"])
         .arg("--plot")
         .arg(&plot));
     let stdout = String::from_utf8_lossy(&stdout.stdout).into_owned();
     // Four labels of 28 px cells, the layout the plot module promises.
-    let (width, height) = png(&plot.with_extension("png"));
+    let (width, height) = png(&f.root.join("out/confusion.v2.png"));
     assert!(width > 4 * 28 && height > 4 * 28, "{width}x{height}");
-    assert!(plot.with_extension("svg").is_file());
-    assert!(stdout.contains("confusion.png and "), "{stdout}");
+    assert!(f.root.join("out/confusion.v2.svg").is_file());
+    assert!(stdout.contains("confusion.v2.png and "), "{stdout}");
     assert!(
         stdout.starts_with("labelled 12 drawings among 4 labels (7 examples) with siamese"),
         "{stdout}"

@@ -7,7 +7,7 @@
 //!
 //! writes `results/screens.png` and `results/screens.svg`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use eval::plot::{render_png, render_svg};
 use plotters::coord::Shift;
@@ -155,13 +155,11 @@ fn main() -> Res<()> {
     };
     let rows = read(Path::new(csv))?;
     let size = (1100, 120 + 26 * rows.len() as u32);
-    let prefix = PathBuf::from(prefix);
-    render_png(&prefix.with_extension("png"), size, |a| draw(a, &rows))?;
-    render_svg(&prefix.with_extension("svg"), size, |a| draw(a, &rows))?;
-    println!(
-        "wrote {} and {}",
-        prefix.with_extension("png").display(),
-        prefix.with_extension("svg").display()
-    );
+    let own = ["png", "svg"];
+    let png = eval::report::output_path(Path::new(prefix), &own, "png");
+    let svg = eval::report::output_path(Path::new(prefix), &own, "svg");
+    render_png(&png, size, |a| draw(a, &rows))?;
+    render_svg(&svg, size, |a| draw(a, &rows))?;
+    println!("wrote {} and {}", png.display(), svg.display());
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! CSV and Markdown.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use data::ImageStore;
 use serde::{Deserialize, Serialize};
@@ -334,6 +334,24 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
+/// The file that the output `ext` of a command given `prefix` goes to: `PREFIX.EXT`. A dot in
+/// the prefix is part of its name (`--out runs/lr0.5` writes `runs/lr0.5.json`, where
+/// `Path::with_extension` would write `runs/lr0.json` and let `lr0.5` and `lr0.7` overwrite
+/// each other), except that an extension among `own`, the command's own outputs, is dropped
+/// first, so that `--plot conf.png` writes `conf.png` and `conf.svg`.
+pub fn output_path(prefix: &Path, own: &[&str], ext: &str) -> PathBuf {
+    let given = prefix.extension().and_then(|e| e.to_str());
+    let mut name = match given {
+        Some(e) if own.iter().any(|o| o.eq_ignore_ascii_case(e)) => {
+            prefix.with_extension("").into_os_string()
+        }
+        _ => prefix.as_os_str().to_owned(),
+    };
+    name.push(".");
+    name.push(ext);
+    PathBuf::from(name)
+}
+
 /// Writes text to a file atomically, creating its folder.
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -430,5 +448,22 @@ mod tests {
                  -0.50000;1.50000"
             )
         );
+    }
+
+    #[test]
+    fn output_paths_keep_dots_in_the_prefix() {
+        let own = ["json", "csv", "md"];
+        let at = |prefix: &str, ext: &str| output_path(Path::new(prefix), &own, ext);
+        assert_eq!(at("runs/lr0.5", "json"), Path::new("runs/lr0.5.json"));
+        assert_eq!(
+            at("runs/lr0.5", "trials.csv"),
+            Path::new("runs/lr0.5.trials.csv")
+        );
+        assert_eq!(at("out/eval", "md"), Path::new("out/eval.md"));
+        // An output's own extension on the prefix is not doubled.
+        assert_eq!(at("out/eval.json", "csv"), Path::new("out/eval.csv"));
+        assert_eq!(at("out/eval.JSON", "json"), Path::new("out/eval.json"));
+        // Two prefixes that differ after a dot name two files.
+        assert_ne!(at("fill0.7-seed99", "csv"), at("fill0.9-seed99", "csv"));
     }
 }
