@@ -340,16 +340,19 @@ pub fn csv_field(s: &str) -> String {
 /// each other), except that an extension among `own`, the command's own outputs, is dropped
 /// first, so that `--plot conf.png` writes `conf.png` and `conf.svg`.
 pub fn output_path(prefix: &Path, own: &[&str], ext: &str) -> PathBuf {
-    let given = prefix.extension().and_then(|e| e.to_str());
-    let mut name = match given {
-        Some(e) if own.iter().any(|o| o.eq_ignore_ascii_case(e)) => {
-            prefix.with_extension("").into_os_string()
-        }
-        _ => prefix.as_os_str().to_owned(),
+    let Some(name) = prefix.file_name() else {
+        return prefix.with_extension(ext);
     };
-    name.push(".");
-    name.push(ext);
-    PathBuf::from(name)
+    let stem = match prefix.extension().and_then(|e| e.to_str()) {
+        Some(e) if own.iter().any(|o| o.eq_ignore_ascii_case(e)) => {
+            prefix.file_stem().unwrap_or(name)
+        }
+        _ => name,
+    };
+    let mut file = stem.to_owned();
+    file.push(".");
+    file.push(ext);
+    prefix.with_file_name(file)
 }
 
 /// Writes text to a file atomically, creating its folder.
@@ -465,5 +468,7 @@ mod tests {
         assert_eq!(at("out/eval.JSON", "json"), Path::new("out/eval.json"));
         // Two prefixes that differ after a dot name two files.
         assert_ne!(at("fill0.7-seed99", "csv"), at("fill0.9-seed99", "csv"));
+        // A trailing separator names the folder's own file, as `with_extension` did.
+        assert_eq!(at("out/report/", "md"), Path::new("out/report.md"));
     }
 }
