@@ -8,6 +8,7 @@ use data::{Protocol, SplitKind};
 use eval::Report;
 use eval::adapt::AdaptConfig;
 use eval::plot::{Chart, Series, write_chart};
+use eval::report::Provenance;
 use eval::session::{Baseline, ScorerChoice, Session};
 use model::Device;
 
@@ -78,6 +79,10 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
                 let (mut report, _) =
                     session.sampled_shots(protocol, ways, opts.shots, opts.trials, opts.seed)?;
                 report.scorer = label(choice);
+                report.provenance = Some(Provenance::new(
+                    std::env::args().collect(),
+                    choice.model_files(),
+                )?);
                 if opts.tta && model {
                     report.scorer.push_str(" + TTA");
                 }
@@ -156,6 +161,25 @@ pub fn write_outputs(reports: &[Report], dir: &Path) -> Result<()> {
             csv.push_str(first);
             csv.push('\n');
         }
+    }
+    // Which weights and which command made the table: each model file once, by its hash.
+    let mut models: Vec<&eval::report::ModelFile> = Vec::new();
+    for p in reports.iter().filter_map(|r| r.provenance.as_ref()) {
+        for m in &p.models {
+            if !models.contains(&m) {
+                models.push(m);
+            }
+        }
+    }
+    if let Some(p) = reports.iter().find_map(|r| r.provenance.as_ref()) {
+        md.push_str(&format!(
+            "\nMade by `{}` (version {}).\n",
+            p.command.join(" "),
+            p.version
+        ));
+    }
+    for m in models {
+        md.push_str(&format!("Model `{}`, SHA-256 `{}`.\n", m.path, m.sha256));
     }
     eval::report::write_text(&dir.join("sweep.md"), &md)?;
     eval::report::write_text(&dir.join("sweep.csv"), &csv)?;

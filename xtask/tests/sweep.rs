@@ -72,7 +72,10 @@ fn sweep_writes_every_output() {
     assert_eq!(reports.len(), 2 * 2 * 2);
     assert!(reports.iter().all(|r| r.overall.total == 30));
     let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
-    assert_eq!(md.lines().count(), 2 + 8);
+    // The table, then a blank line, the command and the one model file by its hash.
+    assert_eq!(md.lines().count(), 2 + 8 + 3, "{md}");
+    let hash = eval::report::sha256_file(&tmp.path().join("m.safetensors")).unwrap();
+    assert!(md.ends_with(&format!("SHA-256 `{hash}`.\n")), "{md}");
     assert!(md.contains("| pixel NN | within-alphabet | 5 |"), "{md}");
     // The paired turns, the hubness correction and the adaptation are the model's; the
     // baseline is scored as it always was.

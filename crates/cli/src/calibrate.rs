@@ -168,6 +168,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         )?;
         let json = serde_json::json!({
             "checkpoint": path.display().to_string(),
+            "sha256": eval::report::sha256_file(&path)?,
             "platt": platt,
             "before": before,
             "after": after,

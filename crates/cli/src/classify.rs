@@ -152,7 +152,8 @@ pub struct EvalArgs {
     /// Folder with the splits [default: $OMNIGLOT_DIR or data/omniglot].
     #[arg(long)]
     dataset: Option<PathBuf>,
-    /// Also write OUT.json, OUT.csv and OUT.md, and OUT.trials.csv with one row per trial
+    /// Also write OUT.json, OUT.csv and OUT.md (the JSON and Markdown naming the command and the
+    /// model files by their SHA-256), and OUT.trials.csv with one row per trial
     /// (query, candidates, scores, choice, margin) for finding the errors.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -287,6 +288,11 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     print!("{}", report.to_markdown());
     println!("({:.1} s)", report.seconds);
     if let Some(out) = &a.out {
+        let mut report = report;
+        report.provenance = Some(eval::report::Provenance::new(
+            std::env::args().collect(),
+            choice.model_files(),
+        )?);
         for (ext, text) in [
             ("json", report.to_json()),
             ("csv", report.to_csv()),

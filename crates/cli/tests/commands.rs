@@ -151,6 +151,18 @@ fn train_eval_classify_verify() {
     }
     let written: Vec<_> = std::fs::read_dir(f.root.join("report")).unwrap().collect();
     assert_eq!(written.len(), 4, "{written:?}");
+    // The report names the model file it scored by its hash, and the command.
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(f.root.join("report/eval-lr0.5.json")).unwrap(),
+    )
+    .unwrap();
+    let models = &json["provenance"]["models"];
+    assert_eq!(models[0]["path"], f.model.display().to_string());
+    assert_eq!(
+        models[0]["sha256"],
+        eval::report::sha256_file(&f.model).unwrap()
+    );
+    assert_eq!(json["provenance"]["command"][1], "eval");
     // One row per trial, its correct flags adding up to the report's count.
     let trials = std::fs::read_to_string(f.root.join("report/eval-lr0.5.trials.csv")).unwrap();
     let rows: Vec<&str> = trials.lines().skip(1).collect();
@@ -1051,6 +1063,10 @@ fn calibrate_measures_fits_and_writes_a_calibrated_model() {
         serde_json::from_str(&std::fs::read_to_string(plot.with_extension("json")).unwrap())
             .unwrap();
     assert_eq!(json["before"]["pairs"], 200);
+    assert_eq!(
+        json["sha256"],
+        eval::report::sha256_file(&distance).unwrap()
+    );
 
     // The calibration is folded into the head and recorded in the metadata.
     let metadata = model::io::read_metadata(&calibrated).unwrap();

@@ -87,6 +87,62 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub across_runs: Option<RunInterval>,
     pub seconds: f64,
+    /// What made the figures: the command and the model files' hashes (set by whoever
+    /// writes the report out; `None` in a report built from results alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+/// Where a report's figures come from. The scorer's description names an architecture, which
+/// every checkpoint of a recipe shares, so the model files are named with their SHA-256: a
+/// figure can be traced to the weights behind it, and a file changed since is noticed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The command line, as given.
+    pub command: Vec<String>,
+    /// The version of this project that ran it.
+    pub version: String,
+    /// The model files scored (none for a baseline), in the order given.
+    pub models: Vec<ModelFile>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub path: String,
+    pub sha256: String,
+}
+
+impl Provenance {
+    /// Hashes `models`; an unreadable file is an error naming it.
+    pub fn new(command: Vec<String>, models: &[PathBuf]) -> Result<Provenance> {
+        let models = models
+            .iter()
+            .map(|p| {
+                Ok(ModelFile {
+                    path: p.display().to_string(),
+                    sha256: sha256_file(p)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Provenance {
+            command,
+            version: env!("CARGO_PKG_VERSION").into(),
+            models,
+        })
+    }
+}
+
+/// The SHA-256 of a file's bytes, in lowercase hex (what `sha256sum` prints).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut file = std::fs::File::open(path).map_err(|e| EvalError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| EvalError::io(path, e))?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// A 95% interval for the overall accuracy that treats each run, not each trial, as the
@@ -158,6 +214,7 @@ impl Report {
             per_alphabet,
             per_run: Vec::new(),
             across_runs: None,
+            provenance: None,
             seconds: 0.0,
         }
     }
@@ -229,6 +286,17 @@ impl Report {
                     100.0 * (1.0 - a.accuracy),
                     a.total
                 );
+            }
+        }
+        if let Some(p) = &self.provenance {
+            let _ = writeln!(
+                s,
+                "\nMade by `{}` (version {}).",
+                p.command.join(" "),
+                p.version
+            );
+            for m in &p.models {
+                let _ = writeln!(s, "Model `{}`, SHA-256 `{}`.", m.path, m.sha256);
             }
         }
         s
@@ -470,5 +538,38 @@ mod tests {
         assert_ne!(at("fill0.7-seed99", "csv"), at("fill0.9-seed99", "csv"));
         // A trailing separator names the folder's own file, as `with_extension` did.
         assert_eq!(at("out/report/", "md"), Path::new("out/report.md"));
+    }
+
+    #[test]
+    fn provenance_names_each_model_file_by_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.safetensors");
+        std::fs::write(&file, b"abc").unwrap();
+        // The SHA-256 of "abc" (FIPS 180-2, appendix B.1).
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let command = vec!["omniglot-siamese".to_string(), "eval".to_string()];
+        let p = Provenance::new(command.clone(), std::slice::from_ref(&file)).unwrap();
+        assert_eq!(p.models.len(), 1);
+        assert_eq!(p.models[0].sha256, abc);
+        assert_eq!(p.models[0].path, file.display().to_string());
+
+        let store = greek(&[(0, 1, None), (1, 2, None)]);
+        let mut report = Report::new("siamese", "random", 2, "test", Some(3), &store, &[]);
+        assert!(
+            !report.to_json().contains("provenance"),
+            "absent unless set"
+        );
+        report.provenance = Some(p.clone());
+        let back: Report = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(back.provenance, Some(p));
+        let md = report.to_markdown();
+        assert!(md.contains(&format!("SHA-256 `{abc}`")), "{md}");
+        assert!(md.contains("Made by `omniglot-siamese eval`"), "{md}");
+
+        let missing = dir.path().join("gone.safetensors");
+        let err = Provenance::new(command, &[missing])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gone.safetensors"), "{err}");
     }
 }

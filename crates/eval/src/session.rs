@@ -46,6 +46,17 @@ pub enum ScorerChoice {
     Baseline(Baseline, Framing),
 }
 
+impl ScorerChoice {
+    /// The model files scored, in the order given (none for a baseline).
+    pub fn model_files(&self) -> &[PathBuf] {
+        match self {
+            ScorerChoice::Checkpoint(p) => std::slice::from_ref(p),
+            ScorerChoice::Ensemble(paths) => paths,
+            ScorerChoice::Baseline(..) => &[],
+        }
+    }
+}
+
 /// Loads a model or training checkpoint.
 pub fn load_model(path: &Path, device: &Device) -> Result<Arc<SiameseNet>> {
     let (net, _) = model::io::load(path, device)?;
