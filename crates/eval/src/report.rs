@@ -113,13 +113,22 @@ pub struct ModelFile {
 }
 
 impl Provenance {
-    /// Hashes `models`; an unreadable file is an error naming it.
-    pub fn new(command: Vec<String>, models: &[PathBuf]) -> Result<Provenance> {
+    /// Hashes `models`; an unreadable file is an error naming it. The program is named by its
+    /// file name and paths under the working folder relative to it, so that a report committed
+    /// with a project does not carry one machine's folders.
+    pub fn new(mut command: Vec<String>, models: &[PathBuf]) -> Result<Provenance> {
+        if let Some(program) = command.first_mut()
+            && let Some(name) = Path::new(program.as_str()).file_name()
+        {
+            *program = name.to_string_lossy().into_owned();
+        }
+        let here = std::env::current_dir().ok();
         let models = models
             .iter()
             .map(|p| {
+                let shown = here.as_deref().and_then(|h| p.strip_prefix(h).ok());
                 Ok(ModelFile {
-                    path: p.display().to_string(),
+                    path: shown.unwrap_or(p).display().to_string(),
                     sha256: sha256_file(p)?,
                 })
             })
@@ -547,8 +556,9 @@ mod tests {
         std::fs::write(&file, b"abc").unwrap();
         // The SHA-256 of "abc" (FIPS 180-2, appendix B.1).
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-        let command = vec!["omniglot-siamese".to_string(), "eval".to_string()];
+        let command = vec!["target/release/omniglot-siamese".to_string(), "eval".into()];
         let p = Provenance::new(command.clone(), std::slice::from_ref(&file)).unwrap();
+        assert_eq!(p.command, ["omniglot-siamese", "eval"]);
         assert_eq!(p.models.len(), 1);
         assert_eq!(p.models[0].sha256, abc);
         assert_eq!(p.models[0].path, file.display().to_string());
@@ -565,6 +575,11 @@ mod tests {
         let md = report.to_markdown();
         assert!(md.contains(&format!("SHA-256 `{abc}`")), "{md}");
         assert!(md.contains("Made by `omniglot-siamese eval`"), "{md}");
+
+        // A file under the working folder is named relative to it.
+        let manifest = std::env::current_dir().unwrap().join("Cargo.toml");
+        let p = Provenance::new(command.clone(), &[manifest]).unwrap();
+        assert_eq!(p.models[0].path, "Cargo.toml");
 
         let missing = dir.path().join("gone.safetensors");
         let err = Provenance::new(command, &[missing])
