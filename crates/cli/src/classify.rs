@@ -278,11 +278,22 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     } else {
         let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
         let mut session = configure(Session::open(&choice, &dataset, a.split, &device)?)?;
-        if !a.alphabets.is_empty() {
-            session.restrict_to_alphabets(&data::split::expand_alphabet_names(&a.alphabets))?;
-        }
-        let (report, results) =
+        let scored = if a.alphabets.is_empty() {
+            session
+                .store
+                .alphabets()
+                .iter()
+                .map(|x| x.name.clone())
+                .collect()
+        } else {
+            let names = data::split::expand_alphabet_names(&a.alphabets);
+            session.restrict_to_alphabets(&names)?;
+            names
+        };
+        let (mut report, results) =
             session.sampled_shots(protocol, a.ways, a.shots, a.trials, a.seed)?;
+        let seen = train::checkpoint::seen_alphabets(&choice, &session.store, a.split, &scored)?;
+        report.warnings.extend(seen.map(|s| s.to_string()));
         (report, results, session.store)
     };
     print!("{}", report.to_markdown());

@@ -203,6 +203,44 @@ fn train_eval_classify_verify() {
     );
     let report = std::fs::read_to_string(f.root.join("report/shots.json")).unwrap();
     assert!(report.contains("\"shots\": 3"), "{report}");
+    assert!(!report.contains("warnings"), "{report}");
+
+    // Trials on the alphabets the model trained on are flagged, in the printout and the
+    // report, with the way out: the one alphabet the fixture held out.
+    let background = |alphabets: &[&str]| {
+        let out = run(bin()
+            .args([
+                "eval",
+                "--split",
+                "background",
+                "--ways",
+                "3",
+                "--trials",
+                "10",
+            ])
+            .args(alphabets)
+            .arg("--checkpoint")
+            .arg(&f.model)
+            .arg("--dataset")
+            .arg(&f.dataset)
+            .arg("--out")
+            .arg(f.root.join("report/background")));
+        let json = std::fs::read_to_string(f.root.join("report/background.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), json)
+    };
+    let (text, json) = background(&[]);
+    let warning = "the model was trained on 3 of the 4 alphabets scored here";
+    assert!(text.contains(&format!("\nWarning: {warning}")), "{text}");
+    assert!(
+        json["warnings"][0].as_str().unwrap().contains(warning),
+        "{json}"
+    );
+    let after = text.split("--alphabets ").nth(1).unwrap();
+    let held_out = after.split(['.', '\n']).next().unwrap().to_string();
+    let (text, json) = background(&["--alphabets", &held_out]);
+    assert!(!text.contains("Warning"), "{held_out}: {text}");
+    assert!(json.get("warnings").is_none(), "{json}");
     for (extra, says) in [
         (
             &["--shots", "2", "--protocol", "runs"][..],

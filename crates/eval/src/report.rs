@@ -87,6 +87,10 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub across_runs: Option<RunInterval>,
     pub seconds: f64,
+    /// Why the figure may not mean what it seems to (trials on alphabets the model was
+    /// trained on, say); printed under the headline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// What made the figures: the command and the model files' hashes (set by whoever
     /// writes the report out; `None` in a report built from results alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,6 +227,7 @@ impl Report {
             per_alphabet,
             per_run: Vec::new(),
             across_runs: None,
+            warnings: Vec::new(),
             provenance: None,
             seconds: 0.0,
         }
@@ -262,6 +267,9 @@ impl Report {
                 String::new()
             }
         );
+        for w in &self.warnings {
+            let _ = writeln!(s, "\nWarning: {w}.");
+        }
         if let Some(r) = &self.across_runs {
             let _ = writeln!(
                 s,

@@ -118,6 +118,100 @@ pub fn default_local_match(
     }
 }
 
+/// Alphabets that an evaluation scores and that the model being scored was trained on: its
+/// figure there measures memory of characters it has seen, not one-shot learning.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeenAlphabets {
+    /// The scored alphabets the model was trained on, in the store's order.
+    pub seen: Vec<String>,
+    /// How many alphabets the evaluation scores.
+    pub scored: usize,
+    /// The alphabets the model held out for validation (none for a model refit on all).
+    pub held_out: Vec<String>,
+}
+
+impl std::fmt::Display for SeenAlphabets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: Vec<&str> = self.seen.iter().take(4).map(String::as_str).collect();
+        let more = self.seen.len().saturating_sub(shown.len());
+        write!(
+            f,
+            "the model was trained on {} of the {} alphabets scored here ({}{}), so on those \
+             trials it has seen the characters before: that is memory, not one-shot \
+             recognition. Score images_evaluation",
+            self.seen.len(),
+            self.scored,
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )?;
+        if self.held_out.is_empty() {
+            write!(f, " (this model held no alphabet out)")
+        } else {
+            write!(
+                f,
+                ", or only the alphabets it held out: --alphabets {}",
+                self.held_out.join(",")
+            )
+        }
+    }
+}
+
+/// Which of the `scored` alphabets of `store` (a split read like the training split) the
+/// model or ensemble in `choice` was trained on, by the validation partition saved in each
+/// file's training config. `None` when nothing was seen, for `images_evaluation` (training
+/// never reads it), for baselines, and for files without a config or whose partition does not
+/// fit `store` (a model trained on other data: nothing can be said).
+pub fn seen_alphabets(
+    choice: &eval::session::ScorerChoice,
+    store: &data::ImageStore,
+    split: data::SplitKind,
+    scored: &[String],
+) -> Result<Option<SeenAlphabets>> {
+    if split == data::SplitKind::Evaluation {
+        return Ok(None);
+    }
+    let mut trained = vec![false; store.alphabets().len()];
+    let mut held_out: Vec<String> = Vec::new();
+    for path in choice.model_files() {
+        let Some(config) = saved_config(path, "it cannot say what the model was trained on")?
+        else {
+            return Ok(None);
+        };
+        let Ok(partition) = config.validation.partition(store) else {
+            return Ok(None);
+        };
+        for &c in &partition.train.characters {
+            trained[store.characters()[c as usize].alphabet as usize] = true;
+        }
+        for name in partition.val_alphabets {
+            if !held_out.contains(&name) {
+                held_out.push(name);
+            }
+        }
+    }
+    // An alphabet one member trained on is not held out from the ensemble.
+    held_out.retain(|name| {
+        let a = store.alphabets().iter().position(|a| &a.name == name);
+        a.is_some_and(|a| !trained[a])
+    });
+    let seen: Vec<String> = store
+        .alphabets()
+        .iter()
+        .zip(&trained)
+        .filter(|(a, t)| **t && scored.contains(&a.name))
+        .map(|(a, _)| a.name.clone())
+        .collect();
+    Ok((!seen.is_empty()).then(|| SeenAlphabets {
+        seen,
+        scored: scored.len(),
+        held_out,
+    }))
+}
+
 pub struct Loaded {
     pub net: SiameseNet,
     pub extras: Extras,
