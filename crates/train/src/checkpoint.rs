@@ -205,7 +205,7 @@ pub fn seen_alphabets(
         .filter(|(a, t)| **t && scored.contains(&a.name))
         .map(|(a, _)| a.name.clone())
         .collect();
-    Ok((!seen.is_empty()).then(|| SeenAlphabets {
+    Ok((!seen.is_empty()).then_some(SeenAlphabets {
         seen,
         scored: scored.len(),
         held_out,
