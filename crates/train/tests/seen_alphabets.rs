@@ -54,7 +54,7 @@ fn the_alphabets_a_model_trained_on_are_named_with_the_ones_it_held_out() {
     let all = names(&["A", "B", "C"]);
     let held_b = ScorerChoice::Checkpoint(model(dir.path(), "b.safetensors", &["B"]));
 
-    let seen = seen_alphabets(&held_b, &store, SplitKind::Background, &all).unwrap();
+    let seen = seen_alphabets(&held_b, &store, SplitKind::Background, &all);
     assert_eq!(
         seen,
         Some(SeenAlphabets {
@@ -73,24 +73,22 @@ fn the_alphabets_a_model_trained_on_are_named_with_the_ones_it_held_out() {
     // Only the held-out alphabet, the evaluation split or a baseline: nothing seen.
     let only_b = names(&["B"]);
     assert_eq!(
-        seen_alphabets(&held_b, &store, SplitKind::Background, &only_b).unwrap(),
+        seen_alphabets(&held_b, &store, SplitKind::Background, &only_b),
         None
     );
     assert_eq!(
-        seen_alphabets(&held_b, &store, SplitKind::Evaluation, &all).unwrap(),
+        seen_alphabets(&held_b, &store, SplitKind::Evaluation, &all),
         None
     );
     let mhd = ScorerChoice::Baseline(Baseline::Mhd, data::Framing::Canvas);
     assert_eq!(
-        seen_alphabets(&mhd, &store, SplitKind::Background, &all).unwrap(),
+        seen_alphabets(&mhd, &store, SplitKind::Background, &all),
         None
     );
 
     // A model refit on everything says so.
     let refit = ScorerChoice::Checkpoint(model(dir.path(), "all.safetensors", &[]));
-    let seen = seen_alphabets(&refit, &store, SplitKind::Background, &only_b)
-        .unwrap()
-        .unwrap();
+    let seen = seen_alphabets(&refit, &store, SplitKind::Background, &only_b).unwrap();
     assert_eq!((seen.seen, seen.held_out), (names(&["B"]), vec![]));
 }
 
@@ -109,7 +107,6 @@ fn an_ensemble_holds_out_only_what_every_member_held_out() {
         SplitKind::Background,
         &all,
     )
-    .unwrap()
     .unwrap();
     // The first member trained on C, so only B is unseen by both.
     assert_eq!(seen.seen, names(&["A", "C"]));
@@ -117,7 +114,7 @@ fn an_ensemble_holds_out_only_what_every_member_held_out() {
 }
 
 #[test]
-fn a_file_without_a_training_config_or_from_other_data_says_nothing() {
+fn a_file_without_a_readable_training_config_or_from_other_data_says_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = store();
     let all = names(&["A", "B", "C"]);
@@ -132,13 +129,29 @@ fn a_file_without_a_training_config_or_from_other_data_says_nothing() {
     model::io::save(&net, &bare, &Default::default()).unwrap();
     let choice = ScorerChoice::Checkpoint(bare);
     assert_eq!(
-        seen_alphabets(&choice, &store, SplitKind::Background, &all).unwrap(),
+        seen_alphabets(&choice, &store, SplitKind::Background, &all),
+        None
+    );
+    // A config that no longer parses says nothing either, and stops nothing.
+    let garbled = dir.path().join("garbled.safetensors");
+    let mut extras = model::io::Extras::default();
+    extras
+        .metadata
+        .insert("config".into(), "epochs = [not toml".into());
+    model::io::save(&net, &garbled, &extras).unwrap();
+    assert_eq!(
+        seen_alphabets(
+            &ScorerChoice::Checkpoint(garbled),
+            &store,
+            SplitKind::Background,
+            &all
+        ),
         None
     );
     // Held out an alphabet this store does not have: trained on other data.
     let other = ScorerChoice::Checkpoint(model(dir.path(), "z.safetensors", &["Z"]));
     assert_eq!(
-        seen_alphabets(&other, &store, SplitKind::Background, &all).unwrap(),
+        seen_alphabets(&other, &store, SplitKind::Background, &all),
         None
     );
 }
