@@ -74,15 +74,14 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<Report>> {
             .and_then(|s| s.with_hubness(hubness))
             .and_then(|s| s.with_adaptation(adapt))
             .with_context(|| format!("cannot set up {}", label(choice)))?;
+        // Hashed once per scorer, not once per report: every report scores the same files.
+        let provenance = Provenance::new(std::env::args().collect(), choice.model_files())?;
         for &protocol in &opts.protocols {
             for &ways in &opts.ways {
                 let (mut report, _) =
                     session.sampled_shots(protocol, ways, opts.shots, opts.trials, opts.seed)?;
                 report.scorer = label(choice);
-                report.provenance = Some(Provenance::new(
-                    std::env::args().collect(),
-                    choice.model_files(),
-                )?);
+                report.provenance = Some(provenance.clone());
                 if opts.tta && model {
                     report.scorer.push_str(" + TTA");
                 }
