@@ -68,8 +68,11 @@ pub struct TrainArgs {
     /// Initialisation: default, koch or kaiming.
     #[arg(long)]
     init: Option<Init>,
+    /// Epochs to train: each is --pairs-per-epoch pairs, or --episodes-per-epoch episodes
+    /// with the episodes objective.
     #[arg(long)]
     epochs: Option<u64>,
+    /// Pairs per epoch (pairs objective).
     #[arg(long)]
     pairs_per_epoch: Option<u64>,
     /// Pairs per batch.
@@ -172,6 +175,8 @@ pub struct TrainArgs {
     /// Fraction of negative pairs drawn from one alphabet.
     #[arg(long)]
     same_alphabet_negatives: Option<f32>,
+    /// Seed of initialisation, sampling and augmentation (the validation split and trials keep
+    /// their own fixed seeds, so runs of several seeds are validated alike).
     #[arg(long)]
     seed: Option<u64>,
     /// Train this many networks (seeds SEED, SEED+1, ...) and merge them into one ensemble.
@@ -185,8 +190,10 @@ pub struct TrainArgs {
     /// Drawers used for training, e.g. 1-12 or all (validation uses the others).
     #[arg(long)]
     train_drawers: Option<String>,
+    /// Candidates per validation trial (N-way).
     #[arg(long)]
     val_ways: Option<usize>,
+    /// Validation trials per validation (fixed across the run).
     #[arg(long)]
     val_trials: Option<usize>,
     /// random or within-alphabet.
@@ -222,7 +229,8 @@ pub struct TrainArgs {
     /// Stop after this many validations without improvement (0: never).
     #[arg(long)]
     patience: Option<u64>,
-    #[arg(long)]
+    /// Write `last.safetensors` every N steps (and always at the end).
+    #[arg(long, value_name = "N")]
     checkpoint_every: Option<u64>,
     /// Stop (with a checkpoint, resumable) after this many steps.
     #[arg(long)]
