@@ -45,13 +45,16 @@ enum Command {
     /// Write Lake-style one-shot runs (20-way, within one alphabet, two drawers) from
     /// images_evaluation.
     MakeRuns {
-        /// Where to write the runs (must not exist).
+        /// Where to write the runs (must not exist) [default: <project>/data/runs].
         #[arg(long)]
         dest: Option<PathBuf>,
+        /// Runs to write (each `ways` trials: one query per character).
         #[arg(long, default_value_t = 20)]
         count: usize,
+        /// Characters per run, all of one alphabet (N-way).
         #[arg(long, default_value_t = 20)]
         ways: usize,
+        /// Seed of the alphabets, characters and drawers picked.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Folder with the splits [default: $OMNIGLOT_DIR or <project>/data/omniglot].
@@ -73,20 +76,25 @@ enum Command {
         /// Drawings per candidate (see `eval --shots`): K-shot instead of one-shot trials.
         #[arg(long, default_value_t = 1)]
         shots: usize,
+        /// Trial protocols (comma-separated): random, within-alphabet.
         #[arg(long, value_delimiter = ',', default_value = "random,within-alphabet")]
         protocols: Vec<Protocol>,
         /// Baselines to include (comma-separated; `none` for none).
         #[arg(long, value_delimiter = ',', default_value = "mhd,pixel")]
         baselines: Vec<String>,
+        /// Trials per point (N and protocol).
         #[arg(long, default_value_t = 400)]
         trials: usize,
+        /// Seed of the sampled trials (the same for the model and the baselines).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Folder with the splits [default: $OMNIGLOT_DIR or <project>/data/omniglot].
         #[arg(long, env = "OMNIGLOT_DIR")]
         dataset: Option<PathBuf>,
         /// Where the results go.
         #[arg(long, default_value = "results/sweep")]
         out_dir: PathBuf,
+        /// auto, cpu, cuda, cuda:N or metal.
         #[arg(long, default_value = "auto")]
         device: String,
         /// Test-time augmentation for the model (see `eval --tta`).
@@ -108,12 +116,16 @@ enum Command {
     },
     /// Training and embedding throughput and peak memory of both architectures.
     Bench {
+        /// Architectures to measure (comma-separated): koch-105, conv4-28.
         #[arg(long, value_delimiter = ',', default_value = "koch-105,conv4-28")]
         models: Vec<String>,
+        /// Pairs per batch (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "32,128")]
         batches: Vec<usize>,
+        /// Untimed steps before the timed ones.
         #[arg(long, default_value_t = 2)]
         warmup: usize,
+        /// Timed steps (the figure is their median).
         #[arg(long, default_value_t = 5)]
         reps: usize,
         /// Also write the rows as JSON here.

@@ -38,6 +38,7 @@ pub struct CalibrateArgs {
     /// 2-way trials per protocol (two pairs each).
     #[arg(long, default_value_t = 2000)]
     trials: usize,
+    /// Seed of the sampled pairs.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Probability bins of the reliability table and diagram.

@@ -131,6 +131,7 @@ pub struct EvalArgs {
     /// random, within-alphabet, or runs (Lake's layout, see --runs-dir).
     #[arg(long, default_value = "within-alphabet")]
     protocol: String,
+    /// Candidates per trial (N-way).
     #[arg(long, default_value_t = 20)]
     ways: usize,
     /// Drawings per candidate (K of N-way K-shot): each candidate's K drawings are by K
@@ -139,8 +140,10 @@ pub struct EvalArgs {
     /// are one-shot), --hubness or --adapt.
     #[arg(long, default_value_t = 1)]
     shots: usize,
+    /// Trials to sample (not with --protocol runs, which scores every trial of the runs).
     #[arg(long, default_value_t = 400)]
     trials: usize,
+    /// Seed of the sampled trials: the same seed draws the same trials for every model.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Split to draw trials from.
@@ -334,6 +337,7 @@ pub struct ClassifyArgs {
     /// For a sampled trial: random or within-alphabet.
     #[arg(long, default_value = "within-alphabet")]
     protocol: Protocol,
+    /// For a sampled trial: candidates (N-way).
     #[arg(long, default_value_t = 20)]
     ways: usize,
     /// For a sampled trial: drawings per candidate (see `eval --shots`), drawn as a grid in
@@ -344,8 +348,10 @@ pub struct ClassifyArgs {
     /// Which sampled trial (its seed).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// For a sampled trial: the split it is drawn from.
     #[arg(long, default_value = "evaluation", value_parser = parse_split)]
     split: SplitKind,
+    /// Folder with the splits [default: $OMNIGLOT_DIR or data/omniglot].
     #[arg(long)]
     dataset: Option<PathBuf>,
     /// Output PNG.
