@@ -146,11 +146,26 @@ fn train_eval_classify_verify() {
         "{text}"
     );
     // The dot is part of the prefix: nothing is cut at it (`eval-lr0.json`).
-    for ext in ["json", "csv", "md"] {
+    for ext in ["json", "csv", "md", "png", "svg"] {
         assert!(f.root.join(format!("report/eval-lr0.5.{ext}")).is_file());
     }
     let written: Vec<_> = std::fs::read_dir(f.root.join("report")).unwrap().collect();
-    assert_eq!(written.len(), 4, "{written:?}");
+    assert_eq!(written.len(), 6, "{written:?}");
+    // The figure: every alphabet of the report by name, and the overall figure.
+    let figure = std::fs::read_to_string(f.root.join("report/eval-lr0.5.svg")).unwrap();
+    let md = std::fs::read_to_string(f.root.join("report/eval-lr0.5.md")).unwrap();
+    let alphabets: Vec<&str> = md
+        .lines()
+        .skip_while(|l| !l.starts_with("| alphabet |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.split('|').nth(1).unwrap().trim())
+        .collect();
+    assert!(!alphabets.is_empty(), "{md}");
+    for a in &alphabets {
+        assert!(figure.contains(a), "{a} is not in the figure");
+    }
+    assert!(figure.contains("line and band: all 50 trials"), "{figure}");
     // The report names the model file it scored by its hash, and the command.
     let json: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(f.root.join("report/eval-lr0.5.json")).unwrap(),
@@ -232,6 +247,11 @@ fn train_eval_classify_verify() {
     let (text, json) = background(&[]);
     let warning = "the model was trained on 3 of the 4 alphabets scored here";
     assert!(text.contains(&format!("\nWarning: {warning}")), "{text}");
+    let figure = std::fs::read_to_string(f.root.join("report/background.svg")).unwrap();
+    assert!(
+        figure.contains(warning),
+        "the figure carries the warning too"
+    );
     assert!(
         json["warnings"][0].as_str().unwrap().contains(warning),
         "{json}"

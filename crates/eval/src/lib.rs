@@ -12,6 +12,7 @@ pub mod calibration;
 pub mod error;
 pub mod evaluate;
 pub mod gallery;
+pub mod group_plot;
 pub mod hubness;
 pub mod local;
 pub mod matcher;

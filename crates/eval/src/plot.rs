@@ -27,7 +27,7 @@ fn ensure_font() {
     });
 }
 
-fn plot_err<E: std::fmt::Debug>(e: E) -> EvalError {
+pub(crate) fn plot_err<E: std::fmt::Debug>(e: E) -> EvalError {
     EvalError::Plot(format!("{e:?}"))
 }
 
