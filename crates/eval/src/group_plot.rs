@@ -81,10 +81,20 @@ fn axis_start(groups: &[&Group], overall_low: f64) -> f64 {
 fn names_width(groups: &[&Group]) -> i32 {
     let longest = groups
         .iter()
-        .map(|g| g.name.chars().count().min(28))
+        .map(|g| shown_name(&g.name).chars().count())
         .max()
         .unwrap_or(0) as i32;
-    20 + 8 * longest
+    20 + 7 * longest
+}
+
+/// A group's name as drawn: cut with an ellipsis past 34 characters.
+fn shown_name(name: &str) -> String {
+    const LONGEST: usize = 34;
+    if name.chars().count() <= LONGEST {
+        name.to_string()
+    } else {
+        name.chars().take(LONGEST - 1).chain(['…']).collect()
+    }
 }
 
 /// The figure's heading: what was scored, where and how.
@@ -119,9 +129,9 @@ pub fn write_group_accuracies(
             "the report has no trials to break down".into(),
         ));
     }
-    // Wide enough for the heading lines too (under 9 px a character at 17 px, 6 at 12 px).
+    // Wide enough for the heading lines too (about 8 px a character at 17 px, 6 at 12 px).
     let text_width = [
-        9 * title.chars().count(),
+        8 * title.chars().count(),
         6 * caption(report, kind).chars().count(),
         6 * warning_line(report).map_or(0, |w| w.chars().count()),
     ]
@@ -270,7 +280,7 @@ fn draw_rows<DB: DrawingBackend>(
     for (i, g) in rows.iter().enumerate() {
         let y = TOP + ROW * i as i32 + ROW / 2;
         let a = &g.accuracy;
-        let name: String = g.name.chars().take(28).collect();
+        let name = shown_name(&g.name);
         let label = TextStyle::from(("sans-serif", 13).into_font())
             .pos(Pos::new(HPos::Right, VPos::Center));
         area.draw(&Text::new(name, (left - 10, y), label))
@@ -494,6 +504,17 @@ mod tests {
         ];
         let names: Vec<&str> = ranked(&gs).iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, ["Atlantean", "Angelic", "Bengali", "Oriya"]);
+    }
+
+    #[test]
+    fn long_names_are_cut_with_an_ellipsis() {
+        let long = "Blackfoot_(Canadian_Aboriginal_Syllabics)";
+        assert_eq!(shown_name(long), "Blackfoot_(Canadian_Aboriginal_Sy…");
+        assert_eq!(shown_name(long).chars().count(), 34);
+        assert_eq!(
+            shown_name("Old_Church_Slavonic_(Cyrillic)"),
+            "Old_Church_Slavonic_(Cyrillic)"
+        );
     }
 
     #[test]
