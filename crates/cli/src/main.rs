@@ -4,6 +4,7 @@
 
 mod calibrate;
 mod classify;
+mod compare;
 mod embed;
 mod export;
 mod files;
@@ -49,6 +50,9 @@ enum Command {
     /// Label drawings by the most alike examples of a labelled support folder (and with
     /// --labelled, measure how often the labels are right).
     Recognize(recognize::RecognizeArgs),
+    /// Compare two scorers on the same trials (the trials CSVs of `eval --out`): each one's
+    /// accuracy, B - A with its 95% interval, the trials they disagree on and McNemar's test.
+    Compare(compare::CompareArgs),
     /// Write a network's embeddings of image files (or folders of them) as CSV.
     Embed(embed::EmbedArgs),
     /// Write a checkpoint's network without its optimizer state (a model file to ship), or
@@ -78,6 +82,7 @@ fn main() -> Result<()> {
         Command::Train(args) => train_cmd::run(*args),
         Command::Eval(args) => classify::eval(args),
         Command::Classify(args) => classify::classify(args),
+        Command::Compare(args) => compare::run(args),
         Command::Verify(args) => classify::verify(args),
         Command::Calibrate(args) => calibrate::run(args),
         Command::Recognize(args) => recognize::run(args),

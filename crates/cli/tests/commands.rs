@@ -191,6 +191,80 @@ fn train_eval_classify_verify() {
         "{hits}: {text}"
     );
 
+    // `compare`: the pixel baseline against the model on the same 50 trials, its counts
+    // checked against the two trials files read here.
+    let pixel_eval = |seed: &str, out: &str| {
+        run(bin()
+            .args([
+                "eval",
+                "--baseline",
+                "pixel",
+                "--protocol",
+                "random",
+                "--ways",
+                "5",
+            ])
+            .args(["--trials", "50", "--seed", seed])
+            .arg("--dataset")
+            .arg(&f.dataset)
+            .arg("--out")
+            .arg(f.root.join(out)))
+    };
+    pixel_eval("0", "report/pixel");
+    let correct = |file: &str| -> Vec<bool> {
+        std::fs::read_to_string(f.root.join(file))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|r| r.split(',').nth(5) == Some("true"))
+            .collect()
+    };
+    let (pixel, net) = (
+        correct("report/pixel.trials.csv"),
+        correct("report/eval-lr0.5.trials.csv"),
+    );
+    let only = |x: &[bool], y: &[bool]| x.iter().zip(y).filter(|(a, b)| **a && !**b).count();
+    let (only_a, only_b) = (only(&pixel, &net), only(&net, &pixel));
+    let out = run(bin()
+        .arg("compare")
+        .arg(f.root.join("report/pixel.trials.csv"))
+        .arg(f.root.join("report/eval-lr0.5.trials.csv"))
+        .arg("--out")
+        .arg(f.root.join("report/compare")));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("50 trials, the same in both files."),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "only A right on {only_a}, only B right on {only_b};"
+        )),
+        "{only_a} {only_b}: {text}"
+    );
+    let points = 100.0 * (only_b as f64 - only_a as f64) / 50.0;
+    assert!(
+        text.contains(&format!("B - A: {points:+.2} points")),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.root.join("report/compare.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["comparison"]["b"]["correct"], hits);
+    assert!(f.root.join("report/compare.md").is_file());
+    // Trials of another seed are not the same trials.
+    pixel_eval("1", "report/pixel-seed1");
+    let err = fails(
+        bin()
+            .arg("compare")
+            .arg(f.root.join("report/pixel-seed1.trials.csv"))
+            .arg(f.root.join("report/eval-lr0.5.trials.csv")),
+    );
+    assert!(
+        err.contains("differs") && err.contains("the same --protocol"),
+        "{err}"
+    );
+
     // K-shot trials: each candidate's three drawings named in its column of the trials CSV,
     // one score per candidate.
     let out = run(bin()

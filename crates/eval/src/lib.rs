@@ -1,6 +1,6 @@
 //! Evaluation: N-way one-shot trials (random, within-alphabet, and Lake's fixed runs), scorers
 //! (a trained Siamese network and two training-free baselines), hubness correction, accuracy with confidence
-//! intervals, reports and plots; and a trained model on the user's own files (`Matcher` for
+//! intervals, reports and plots, paired comparisons of two scorers on the same trials; and a trained model on the user's own files (`Matcher` for
 //! trials and pairs, `Gallery` for labelling drawings by labelled examples).
 //!
 //! Depends on the model crate's public API only (embed images, score embeddings) and on the
@@ -9,6 +9,7 @@
 pub mod adapt;
 pub mod baselines;
 pub mod calibration;
+pub mod compare;
 pub mod error;
 pub mod evaluate;
 pub mod gallery;

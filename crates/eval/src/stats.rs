@@ -32,25 +32,34 @@ const STREAM_BOOTSTRAP: u32 = 0xb007;
 /// 20 together. A Wilson interval over the pooled trials treats them as independent and is
 /// too narrow; resampling the groups keeps that correlation. `(0, 1)` with no trials.
 pub fn bootstrap_over_groups(groups: &[(usize, usize)], resamples: usize) -> (f64, f64) {
-    use rand::Rng as _;
     let trials: usize = groups.iter().map(|g| g.1).sum();
     if trials == 0 || resamples == 0 {
         return (0.0, 1.0);
     }
+    let sums: Vec<(f64, usize)> = groups.iter().map(|&(c, n)| (c as f64, n)).collect();
+    bootstrap_mean_over_groups(&sums, resamples)
+}
+
+/// A 95% percentile-bootstrap interval for the mean per trial of a value summed over groups
+/// of trials (`(sum, trials)` each), resampling whole groups with replacement: the accuracy
+/// when the sums count correct trials, a paired difference when they count one scorer's
+/// extra correct trials minus the other's. `(0, 0)` with no trials.
+pub fn bootstrap_mean_over_groups(groups: &[(f64, usize)], resamples: usize) -> (f64, f64) {
+    use rand::Rng as _;
+    let trials: usize = groups.iter().map(|g| g.1).sum();
+    if trials == 0 || resamples == 0 {
+        return (0.0, 0.0);
+    }
     let mut rng = data::rng_for(0, STREAM_BOOTSTRAP, groups.len() as u64, trials as u64);
     let mut means: Vec<f64> = (0..resamples)
         .map(|_| {
-            let (mut correct, mut total) = (0usize, 0usize);
+            let (mut sum, mut total) = (0.0f64, 0usize);
             for _ in 0..groups.len() {
-                let (c, n) = groups[rng.random_range(0..groups.len())];
-                correct += c;
+                let (v, n) = groups[rng.random_range(0..groups.len())];
+                sum += v;
                 total += n;
             }
-            if total == 0 {
-                0.0
-            } else {
-                correct as f64 / total as f64
-            }
+            if total == 0 { 0.0 } else { sum / total as f64 }
         })
         .collect();
     means.sort_by(f64::total_cmp);
