@@ -1,7 +1,8 @@
 //! Evaluation: N-way one-shot trials (random, within-alphabet, and Lake's fixed runs), scorers
-//! (a trained Siamese network and two training-free baselines), hubness correction, accuracy with confidence
-//! intervals, reports and plots, paired comparisons of two scorers on the same trials; and a trained model on the user's own files (`Matcher` for
-//! trials and pairs, `Gallery` for labelling drawings by labelled examples).
+//! (a trained Siamese network and two training-free baselines), hubness correction, accuracy
+//! with confidence intervals, reports and plots, paired comparisons of two scorers on the same
+//! trials; and a trained model on the user's own files (`Matcher` for trials and pairs,
+//! `Gallery` for labelling drawings by labelled examples).
 //!
 //! Depends on the model crate's public API only (embed images, score embeddings) and on the
 //! data crate for images and trials; it knows nothing of training.
