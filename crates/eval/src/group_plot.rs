@@ -156,16 +156,30 @@ pub fn write_group_accuracies(
     Ok(())
 }
 
+/// The heading lines above the plot (title, caption, warning), then the plot below `TOP`.
 fn draw_figure<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     report: &Report,
     title: &str,
     kind: &str,
 ) -> Result<()> {
+    area.draw(&Text::new(title.to_string(), (10, 8), ("sans-serif", 17)))
+        .map_err(plot_err)?;
+    area.draw(&Text::new(
+        caption(report, kind),
+        (10, 34),
+        ("sans-serif", 12),
+    ))
+    .map_err(plot_err)?;
+    if let Some(w) = warning_line(report) {
+        let style = TextStyle::from(("sans-serif", 12).into_font()).color(&WARNING);
+        area.draw(&Text::new(w, (10, 52), style))
+            .map_err(plot_err)?;
+    }
     if groups(report).0.len() <= NAMED_GROUPS {
-        draw_rows(area, report, title, kind)
+        draw_rows(area, report)
     } else {
-        draw_histogram(area, report, title, kind)
+        draw_histogram(area, report, kind)
     }
 }
 
@@ -209,12 +223,7 @@ fn band(report: &Report) -> (f64, f64) {
     }
 }
 
-fn draw_rows<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    report: &Report,
-    title: &str,
-    kind: &str,
-) -> Result<()> {
+fn draw_rows<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Report) -> Result<()> {
     let (all, _) = groups(report);
     let rows = ranked(all);
     let overall = &report.overall;
@@ -223,19 +232,6 @@ fn draw_rows<DB: DrawingBackend>(
     let start = axis_start(&rows, low);
     let x = |v: f64| left + ((100.0 * v - start) / (100.0 - start) * PLOT_WIDTH as f64) as i32;
     let bottom = TOP + ROW * rows.len() as i32;
-    area.draw(&Text::new(title.to_string(), (10, 8), ("sans-serif", 17)))
-        .map_err(plot_err)?;
-    area.draw(&Text::new(
-        caption(report, kind),
-        (10, 34),
-        ("sans-serif", 12),
-    ))
-    .map_err(plot_err)?;
-    if let Some(w) = warning_line(report) {
-        let style = TextStyle::from(("sans-serif", 12).into_font()).color(&WARNING);
-        area.draw(&Text::new(w, (10, 52), style))
-            .map_err(plot_err)?;
-    }
 
     // Grid and axis: a tick every 5 points (10 when the axis is long).
     let step = if 100.0 - start > 50.0 { 10.0 } else { 5.0 };
@@ -314,7 +310,6 @@ fn draw_rows<DB: DrawingBackend>(
 fn draw_histogram<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     report: &Report,
-    title: &str,
     kind: &str,
 ) -> Result<()> {
     let (all, _) = groups(report);
@@ -325,23 +320,7 @@ fn draw_histogram<DB: DrawingBackend>(
     let start =
         ((100.0 * lowest / BIN_POINTS).round() - 1.0).max(0.0) * BIN_POINTS - BIN_POINTS / 2.0;
     let top = bins.iter().map(|b| b.1).max().unwrap_or(1) as f64 * 1.1;
-    let (upper, lower) = area.split_vertically(74);
-    upper
-        .draw(&Text::new(title.to_string(), (10, 8), ("sans-serif", 17)))
-        .map_err(plot_err)?;
-    upper
-        .draw(&Text::new(
-            caption(report, kind),
-            (10, 34),
-            ("sans-serif", 12),
-        ))
-        .map_err(plot_err)?;
-    if let Some(w) = warning_line(report) {
-        let style = TextStyle::from(("sans-serif", 12).into_font()).color(&WARNING);
-        upper
-            .draw(&Text::new(w, (10, 52), style))
-            .map_err(plot_err)?;
-    }
+    let (_, lower) = area.split_vertically(TOP as u32);
     let mut chart = ChartBuilder::on(&lower)
         .margin(12)
         .x_label_area_size(40)
