@@ -422,7 +422,26 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
         &names,
         &r.scores,
         Some(r.trial.answer),
-    )
+    )?;
+    // As `eval` says of a whole sample: a trial on characters the model trained on shows
+    // memory, not one-shot recognition.
+    let mut alphabets: Vec<String> = Vec::new();
+    for &id in std::iter::once(&r.trial.query).chain(&r.trial.candidates) {
+        let name = &store.alphabets()[store.alphabet_of(id) as usize].name;
+        if !alphabets.contains(name) {
+            alphabets.push(name.clone());
+        }
+    }
+    if let Some(seen) = train::checkpoint::seen_alphabets(&choice, store, a.split, &alphabets) {
+        println!(
+            "Warning: the model was trained on {} of this trial's {} alphabets ({}), so it has \
+             seen these characters before: the trial shows memory, not one-shot recognition.",
+            seen.seen.len(),
+            alphabets.len(),
+            seen.seen.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn classify_files(

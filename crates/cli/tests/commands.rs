@@ -335,6 +335,36 @@ fn train_eval_classify_verify() {
     let (text, json) = background(&["--alphabets", &held_out]);
     assert!(!text.contains("Warning"), "{held_out}: {text}");
     assert!(json.get("warnings").is_none(), "{json}");
+    // `classify` says the same of one trial, exactly when its alphabet is not the held-out one.
+    let mut warned = [false, false];
+    for seed in 0..6 {
+        let out = run(bin()
+            .args(["classify", "--split", "background", "--ways", "3"])
+            .args(["--seed", &seed.to_string()])
+            .arg("--checkpoint")
+            .arg(&f.model)
+            .arg("--dataset")
+            .arg(&f.dataset)
+            .arg("--out")
+            .arg(f.root.join("report/background-trial.png")));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let first = text.lines().find(|l| l.contains("/drawer")).unwrap();
+        let alphabet = first
+            .split(" | ")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap();
+        let held = alphabet == held_out;
+        assert_eq!(
+            !held,
+            text.contains("Warning: the model was trained on 1 of this trial's 1 alphabets"),
+            "{held_out}: {text}"
+        );
+        warned[held as usize] = true;
+    }
+    assert_eq!(warned, [true, true], "both cases drawn");
     for (extra, says) in [
         (
             &["--shots", "2", "--protocol", "runs"][..],
