@@ -140,7 +140,7 @@ pub struct EvalArgs {
     /// are one-shot), --hubness or --adapt.
     #[arg(long, default_value_t = 1)]
     shots: usize,
-    /// Trials to sample (not with --protocol runs, which scores every trial of the runs).
+    /// Trials to sample (--protocol runs scores every trial of the runs instead).
     #[arg(long, default_value_t = 400)]
     trials: usize,
     /// Seed of the sampled trials: the same seed draws the same trials for every model.
