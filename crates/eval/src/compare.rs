@@ -3,6 +3,7 @@
 //! trials are easy for both), so comparing their intervals overstates the doubt; what decides
 //! is the trials on which they disagree. Reads the `PREFIX.trials.csv` files of `eval --out`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -200,26 +201,19 @@ pub fn compare(a: &[TrialOutcome], b: &[TrialOutcome]) -> Result<Comparison> {
     let correct_b = count(&|_, y| y.correct);
     let difference = (only_b as f64 - only_a as f64) / n as f64;
 
-    let mut per_group: Vec<GroupCounts> = Vec::new();
+    let mut groups: BTreeMap<&str, GroupCounts> = BTreeMap::new();
     for (x, y) in a.iter().zip(b) {
-        let at = match per_group.iter().position(|g| g.name == x.group()) {
-            Some(at) => at,
-            None => {
-                per_group.push(GroupCounts {
-                    name: x.group().to_string(),
-                    trials: 0,
-                    only_a: 0,
-                    only_b: 0,
-                });
-                per_group.len() - 1
-            }
-        };
-        let g = &mut per_group[at];
+        let g = groups.entry(x.group()).or_insert_with(|| GroupCounts {
+            name: x.group().to_string(),
+            trials: 0,
+            only_a: 0,
+            only_b: 0,
+        });
         g.trials += 1;
         g.only_a += (x.correct && !y.correct) as usize;
         g.only_b += (!x.correct && y.correct) as usize;
     }
-    per_group.sort_by(|x, y| x.name.cmp(&y.name));
+    let per_group: Vec<GroupCounts> = groups.into_values().collect();
 
     let in_runs = per_group.iter().all(|g| is_run(&g.name));
     let (ci_low, ci_high, interval) = if in_runs {
