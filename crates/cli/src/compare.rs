@@ -26,7 +26,21 @@ pub fn run(a: CompareArgs) -> Result<()> {
     print!("{text}");
     if let Some(out) = &a.out {
         let at = |ext| eval::report::output_path(out, &["md", "json"], ext);
-        let json = serde_json::json!({ "a": name_a, "b": name_b, "comparison": comparison });
+        // The trials files by hash, as eval's reports name model files: a comparison can be
+        // traced to the files it read.
+        let file = |p: &PathBuf| -> Result<serde_json::Value> {
+            Ok(serde_json::json!({
+                "path": p.display().to_string(),
+                "sha256": eval::report::sha256_file(p)?,
+            }))
+        };
+        let json = serde_json::json!({
+            "a": file(&a.a)?,
+            "b": file(&a.b)?,
+            "command": std::env::args().skip(1).collect::<Vec<_>>(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "comparison": comparison,
+        });
         crate::write_file(&at("md"), &text)?;
         crate::write_file(&at("json"), &format!("{json:#}\n"))?;
     }

@@ -251,6 +251,10 @@ fn train_eval_classify_verify() {
         serde_json::from_str(&std::fs::read_to_string(f.root.join("report/compare.json")).unwrap())
             .unwrap();
     assert_eq!(json["comparison"]["b"]["correct"], hits);
+    assert_eq!(
+        json["a"]["sha256"],
+        eval::report::sha256_file(&f.root.join("report/pixel.trials.csv")).unwrap()
+    );
     assert!(f.root.join("report/compare.md").is_file());
     // Trials of another seed are not the same trials.
     pixel_eval("1", "report/pixel-seed1");
