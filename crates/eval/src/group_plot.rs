@@ -176,10 +176,11 @@ fn draw_figure<DB: DrawingBackend>(
         area.draw(&Text::new(w, (10, 52), style))
             .map_err(plot_err)?;
     }
-    if groups(report).0.len() <= NAMED_GROUPS {
-        draw_rows(area, report)
+    let (all, _) = groups(report);
+    if all.len() <= NAMED_GROUPS {
+        draw_rows(area, report, all)
     } else {
-        draw_histogram(area, report, kind)
+        draw_histogram(area, report, all, kind)
     }
 }
 
@@ -223,8 +224,11 @@ fn band(report: &Report) -> (f64, f64) {
     }
 }
 
-fn draw_rows<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Report) -> Result<()> {
-    let (all, _) = groups(report);
+fn draw_rows<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    report: &Report,
+    all: &[Group],
+) -> Result<()> {
     let rows = ranked(all);
     let overall = &report.overall;
     let left = names_width(&rows);
@@ -310,9 +314,9 @@ fn draw_rows<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Report)
 fn draw_histogram<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     report: &Report,
+    all: &[Group],
     kind: &str,
 ) -> Result<()> {
-    let (all, _) = groups(report);
     let bins = histogram(all);
     let overall = &report.overall;
     let (low, high) = band(report);
@@ -344,17 +348,13 @@ fn draw_histogram<DB: DrawingBackend>(
         )))
         .map_err(plot_err)?;
     chart
-        .draw_series(
-            bins.iter()
-                .filter(|b| b.1 > 0 && b.0 >= start)
-                .map(|&(centre, count)| {
-                    let half = 0.42 * BIN_POINTS;
-                    Rectangle::new(
-                        [(centre - half, 0.0), (centre + half, count as f64)],
-                        RGBColor(90, 90, 90).filled(),
-                    )
-                }),
-        )
+        .draw_series(bins.iter().filter(|b| b.1 > 0).map(|&(centre, count)| {
+            let half = 0.42 * BIN_POINTS;
+            Rectangle::new(
+                [(centre - half, 0.0), (centre + half, count as f64)],
+                RGBColor(90, 90, 90).filled(),
+            )
+        }))
         .map_err(plot_err)?;
     let mid = 100.0 * overall.accuracy;
     chart
