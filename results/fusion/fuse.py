@@ -4,7 +4,8 @@
 For each trial every method's scores are standardised over the 20 candidates (z-scores), and
 the candidate with the largest z_net + a * z_mhd + b * z_size wins (ties to the earlier
 candidate, as `eval` breaks them). z_mhd is minus the modified Hausdorff distance on the
-whole canvas (`--base mhd`) or on the ink box (`--base mhd_ink-box`); z_size is minus
+whole canvas (`--base mhd`) or on the ink box (`--base mhd_ink-box`), or with `--base idm` the
+image distortion model's score (`eval --baseline idm --framing ink-box`); z_size is minus
 |log(width ratio)| + |log(height ratio)| of the two drawings' ink bounding boxes on the
 105 px canvas, the size the network's ink-box framing discards.
 

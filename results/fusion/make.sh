@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Per-trial scores for score fusion (validation-screens.md, "Score fusion with the modified
-# Hausdorff distance"): the modified Hausdorff baseline (canvas and ink-box framing) and each
+# Hausdorff distance", and "The image distortion model as the second opinion"): the modified
+# Hausdorff baseline (canvas and ink-box framing), the image distortion model (ink-box) and each
 # network given as an argument, on the screens' validation trials (stratified split, 2,000
 # within-alphabet 20-way trials at seeds 99, 1234 and 7, 2,000 random at seed 99), written to
 # runs/fusion/NAME-PROTOCOL-SEED.trials.csv. Never touches images_evaluation.
@@ -17,6 +18,7 @@ for proto in within-alphabet random; do
     [[ $proto == random ]] && seeds=99
     for seed in $seeds; do
         common=(--split background --alphabets stratified --ways 20 --trials 2000 --protocol "$proto" --seed "$seed")
+        "$bin" eval --baseline idm --framing ink-box "${common[@]}" --out "runs/fusion/idm-$proto-$seed" >/dev/null
         for framing in canvas ink-box; do
             name=mhd
             [[ $framing == ink-box ]] && name=mhd_ink-box

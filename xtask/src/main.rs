@@ -79,8 +79,9 @@ enum Command {
         /// Trial protocols (comma-separated): random, within-alphabet.
         #[arg(long, value_delimiter = ',', default_value = "random,within-alphabet")]
         protocols: Vec<Protocol>,
-        /// Baselines to include (comma-separated; `none` for none).
-        #[arg(long, value_delimiter = ',', default_value = "mhd,pixel")]
+        /// Baselines to include (comma-separated: mhd, pixel, idm; `none` for none), each
+        /// framed as `eval --baseline` frames it by default.
+        #[arg(long, value_delimiter = ',', default_value = "mhd,pixel,idm")]
         baselines: Vec<String>,
         /// Trials per point (N and protocol).
         #[arg(long, default_value_t = 400)]
@@ -237,10 +238,8 @@ fn main() -> Result<()> {
             };
             let mut scorers = vec![ScorerChoice::Checkpoint(checkpoint)];
             for b in baselines.iter().filter(|b| b.as_str() != "none") {
-                scorers.push(ScorerChoice::Baseline(
-                    b.parse().map_err(anyhow::Error::msg)?,
-                    data::Framing::Canvas,
-                ));
+                let b: eval::session::Baseline = b.parse().map_err(anyhow::Error::msg)?;
+                scorers.push(ScorerChoice::Baseline(b, b.default_framing()));
             }
             let opts = xtask::sweep::SweepOptions {
                 scorers,

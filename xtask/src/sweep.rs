@@ -48,6 +48,7 @@ fn label(choice: &ScorerChoice) -> String {
         ScorerChoice::Ensemble(paths) => format!("siamese ensemble of {}", paths.len()),
         ScorerChoice::Baseline(Baseline::Mhd, _) => "modified Hausdorff".into(),
         ScorerChoice::Baseline(Baseline::Pixel, _) => "pixel NN".into(),
+        ScorerChoice::Baseline(Baseline::Idm(_), _) => "image distortion model".into(),
     }
 }
 

@@ -17,12 +17,13 @@ pub struct ScorerArgs {
     /// several (comma-separated or repeated) and scores them as an ensemble.
     #[arg(long, value_delimiter = ',')]
     checkpoint: Vec<PathBuf>,
-    /// A baseline that needs no training instead: mhd (modified Hausdorff) or pixel.
+    /// A baseline that needs no training instead: mhd (modified Hausdorff), pixel, or idm
+    /// (Keysers et al.'s image distortion model at 32 px with warp 4; idm:SIDE:WARP sets both).
     #[arg(long, conflicts_with = "checkpoint")]
     pub(crate) baseline: Option<Baseline>,
     /// How a baseline sees the drawings: canvas (the whole 105 px canvas), ink-box (a square
     /// around the ink's bounding box), ink-box-stroke (the same, each stroke redrawn with one
-    /// pen) or ink-box-moments (the square sized by the ink's standard deviation). A model always uses the framing it was trained with. [default: canvas]
+    /// pen) or ink-box-moments (the square sized by the ink's standard deviation). A model always uses the framing it was trained with. [default: ink-box for idm, canvas for the others]
     #[arg(long)]
     framing: Option<data::Framing>,
     /// auto, cpu, cuda, cuda:N or metal.
@@ -43,7 +44,8 @@ pub struct ScorerArgs {
 impl ScorerArgs {
     fn choice(&self) -> Result<ScorerChoice> {
         if let Some(b) = self.baseline {
-            return Ok(ScorerChoice::Baseline(b, self.framing.unwrap_or_default()));
+            let framing = self.framing.unwrap_or_else(|| b.default_framing());
+            return Ok(ScorerChoice::Baseline(b, framing));
         }
         if self.framing.is_some() {
             bail!(

@@ -448,6 +448,36 @@ fn train_eval_classify_verify() {
         .arg("--dataset")
         .arg(&f.dataset));
     assert!(String::from_utf8_lossy(&out.stdout).contains("modified Hausdorff"));
+    let out = run(bin()
+        .args(["eval", "--baseline", "idm:16:2", "--framing", "ink-box"])
+        .args(["--ways", "5", "--trials", "20"])
+        .arg("--dataset")
+        .arg(&f.dataset));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("image distortion model (16 px, warp 2)") && stdout.contains("n=20"),
+        "{stdout}"
+    );
+    // Unframed, the distortion model sees the ink's box, as it was chosen on validation.
+    let unframed = run(bin()
+        .args(["eval", "--baseline", "idm", "--ways", "5", "--trials", "20"])
+        .arg("--dataset")
+        .arg(&f.dataset));
+    let framed = run(bin()
+        .args(["eval", "--baseline", "idm", "--framing", "ink-box"])
+        .args(["--ways", "5", "--trials", "20"])
+        .arg("--dataset")
+        .arg(&f.dataset));
+    assert_eq!(unframed.stdout, framed.stdout);
+    assert!(String::from_utf8_lossy(&framed.stdout).contains("(32 px, warp 4)"));
+    for (spec, says) in [
+        ("idm:16", "expected mhd, pixel, idm or idm:SIDE:WARP"),
+        ("idm:16:x", "warp `x` is not a whole number"),
+        ("idm:16:16", "the side must be 4-105 and the warp below it"),
+    ] {
+        let err = fails(bin().args(["eval", "--baseline", spec]));
+        assert!(err.contains(says), "{spec}: {err}");
+    }
 
     let sampled = f.root.join("classify.png");
     run(bin()

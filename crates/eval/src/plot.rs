@@ -31,13 +31,19 @@ pub(crate) fn plot_err<E: std::fmt::Debug>(e: E) -> EvalError {
     EvalError::Plot(format!("{e:?}"))
 }
 
-const PALETTE: [RGBColor; 6] = [
+/// Matplotlib's ten categorical colours: a sweep of the model and three baselines over two
+/// protocols draws eight lines, which must not share a colour.
+const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 /// Renders with `draw` into a PNG at `path` (written atomically).

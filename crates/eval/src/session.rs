@@ -10,7 +10,7 @@ use data::{Framing, ImageStore, Protocol, SplitIndex, SplitKind, Subset};
 use model::{Device, SiameseNet};
 
 use crate::adapt::AdaptConfig;
-use crate::baselines::{MhdScorer, PixelScorer};
+use crate::baselines::{IdmConfig, IdmScorer, MhdScorer, PixelScorer};
 use crate::calibration::ScoredPair;
 use crate::error::{EvalError, Result};
 use crate::evaluate::{TrialResult, evaluate};
@@ -24,6 +24,21 @@ pub enum Baseline {
     Mhd,
     /// Nearest neighbour on pixels.
     Pixel,
+    /// Keysers et al.'s image distortion model.
+    Idm(IdmConfig),
+}
+
+impl Baseline {
+    /// How the baseline sees drawings unless told otherwise: Lake's modified Hausdorff
+    /// distance and the pixel baseline the whole canvas, as published; the distortion model
+    /// a square around the ink, since it only forgives moves of a few pixels (on the
+    /// validation split it scores 80% within-alphabet so and 56% on the canvas).
+    pub fn default_framing(self) -> Framing {
+        match self {
+            Baseline::Mhd | Baseline::Pixel => Framing::Canvas,
+            Baseline::Idm(_) => Framing::ink_box(),
+        }
+    }
 }
 
 impl std::str::FromStr for Baseline {
@@ -32,7 +47,26 @@ impl std::str::FromStr for Baseline {
         match s {
             "mhd" => Ok(Baseline::Mhd),
             "pixel" => Ok(Baseline::Pixel),
-            _ => Err(format!("unknown baseline `{s}` (expected mhd or pixel)")),
+            "idm" => Ok(Baseline::Idm(IdmConfig::default())),
+            _ => match s.strip_prefix("idm:").map(|rest| rest.split_once(':')) {
+                Some(Some((side, warp))) => {
+                    let side: usize = side
+                        .parse()
+                        .map_err(|_| format!("`{s}`: side `{side}` is not a whole number"))?;
+                    let warp: usize = warp
+                        .parse()
+                        .map_err(|_| format!("`{s}`: warp `{warp}` is not a whole number"))?;
+                    if !(4..=105).contains(&side) || warp >= side {
+                        return Err(format!(
+                            "`{s}`: the side must be 4-105 and the warp below it"
+                        ));
+                    }
+                    Ok(Baseline::Idm(IdmConfig { side, warp }))
+                }
+                _ => Err(format!(
+                    "unknown baseline `{s}` (expected mhd, pixel, idm or idm:SIDE:WARP)"
+                )),
+            },
         }
     }
 }
@@ -91,6 +125,7 @@ impl Kind {
             )?),
             Kind::Baseline(Baseline::Mhd, _) => Box::new(MhdScorer::default()),
             Kind::Baseline(Baseline::Pixel, _) => Box::new(PixelScorer::default()),
+            Kind::Baseline(Baseline::Idm(c), _) => Box::new(IdmScorer::new(*c)),
         })
     }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use data::synthetic::{SyntheticSpec, store, write_split};
 use data::trials::sample_trials;
 use data::{Framing, ImageId, ImageStore, Protocol, Subset};
-use eval::baselines::{MhdScorer, PixelScorer};
+use eval::baselines::{IdmConfig, IdmScorer, MhdScorer, PixelScorer};
 use eval::{Report, Scorer, evaluate};
 
 /// Knows every image's character.
@@ -66,6 +66,7 @@ fn baselines_beat_chance_on_synthetic_glyphs() {
     for mut scorer in [
         Box::new(MhdScorer::default()) as Box<dyn Scorer>,
         Box::new(PixelScorer::default()),
+        Box::new(IdmScorer::new(IdmConfig::default())),
     ] {
         let r = evaluate(scorer.as_mut(), &s, &trials).unwrap();
         let acc = r.iter().filter(|r| r.correct).count() as f64 / r.len() as f64;
