@@ -23,7 +23,9 @@ pub struct ScorerArgs {
     pub(crate) baseline: Option<Baseline>,
     /// How a baseline sees the drawings: canvas (the whole 105 px canvas), ink-box (a square
     /// around the ink's bounding box), ink-box-stroke (the same, each stroke redrawn with one
-    /// pen) or ink-box-moments (the square sized by the ink's standard deviation). A model always uses the framing it was trained with. [default: ink-box for idm, canvas for the others]
+    /// pen) or ink-box-moments (the square sized by the ink's standard deviation). A model
+    /// always uses the framing it was trained with. [default: ink-box for idm, canvas for the
+    /// others]
     #[arg(long)]
     framing: Option<data::Framing>,
     /// auto, cpu, cuda, cuda:N or metal.
