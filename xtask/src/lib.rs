@@ -1,11 +1,12 @@
 //! Project automation behind `cargo xtask`: fetching and installing the dataset, writing
-//! Lake-style runs, sweeping N-way accuracy, and benchmarks. Library code lives here so it
+//! Lake-style runs, sweeping N-way accuracy, redrawing plots, and benchmarks. Library code lives here so it
 //! can be tested; `main.rs` only parses arguments.
 
 pub mod bench;
 pub mod checksum;
 pub mod download;
 pub mod extract;
+pub mod replot;
 pub mod sweep;
 
 use std::path::PathBuf;

@@ -115,6 +115,13 @@ enum Command {
         #[arg(long, value_name = "STEPS", default_value_t = 0)]
         adapt: usize,
     },
+    /// Redraw plots from what a run or a sweep left (no training or scoring): a sweep's
+    /// folder (sweep.json), a run's folder (metrics.jsonl) or a metrics file.
+    Replot {
+        /// Folders or metrics files, e.g. results/sweep runs/NAME models/validation-metrics.jsonl.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Training and embedding throughput and peak memory of both architectures.
     Bench {
         /// Architectures to measure (comma-separated): koch-105, conv4-28.
@@ -259,6 +266,13 @@ fn main() -> Result<()> {
                 adapt,
             };
             xtask::sweep::run(&opts)?;
+        }
+        Command::Replot { paths } => {
+            for path in &paths {
+                for written in xtask::replot::replot(path)? {
+                    println!("wrote {}", written.display());
+                }
+            }
         }
         Command::Bench {
             models,

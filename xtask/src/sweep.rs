@@ -187,6 +187,16 @@ pub fn write_outputs(reports: &[Report], dir: &Path) -> Result<()> {
         &dir.join("sweep.json"),
         &serde_json::to_string_pretty(reports)?,
     )?;
+    write_plot(reports, dir)?;
+    println!("{md}");
+    println!("wrote {}/sweep.{{md,csv,json,png,svg}}", dir.display());
+    Ok(())
+}
+
+/// The sweep's plot, `sweep.png` and `sweep.svg` in `dir`: one line per scorer and protocol
+/// against N, with 95% bars and the chance line.
+pub fn write_plot(reports: &[Report], dir: &Path) -> Result<()> {
+    let shots = reports.first().map_or(1, |r| r.shots);
     let mut series: Vec<Series> = Vec::new();
     for r in reports {
         let name = format!("{} - {}", r.scorer, r.protocol);
@@ -194,12 +204,23 @@ pub fn write_outputs(reports: &[Report], dir: &Path) -> Result<()> {
         let point = (r.ways as f64, a.accuracy, a.ci_low, a.ci_high);
         match series.iter_mut().find(|s| s.name == name) {
             Some(s) => s.points.push(point),
-            None => series.push(Series {
-                name,
-                points: vec![point],
-            }),
+            None => series.push(Series::line(name, vec![point])),
         }
     }
+    let mut ways: Vec<f64> = reports.iter().map(|r| r.ways as f64).collect();
+    ways.sort_by(f64::total_cmp);
+    ways.dedup();
+    // Chance, 1/N, between the swept N: where a scorer that learnt nothing would be.
+    let chance = match (ways.first(), ways.last()) {
+        (Some(&lo), Some(&hi)) => (0..=200)
+            .map(|k| {
+                let n = lo + (hi - lo) * k as f64 / 200.0;
+                (n, 1.0 / n, 1.0 / n, 1.0 / n)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    series.push(Series::guide("chance (1/N)", chance));
     let title = format!(
         "{} accuracy on images_evaluation (95% Wilson intervals)",
         if shots > 1 {
@@ -214,14 +235,23 @@ pub fn write_outputs(reports: &[Report], dir: &Path) -> Result<()> {
         y_label: "accuracy",
         series: &series,
         y_range: Some(0.0..1.0),
-        legend: eval::plot::Legend::LowerLeft,
+        x_ticks: Some(&ways),
     };
     write_chart(
         &chart,
         Some(&dir.join("sweep.png")),
         Some(&dir.join("sweep.svg")),
     )?;
-    println!("{md}");
-    println!("wrote {}/sweep.{{md,csv,json,png,svg}}", dir.display());
     Ok(())
+}
+
+/// Redraws a sweep's plot from its `sweep.json` (no scoring).
+pub fn replot(dir: &Path) -> Result<()> {
+    let path = dir.join("sweep.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let reports: Vec<Report> = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a sweep's JSON", path.display()))?;
+    anyhow::ensure!(!reports.is_empty(), "{} holds no results", path.display());
+    write_plot(&reports, dir)
 }

@@ -92,6 +92,48 @@ fn sweep_writes_every_output() {
         serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 8);
     assert!(out.join("sweep.png").is_file() && out.join("sweep.svg").is_file());
+    // The plot labels the swept N and draws chance; `replot` redraws it from the JSON alone.
+    let svg = std::fs::read_to_string(out.join("sweep.svg")).unwrap();
+    assert!(svg.contains("chance (1/N)"), "no chance line in the legend");
+    assert!(
+        svg.contains(">\n2\n<") && svg.contains(">\n5\n<") && !svg.contains(">\n3\n<"),
+        "ticks at the swept N only"
+    );
+    std::fs::remove_file(out.join("sweep.png")).unwrap();
+    std::fs::remove_file(out.join("sweep.svg")).unwrap();
+    let written = xtask::replot::replot(&out).unwrap();
+    assert_eq!(written, vec![out.join("sweep.png"), out.join("sweep.svg")]);
+    assert_eq!(std::fs::read_to_string(out.join("sweep.svg")).unwrap(), svg);
+    assert!(out.join("sweep.png").is_file());
+}
+
+#[test]
+fn replot_names_what_it_needs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = xtask::replot::replot(tmp.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("neither sweep.json") && err.contains("metrics.jsonl"),
+        "{err}"
+    );
+    let err = xtask::replot::replot(&tmp.path().join("gone"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("gone does not exist"), "{err}");
+    let other = tmp.path().join("notes.txt");
+    std::fs::write(&other, "x").unwrap();
+    let err = xtask::replot::replot(&other).unwrap_err().to_string();
+    assert!(err.contains("not a metrics file"), "{err}");
+    std::fs::write(tmp.path().join("sweep.json"), "[]").unwrap();
+    let err = xtask::replot::replot(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("holds no results"), "{err}");
+    assert_eq!(
+        xtask::replot::curves_path(std::path::Path::new("m/validation-metrics.jsonl")).unwrap(),
+        std::path::PathBuf::from("m/validation-curves.png")
+    );
+    assert_eq!(
+        xtask::replot::curves_path(std::path::Path::new("runs/a/metrics.jsonl")).unwrap(),
+        std::path::PathBuf::from("runs/a/curves.png")
+    );
 }
 
 /// Without `--turns`, each model gets the turns that suit it: four for a checkpoint trained

@@ -292,19 +292,18 @@ pub fn write_reliability_diagram(
     png: Option<&std::path::Path>,
     svg: Option<&std::path::Path>,
 ) -> Result<()> {
-    let mut series = vec![Series {
-        name: "perfectly calibrated".into(),
-        points: vec![(0.0, 0.0, 0.0, 0.0), (1.0, 1.0, 1.0, 1.0)],
-    }];
+    let mut series = vec![Series::guide(
+        "perfectly calibrated",
+        vec![(0.0, 0.0, 0.0, 0.0), (1.0, 1.0, 1.0, 1.0)],
+    )];
     for (name, r) in measured {
-        series.push(Series {
-            name: format!(
+        series.push(Series::line(
+            format!(
                 "{name} (ECE {:.3}, accuracy {:.1}%)",
                 r.ece,
                 100.0 * r.accuracy
             ),
-            points: r
-                .bins
+            r.bins
                 .iter()
                 .filter(|b| b.pairs > 0)
                 .map(|b| {
@@ -312,7 +311,7 @@ pub fn write_reliability_diagram(
                     (b.mean_probability, b.observed(), lo, hi)
                 })
                 .collect(),
-        });
+        ));
     }
     let chart = Chart {
         title,
@@ -320,8 +319,7 @@ pub fn write_reliability_diagram(
         y_label: "observed fraction of same pairs",
         series: &series,
         y_range: Some(0.0..1.0),
-        // Below the diagonal on the right stays empty for any useful model.
-        legend: crate::plot::Legend::LowerRight,
+        x_ticks: None,
     };
     write_chart(&chart, png, svg)
 }

@@ -7,11 +7,10 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-
-/// Legend corners of a [`Chart`].
-pub use plotters::prelude::SeriesLabelPosition as Legend;
 
 use crate::error::{EvalError, Result};
 
@@ -93,11 +92,52 @@ fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     model::io::write_atomic(path, bytes).map_err(|e| EvalError::io(path, e))
 }
 
+/// How a [`Series`] is drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Look {
+    /// A coloured line with markers and error bars, named in the legend. The palette's colours
+    /// go to these in order, so adding a faint or guide series never recolours the others.
+    #[default]
+    Line,
+    /// A pale line in the colour of the next `Line` series, without markers or a legend entry:
+    /// the raw values behind a smoothed line (a training loss logged every few steps).
+    Faint,
+    /// A dashed grey reference line (chance, perfect calibration), named in the legend.
+    Guide,
+}
+
 /// One line of a chart; points are `(x, y, low, high)` (low = high = y for no bars).
 #[derive(Clone, Debug)]
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64, f64, f64)>,
+    pub look: Look,
+}
+
+impl Series {
+    pub fn line(name: impl Into<String>, points: Vec<(f64, f64, f64, f64)>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+            look: Look::Line,
+        }
+    }
+
+    pub fn faint(points: Vec<(f64, f64, f64, f64)>) -> Self {
+        Series {
+            name: String::new(),
+            points,
+            look: Look::Faint,
+        }
+    }
+
+    pub fn guide(name: impl Into<String>, points: Vec<(f64, f64, f64, f64)>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+            look: Look::Guide,
+        }
+    }
 }
 
 pub struct Chart<'a> {
@@ -106,8 +146,30 @@ pub struct Chart<'a> {
     pub y_label: &'a str,
     pub series: &'a [Series],
     pub y_range: Option<Range<f64>>,
-    /// Where the legend goes (lower left unless a chart's lines live there).
-    pub legend: Legend,
+    /// The x values to label, such as the N of a sweep (round numbers otherwise).
+    pub x_ticks: Option<&'a [f64]>,
+}
+
+const GUIDE: RGBColor = RGBColor(110, 110, 110);
+const LEGEND_FONT: u32 = 14;
+const LEGEND_ROW: u32 = 20;
+const LEGEND_SWATCH: i32 = 22;
+
+/// Each series' colour: `Line` series take the palette in order, a `Faint` one the colour
+/// the next `Line` takes, a `Guide` grey.
+fn colours(series: &[Series]) -> Vec<RGBColor> {
+    let mut lines = 0;
+    series
+        .iter()
+        .map(|s| match s.look {
+            Look::Guide => GUIDE,
+            Look::Line | Look::Faint => {
+                let c = PALETTE[lines % PALETTE.len()];
+                lines += usize::from(s.look == Look::Line);
+                c
+            }
+        })
+        .collect()
 }
 
 fn padded_range(values: impl Iterator<Item = f64>) -> Range<f64> {
@@ -123,8 +185,138 @@ fn padded_range(values: impl Iterator<Item = f64>) -> Range<f64> {
     (lo - pad)..(hi + pad)
 }
 
-/// A line chart with optional error bars.
+/// A numeric axis ticked at given values only (plotters' own picks round numbers, which puts
+/// the labels of a 3/5/10/20-way sweep at 4, 6, 8, ...).
+struct TickedAxis {
+    inner: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for TickedAxis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// Tick values for `range`: `ticks` when given and inside it, else about `count` round numbers
+/// (steps of 1, 2 or 5 times a power of ten).
+fn tick_values(range: &Range<f64>, ticks: Option<&[f64]>, count: usize) -> Vec<f64> {
+    if let Some(t) = ticks {
+        let inside: Vec<f64> = t.iter().copied().filter(|v| range.contains(v)).collect();
+        if !inside.is_empty() {
+            return inside;
+        }
+    }
+    let span = range.end - range.start;
+    if !(span.is_finite() && span > 0.0) {
+        return vec![range.start];
+    }
+    let raw = span / count.max(1) as f64;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude);
+    let first = (range.start / step).ceil() as i64;
+    let last = (range.end / step).floor() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
+/// A tick label: whole numbers without a decimal point, others with as few decimals as they
+/// need (at most four).
+pub fn tick_label(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        return format!("{:.0}", v.round());
+    }
+    let text = format!("{v:.4}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The legend's entries: every named series with points, except the faint ones.
+fn legend_entries(series: &[Series]) -> Vec<usize> {
+    series
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.look != Look::Faint && !s.name.is_empty() && !s.points.is_empty())
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Where each legend entry goes below the plot, as (row, x offset), for a strip `width` pixels
+/// wide: a grid of columns as wide as the widest entry, filled row by row, so the legend
+/// never covers a line and its entries line up.
+fn legend_layout(widths: &[u32], width: u32) -> Vec<(u32, u32)> {
+    let column = widths.iter().copied().max().unwrap_or(1).max(1);
+    let columns = (width / column).max(1) as usize;
+    (0..widths.len())
+        .map(|i| ((i / columns) as u32, (i % columns) as u32 * column))
+        .collect()
+}
+
+/// The legend strip below a chart `width` pixels wide: which series it names, where each
+/// entry goes, and its height (0 when a single unnamed or lone line needs no legend).
+struct LegendPlan {
+    entries: Vec<usize>,
+    layout: Vec<(u32, u32)>,
+    strip: u32,
+}
+
+fn legend_plan(series: &[Series], width: u32) -> LegendPlan {
+    ensure_font();
+    let font = ("sans-serif", LEGEND_FONT).into_font();
+    let entries = legend_entries(series);
+    let widths: Vec<u32> = entries
+        .iter()
+        .map(|&i| {
+            let name = &series[i].name;
+            let (w, _) = font
+                .box_size(name)
+                .unwrap_or((8 * name.chars().count() as u32, LEGEND_FONT));
+            LEGEND_SWATCH as u32 + 6 + w + 24
+        })
+        .collect();
+    let layout = legend_layout(&widths, width.saturating_sub(80));
+    let rows = layout.last().map_or(0, |(r, _)| r + 1);
+    let strip = if entries.len() > 1 || (entries.len() == 1 && series.len() > 1) {
+        rows * LEGEND_ROW + 8
+    } else {
+        0
+    };
+    LegendPlan {
+        entries,
+        layout,
+        strip,
+    }
+}
+
+/// A line chart with optional error bars, its legend in a strip below the plot.
 pub fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart) -> Result<()> {
+    let colour = colours(chart.series);
+    let font: TextStyle = ("sans-serif", LEGEND_FONT).into_font().into();
+    let (width, height) = area.dim_in_pixel();
+    let LegendPlan {
+        entries,
+        layout,
+        strip,
+    } = legend_plan(chart.series, width);
+    let (plot_area, legend_area) = area.split_vertically(height.saturating_sub(strip));
+
     let xs = padded_range(
         chart
             .series
@@ -139,28 +331,45 @@ pub fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Cha
                 .flat_map(|s| s.points.iter().flat_map(|p| [p.2, p.3])),
         )
     });
-    let mut ctx = ChartBuilder::on(area)
+    let x_ticks = tick_values(&xs, chart.x_ticks, 10);
+    let mut ctx = ChartBuilder::on(&plot_area)
         .caption(chart.title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(xs, ys)
+        .build_cartesian_2d(
+            TickedAxis {
+                inner: xs.into(),
+                ticks: x_ticks,
+            },
+            ys,
+        )
         .map_err(plot_err)?;
     ctx.configure_mesh()
         .x_desc(chart.x_label)
         .y_desc(chart.y_label)
+        .x_label_formatter(&|v| tick_label(*v))
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(plot_err)?;
-    for (i, s) in chart.series.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        ctx.draw_series(LineSeries::new(
-            s.points.iter().map(|p| (p.0, p.1)),
-            color.stroke_width(2),
-        ))
-        .map_err(plot_err)?
-        .label(s.name.clone())
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    for (s, &color) in chart.series.iter().zip(&colour) {
+        let line = s.points.iter().map(|p| (p.0, p.1));
+        match s.look {
+            Look::Faint => {
+                ctx.draw_series(LineSeries::new(line, color.mix(0.3).stroke_width(1)))
+                    .map_err(plot_err)?;
+                continue;
+            }
+            Look::Guide => {
+                ctx.draw_series(DashedLineSeries::new(line, 8, 5, GUIDE.stroke_width(2)))
+                    .map_err(plot_err)?;
+                continue;
+            }
+            Look::Line => {
+                ctx.draw_series(LineSeries::new(line, color.stroke_width(2)))
+                    .map_err(plot_err)?;
+            }
+        }
         // Markers only where they stay readable.
         if s.points.len() <= 60 {
             ctx.draw_series(
@@ -178,21 +387,44 @@ pub fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Cha
         )
         .map_err(plot_err)?;
     }
-    if chart.series.len() > 1 || chart.series.iter().any(|s| !s.name.is_empty()) {
-        ctx.configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .position(chart.legend.clone())
-            .draw()
+    if strip > 0 {
+        for (&i, &(row, x)) in entries.iter().zip(&layout) {
+            let (x, y) = (
+                70 + x as i32,
+                (row * LEGEND_ROW + LEGEND_ROW / 2) as i32 + 2,
+            );
+            let swatch = vec![(x, y), (x + LEGEND_SWATCH, y)];
+            match chart.series[i].look {
+                Look::Guide => legend_area
+                    .draw(&PathElement::new(
+                        vec![(x, y), (x + 8, y)],
+                        GUIDE.stroke_width(2),
+                    ))
+                    .and_then(|_| {
+                        legend_area.draw(&PathElement::new(
+                            vec![(x + 13, y), (x + LEGEND_SWATCH, y)],
+                            GUIDE.stroke_width(2),
+                        ))
+                    }),
+                _ => legend_area.draw(&PathElement::new(swatch, colour[i].stroke_width(2))),
+            }
             .map_err(plot_err)?;
+            legend_area
+                .draw(&Text::new(
+                    chart.series[i].name.clone(),
+                    (x + LEGEND_SWATCH + 6, y),
+                    font.clone().pos(Pos::new(HPos::Left, VPos::Center)),
+                ))
+                .map_err(plot_err)?;
+        }
     }
     Ok(())
 }
 
-/// A chart as PNG and/or SVG.
+/// A chart as PNG and/or SVG: 900 x 600 pixels, taller by the legend's strip so that a long
+/// legend does not squeeze the plot.
 pub fn write_chart(chart: &Chart, png: Option<&Path>, svg: Option<&Path>) -> Result<()> {
-    let size = (900, 600);
+    let size = (900, 600 + legend_plan(chart.series, 900).strip);
     if let Some(p) = png {
         render_png(p, size, |a| draw_chart(a, chart))?;
     }
@@ -202,9 +434,20 @@ pub fn write_chart(chart: &Chart, png: Option<&Path>, svg: Option<&Path>) -> Res
     Ok(())
 }
 
-/// Training curves: loss (left) and validation accuracy (right) against the step.
-pub fn write_training_curves(path: &Path, loss: &[Series], accuracy: &[Series]) -> Result<()> {
-    render_png(path, (1400, 520), |root| {
+/// Training curves: loss (left) and validation accuracy (right) against the step, as a PNG
+/// and, when `svg` is given, an SVG. A run that held nothing out gets a note in place of an
+/// empty accuracy panel.
+pub fn write_training_curves(
+    png: &Path,
+    svg: Option<&Path>,
+    loss: &[Series],
+    accuracy: &[Series],
+) -> Result<()> {
+    fn draw<DB: DrawingBackend>(
+        root: &DrawingArea<DB, Shift>,
+        loss: &[Series],
+        accuracy: &[Series],
+    ) -> Result<()> {
         let (left, right) = root.split_horizontally(700);
         draw_chart(
             &left,
@@ -214,9 +457,32 @@ pub fn write_training_curves(path: &Path, loss: &[Series], accuracy: &[Series]) 
                 y_label: "loss (train: objective, validation: pair BCE)",
                 series: loss,
                 y_range: None,
-                legend: Legend::LowerLeft,
+                x_ticks: None,
             },
         )?;
+        if accuracy.iter().all(|s| s.points.is_empty()) {
+            let (w, h) = right.dim_in_pixel();
+            let style = ("sans-serif", 16)
+                .into_font()
+                .color(&GUIDE)
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            for (k, line) in [
+                "No validation accuracy: this run held nothing out",
+                "(a refit on every training alphabet, or --val-alphabets 0).",
+            ]
+            .iter()
+            .enumerate()
+            {
+                right
+                    .draw(&Text::new(
+                        line.to_string(),
+                        ((w / 2) as i32, (h / 2) as i32 - 12 + 24 * k as i32),
+                        style.clone(),
+                    ))
+                    .map_err(plot_err)?;
+            }
+            return Ok(());
+        }
         draw_chart(
             &right,
             &Chart {
@@ -225,10 +491,16 @@ pub fn write_training_curves(path: &Path, loss: &[Series], accuracy: &[Series]) 
                 y_label: "accuracy",
                 series: accuracy,
                 y_range: None,
-                legend: Legend::LowerLeft,
+                x_ticks: None,
             },
         )
-    })
+    }
+    let size = (1400, 540);
+    render_png(png, size, |root| draw(root, loss, accuracy))?;
+    if let Some(svg) = svg {
+        render_svg(svg, size, |root| draw(root, loss, accuracy))?;
+    }
+    Ok(())
 }
 
 /// One panel of the classification figure.
@@ -483,7 +755,131 @@ pub fn write_confusion(c: &Confusion, png: Option<&Path>, svg: Option<&Path>) ->
 
 #[cfg(test)]
 mod tests {
-    use super::mosaic;
+    use super::*;
+
+    #[test]
+    fn ticks_are_the_given_values_inside_the_range_or_round_numbers() {
+        // A sweep's N, padded range 2.15..20.85.
+        assert_eq!(
+            tick_values(&(2.15..20.85), Some(&[3.0, 5.0, 10.0, 20.0, 40.0]), 10),
+            vec![3.0, 5.0, 10.0, 20.0]
+        );
+        // Training steps: 12,000 / 10 = 1,200, so steps of 2,000.
+        assert_eq!(
+            tick_values(&(-600.0..12_600.0), None, 10),
+            vec![0.0, 2000.0, 4000.0, 6000.0, 8000.0, 10_000.0, 12_000.0]
+        );
+        // Given ticks all outside fall back to round numbers: 1.1 / 10 = 0.11, steps of 0.2.
+        let t = tick_values(&(-0.05..1.05), Some(&[7.0]), 10);
+        assert_eq!(t.len(), 6);
+        for (got, want) in t.iter().zip([0.0, 0.2, 0.4, 0.6, 0.8, 1.0]) {
+            assert!((got - want).abs() < 1e-12, "{t:?}");
+        }
+        assert_eq!(tick_values(&(5.0..5.0), None, 10), vec![5.0]);
+    }
+
+    #[test]
+    fn tick_labels_drop_needless_decimals() {
+        assert_eq!(tick_label(3.0), "3");
+        assert_eq!(tick_label(12_000.0), "12000");
+        assert_eq!(tick_label(0.25), "0.25");
+        assert_eq!(tick_label(0.1 + 0.2), "0.3");
+        assert_eq!(tick_label(-1.5), "-1.5");
+    }
+
+    #[test]
+    fn legend_entries_fill_a_grid_of_equal_columns() {
+        // Widest entry 300 px: two columns in 700 px, filled row by row.
+        assert_eq!(
+            legend_layout(&[100, 300, 250, 80, 120], 700),
+            vec![(0, 0), (0, 300), (1, 0), (1, 300), (2, 0)]
+        );
+        // An entry wider than the strip still gets a column of its own.
+        assert_eq!(legend_layout(&[900, 10], 500), vec![(0, 0), (1, 0)]);
+        assert!(legend_layout(&[], 500).is_empty());
+    }
+
+    #[test]
+    fn lines_keep_their_colours_and_faint_series_borrow_the_next_line() {
+        let p = vec![(0.0, 1.0, 1.0, 1.0)];
+        let series = [
+            Series::guide("chance", p.clone()),
+            Series::faint(p.clone()),
+            Series::line("train", p.clone()),
+            Series::line("validation", p.clone()),
+            Series::faint(p.clone()),
+        ];
+        let c = colours(&series);
+        assert_eq!(c[0], GUIDE);
+        assert_eq!(c[1], PALETTE[0]);
+        assert_eq!(c[2], PALETTE[0]);
+        assert_eq!(c[3], PALETTE[1]);
+        // A faint series with no line after it takes the next unused colour.
+        assert_eq!(c[4], PALETTE[2]);
+        // Faint and empty series stay out of the legend.
+        let mut with_empty = series.to_vec();
+        with_empty.push(Series::line("nothing yet", Vec::new()));
+        assert_eq!(legend_entries(&with_empty), vec![0, 2, 3]);
+    }
+
+    fn count_colour(img: &image::RgbImage, rows: std::ops::Range<u32>, c: RGBColor) -> usize {
+        rows.flat_map(|y| (0..img.width()).map(move |x| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0 == [c.0, c.1, c.2])
+            .count()
+    }
+
+    #[test]
+    fn the_legend_sits_below_the_plot() {
+        let tmp = tempfile::tempdir().unwrap();
+        let series = [
+            Series::line("a", vec![(3.0, 0.1, 0.1, 0.1), (20.0, 0.1, 0.1, 0.1)]),
+            Series::line("b", vec![(3.0, 0.9, 0.9, 0.9), (20.0, 0.9, 0.9, 0.9)]),
+        ];
+        let png = tmp.path().join("c.png");
+        let chart = Chart {
+            title: "t",
+            x_label: "N",
+            y_label: "accuracy",
+            series: &series,
+            y_range: Some(0.0..1.0),
+            x_ticks: Some(&[3.0, 20.0]),
+        };
+        write_chart(&chart, Some(&png), None).unwrap();
+        let img = image::open(&png).unwrap().to_rgb8();
+        // One legend row (20 px + 8) at the bottom holds both swatches; the plot above holds
+        // both lines, and the legend row none of the plot.
+        let strip = img.height() - 28..img.height();
+        assert!(count_colour(&img, strip.clone(), PALETTE[0]) >= 20);
+        assert!(count_colour(&img, strip, PALETTE[1]) >= 20);
+        assert!(count_colour(&img, 0..img.height() - 28, PALETTE[0]) > 300);
+        assert!(count_colour(&img, 0..img.height() - 28, PALETTE[1]) > 300);
+    }
+
+    #[test]
+    fn curves_without_validation_say_so_instead_of_an_empty_panel() {
+        let tmp = tempfile::tempdir().unwrap();
+        let loss = [Series::line(
+            "train",
+            vec![(10.0, 2.0, 2.0, 2.0), (20.0, 1.0, 1.0, 1.0)],
+        )];
+        let png = tmp.path().join("curves.png");
+        let svg = tmp.path().join("curves.svg");
+        write_training_curves(
+            &png,
+            Some(&svg),
+            &loss,
+            &[Series::line("validation", vec![])],
+        )
+        .unwrap();
+        let img = image::open(&png).unwrap().to_rgb8();
+        let right = image::imageops::crop_imm(&img, 700, 0, 700, img.height()).to_image();
+        // No chart on the right (no axes in black, no line), but the note in grey.
+        assert_eq!(count_colour(&right, 0..right.height(), PALETTE[0]), 0);
+        assert!(right.pixels().all(|p| p.0 != [0, 0, 0]));
+        assert!(right.pixels().any(|p| p.0 != [255, 255, 255]));
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(text.contains("held nothing out"), "{}", &text[..200]);
+    }
 
     #[test]
     fn a_mosaic_lays_drawings_out_in_reading_order() {

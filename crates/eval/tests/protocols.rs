@@ -205,17 +205,17 @@ fn a_model_refuses_images_framed_another_way() {
 #[test]
 fn plots_are_written_as_png_and_svg() {
     let tmp = tempfile::tempdir().unwrap();
-    let series = vec![eval::plot::Series {
-        name: "model".into(),
-        points: vec![(3.0, 0.9, 0.85, 0.95), (20.0, 0.7, 0.6, 0.8)],
-    }];
+    let series = vec![eval::plot::Series::line(
+        "model",
+        vec![(3.0, 0.9, 0.85, 0.95), (20.0, 0.7, 0.6, 0.8)],
+    )];
     let chart = eval::plot::Chart {
         title: "accuracy",
         x_label: "N",
         y_label: "accuracy",
         series: &series,
         y_range: Some(0.0..1.0),
-        legend: eval::plot::Legend::LowerLeft,
+        x_ticks: Some(&[3.0, 20.0]),
     };
     let png = tmp.path().join("a.png");
     let svg = tmp.path().join("a.svg");

@@ -224,6 +224,7 @@ fn a_tiny_model_learns_and_writes_a_complete_run() {
         "config.toml",
         "metrics.jsonl",
         "curves.png",
+        "curves.svg",
         "last.safetensors",
         "best.safetensors",
     ] {
