@@ -235,6 +235,7 @@ pub fn write_plot(reports: &[Report], dir: &Path) -> Result<()> {
         y_label: "accuracy",
         series: &series,
         y_range: Some(0.0..1.0),
+        x_range: None,
         x_ticks: Some(&ways),
     };
     write_chart(

@@ -123,6 +123,10 @@ fn replot_names_what_it_needs() {
     std::fs::write(&other, "x").unwrap();
     let err = xtask::replot::replot(&other).unwrap_err().to_string();
     assert!(err.contains("not a metrics file"), "{err}");
+    let json = tmp.path().join("x.json");
+    std::fs::write(&json, "{}").unwrap();
+    let err = format!("{:#}", xtask::replot::replot(&json).unwrap_err());
+    assert!(err.contains("not the JSON of `calibrate --plot`"), "{err}");
     std::fs::write(tmp.path().join("sweep.json"), "[]").unwrap();
     let err = xtask::replot::replot(tmp.path()).unwrap_err().to_string();
     assert!(err.contains("holds no results"), "{err}");

@@ -7,15 +7,13 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use data::{Protocol, SplitKind};
-use eval::calibration::{METADATA_KEY, Platt, Record, Reliability, write_reliability_diagram};
+use eval::calibration::{
+    AS_GIVEN, METADATA_KEY, Platt, Record, Reliability, SCALED, write_reliability_diagram,
+};
 use eval::session::{ScorerChoice, Session};
 use model::Device;
 
 use crate::classify::{ScorerArgs, parse_split};
-
-/// Row and legend names of the two sets of probabilities.
-const AS_GIVEN: &str = "as the model gives them";
-const SCALED: &str = "Platt-scaled";
 
 #[derive(Args, Debug)]
 pub struct CalibrateArgs {
@@ -168,6 +166,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
             Some(&svg),
         )?;
         let json = serde_json::json!({
+            "title": title,
             "checkpoint": path.display().to_string(),
             "sha256": eval::report::sha256_file(&path)?,
             "platt": platt,

@@ -138,7 +138,7 @@ fn softplus(z: f64) -> f64 {
 }
 
 /// One probability bin of a reliability diagram.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Bin {
     /// `[low, high)` (the last bin includes 1).
     pub low: f64,
@@ -161,7 +161,7 @@ impl Bin {
 }
 
 /// How well probabilities match outcomes on a set of pairs.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reliability {
     pub pairs: usize,
     pub same: usize,
@@ -284,6 +284,37 @@ impl Record {
     }
 }
 
+/// Row and legend names of `calibrate`'s two sets of probabilities.
+pub const AS_GIVEN: &str = "as the model gives them";
+pub const SCALED: &str = "Platt-scaled";
+
+/// What `calibrate --plot P` writes to `P.json` besides the figures' provenance, enough to
+/// redraw its diagram.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DiagramData {
+    /// The diagram's title (absent in files written before 2026-12-06).
+    #[serde(default)]
+    pub title: Option<String>,
+    pub before: Reliability,
+    pub after: Reliability,
+}
+
+impl DiagramData {
+    /// Redraws the diagram `calibrate` drew from these figures.
+    pub fn write(
+        &self,
+        png: Option<&std::path::Path>,
+        svg: Option<&std::path::Path>,
+    ) -> Result<()> {
+        write_reliability_diagram(
+            self.title.as_deref().unwrap_or("Reliability"),
+            &[(AS_GIVEN, &self.before), (SCALED, &self.after)],
+            png,
+            svg,
+        )
+    }
+}
+
 /// A reliability diagram: observed frequency of same pairs against the predicted probability,
 /// one line per named measurement, with 95% Wilson bars and the diagonal of perfect calibration.
 pub fn write_reliability_diagram(
@@ -319,6 +350,7 @@ pub fn write_reliability_diagram(
         y_label: "observed fraction of same pairs",
         series: &series,
         y_range: Some(0.0..1.0),
+        x_range: None,
         x_ticks: None,
     };
     write_chart(&chart, png, svg)
@@ -462,6 +494,55 @@ mod tests {
         assert!(
             text.contains("<svg") && text.contains("ECE"),
             "svg without the legend"
+        );
+    }
+
+    #[test]
+    fn a_diagram_is_redrawn_from_calibrates_json() {
+        let pairs: Vec<ScoredPair> = (0..40)
+            .map(|i| pair(i as f32 / 4.0 - 5.0, i % 3 != 0))
+            .collect();
+        let before = Reliability::measure(&pairs, Platt::IDENTITY, 10);
+        let after = Reliability::measure(
+            &pairs,
+            Platt {
+                scale: 0.5,
+                offset: 0.2,
+            },
+            10,
+        );
+        // What `calibrate --plot` writes, provenance and all.
+        let json = serde_json::json!({
+            "title": "Reliability on 2 alphabets of images_background",
+            "checkpoint": "m.safetensors",
+            "platt": Platt::IDENTITY,
+            "before": before,
+            "after": after,
+        });
+        let data: DiagramData = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!((&data.before, &data.after), (&before, &after));
+        let dir = tempfile::tempdir().unwrap();
+        let svg = dir.path().join("r.svg");
+        data.write(None, Some(&svg)).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        for want in [
+            "Reliability on 2 alphabets of images_background",
+            "perfectly calibrated",
+            AS_GIVEN,
+            SCALED,
+        ] {
+            assert!(text.contains(want), "no {want}");
+        }
+        // Files from before the title was kept get a plain one.
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("title");
+        let data: DiagramData = serde_json::from_value(old).unwrap();
+        assert_eq!(data.title, None);
+        data.write(None, Some(&svg)).unwrap();
+        assert!(
+            std::fs::read_to_string(&svg)
+                .unwrap()
+                .contains(">\nReliability\n<")
         );
     }
 }

@@ -146,6 +146,8 @@ pub struct Chart<'a> {
     pub y_label: &'a str,
     pub series: &'a [Series],
     pub y_range: Option<Range<f64>>,
+    /// The x axis's range (the data's, padded, otherwise): panels that share an axis pass one.
+    pub x_range: Option<Range<f64>>,
     /// The x values to label, such as the N of a sweep (round numbers otherwise).
     pub x_ticks: Option<&'a [f64]>,
 }
@@ -181,7 +183,12 @@ fn padded_range(values: impl Iterator<Item = f64>) -> Range<f64> {
     if !lo.is_finite() {
         return 0.0..1.0;
     }
-    let pad = ((hi - lo) * 0.05).max(1e-6);
+    // A single value (one validation so far) gets a range around it that ticks can label.
+    let pad = if hi - lo > 1e-9 * hi.abs().max(1.0) {
+        (hi - lo) * 0.05
+    } else {
+        (0.05 * lo.abs()).max(0.5)
+    };
     (lo - pad)..(hi + pad)
 }
 
@@ -270,7 +277,7 @@ fn legend_layout(widths: &[u32], width: u32) -> Vec<(u32, u32)> {
 }
 
 /// The legend strip below a chart `width` pixels wide: which series it names, where each
-/// entry goes, and its height (0 when a single unnamed or lone line needs no legend).
+/// entry goes, and its height (0 when no series is named).
 struct LegendPlan {
     entries: Vec<usize>,
     layout: Vec<(u32, u32)>,
@@ -293,10 +300,10 @@ fn legend_plan(series: &[Series], width: u32) -> LegendPlan {
         .collect();
     let layout = legend_layout(&widths, width.saturating_sub(80));
     let rows = layout.last().map_or(0, |(r, _)| r + 1);
-    let strip = if entries.len() > 1 || (entries.len() == 1 && series.len() > 1) {
-        rows * LEGEND_ROW + 8
-    } else {
+    let strip = if entries.is_empty() {
         0
+    } else {
+        rows * LEGEND_ROW + 8
     };
     LegendPlan {
         entries,
@@ -317,12 +324,14 @@ pub fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Cha
     } = legend_plan(chart.series, width);
     let (plot_area, legend_area) = area.split_vertically(height.saturating_sub(strip));
 
-    let xs = padded_range(
-        chart
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.0)),
-    );
+    let xs = chart.x_range.clone().unwrap_or_else(|| {
+        padded_range(
+            chart
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.0)),
+        )
+    });
     let ys = chart.y_range.clone().unwrap_or_else(|| {
         padded_range(
             chart
@@ -449,6 +458,12 @@ pub fn write_training_curves(
         accuracy: &[Series],
     ) -> Result<()> {
         let (left, right) = root.split_horizontally(700);
+        // Both panels on one step axis, so that a validation lines up with the loss there.
+        let steps = padded_range(
+            loss.iter()
+                .chain(accuracy)
+                .flat_map(|s| s.points.iter().map(|p| p.0)),
+        );
         draw_chart(
             &left,
             &Chart {
@@ -457,6 +472,7 @@ pub fn write_training_curves(
                 y_label: "loss (train: objective, validation: pair BCE)",
                 series: loss,
                 y_range: None,
+                x_range: Some(steps.clone()),
                 x_ticks: None,
             },
         )?;
@@ -491,6 +507,7 @@ pub fn write_training_curves(
                 y_label: "accuracy",
                 series: accuracy,
                 y_range: None,
+                x_range: Some(steps),
                 x_ticks: None,
             },
         )
@@ -779,6 +796,25 @@ mod tests {
     }
 
     #[test]
+    fn a_single_value_gets_a_range_with_distinct_ticks() {
+        // One validation at step 1,000: 950..1,050, ticked every 10 steps.
+        let r = padded_range([1000.0].into_iter());
+        assert_eq!(r, 950.0..1050.0);
+        let labels: Vec<String> = tick_values(&r, None, 10)
+            .into_iter()
+            .map(tick_label)
+            .collect();
+        assert_eq!(labels.first().map(String::as_str), Some("950"));
+        assert_eq!(labels.last().map(String::as_str), Some("1050"));
+        let mut distinct = labels.clone();
+        distinct.dedup();
+        assert_eq!(distinct, labels);
+        assert_eq!(padded_range([0.0, 0.0].into_iter()), -0.5..0.5);
+        assert_eq!(padded_range([2.0, 4.0].into_iter()), 1.9..4.1);
+        assert_eq!(padded_range(std::iter::empty()), 0.0..1.0);
+    }
+
+    #[test]
     fn tick_labels_drop_needless_decimals() {
         assert_eq!(tick_label(3.0), "3");
         assert_eq!(tick_label(12_000.0), "12000");
@@ -842,6 +878,7 @@ mod tests {
             y_label: "accuracy",
             series: &series,
             y_range: Some(0.0..1.0),
+            x_range: None,
             x_ticks: Some(&[3.0, 20.0]),
         };
         write_chart(&chart, Some(&png), None).unwrap();

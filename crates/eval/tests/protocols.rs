@@ -215,13 +215,15 @@ fn plots_are_written_as_png_and_svg() {
         y_label: "accuracy",
         series: &series,
         y_range: Some(0.0..1.0),
+        x_range: None,
         x_ticks: Some(&[3.0, 20.0]),
     };
     let png = tmp.path().join("a.png");
     let svg = tmp.path().join("a.svg");
     eval::plot::write_chart(&chart, Some(&png), Some(&svg)).unwrap();
     let img = image::open(&png).unwrap();
-    assert_eq!((img.width(), img.height()), (900, 600));
+    // 900 x 600, and one legend row (20 px and a margin of 8) below.
+    assert_eq!((img.width(), img.height()), (900, 628));
     // Something besides white was drawn.
     assert!(img.to_rgb8().pixels().any(|p| p.0 != [255, 255, 255]));
     let text = std::fs::read_to_string(&svg).unwrap();
