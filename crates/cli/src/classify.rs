@@ -7,6 +7,7 @@ use clap::{ArgGroup, Args};
 use data::{Protocol, SplitKind};
 use eval::Matcher;
 use eval::adapt::AdaptConfig;
+use eval::explain::{Occlusion, write_explanation};
 use eval::plot::{CHOSEN, TRUTH, Tile, WRONG, write_classification};
 use eval::session::{Baseline, ScorerChoice, Session};
 use model::net::sigmoid;
@@ -597,6 +598,11 @@ pub struct VerifyArgs {
     a: PathBuf,
     /// Second image.
     b: PathBuf,
+    /// Also draw where the score comes from, as a PNG: each patch of ink blanked in turn and
+    /// the pair scored again (occlusion); red ink lowers the score when blanked (evidence of
+    /// one character), blue raises it.
+    #[arg(long, value_name = "PNG")]
+    explain: Option<PathBuf>,
 }
 
 pub fn verify(a: VerifyArgs) -> Result<()> {
@@ -608,7 +614,7 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
         .load_image(&a.b)
         .with_context(|| format!("cannot use {}", a.b.display()))?;
     let views = (matcher.turns(), a.scorer.mirror_pairs);
-    let logit = matcher.logits(&first, &[second])?[0];
+    let logit = matcher.logits(&first, std::slice::from_ref(&second))?[0];
     let p = sigmoid(logit);
     let turns = match views {
         (1, false) => String::new(),
@@ -621,6 +627,31 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
     );
     if let Some(note) = calibration_note(&path)? {
         println!("{note}");
+    }
+    if let Some(out) = &a.explain {
+        let occlusion = Occlusion::for_side(matcher.input_side());
+        let e = matcher.explain_pair(&first, &second, occlusion)?;
+        let name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.display().to_string())
+        };
+        write_explanation(
+            out,
+            &format!(
+                "p(same character) = {p:.3}, logit {:.2}{turns}; patch {} px of {}",
+                e.logit, occlusion.patch, e.side
+            ),
+            (&name(&a.a), &first),
+            (&name(&a.b), &second),
+            &e,
+        )
+        .with_context(|| format!("cannot write {}", out.display()))?;
+        println!(
+            "wrote {} (largest change of the logit from blanking one patch: {:.2})",
+            out.display(),
+            e.scale()
+        );
     }
     Ok(())
 }

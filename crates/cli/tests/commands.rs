@@ -550,6 +550,24 @@ fn train_eval_classify_verify() {
         .arg(&files[1]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("p(same character) = "), "{text}");
+    // `--explain` prints the same verdict and draws where it comes from.
+    let explained = f.root.join("why.png");
+    let out = run(bin()
+        .arg("verify")
+        .arg("--checkpoint")
+        .arg(&f.model)
+        .arg(&files[0])
+        .arg(&files[1])
+        .arg("--explain")
+        .arg(&explained));
+    let with_map = String::from_utf8_lossy(&out.stdout);
+    assert!(with_map.starts_with(text.as_ref()), "{with_map}");
+    assert!(
+        with_map.contains("largest change of the logit"),
+        "{with_map}"
+    );
+    let img = image::open(&explained).unwrap();
+    assert_eq!((img.width(), img.height()), (650, 430));
     // Paired turns score the same two files four ways and average the logits.
     let turned = run(bin()
         .arg("verify")

@@ -1,8 +1,9 @@
 //! Evaluation: N-way one-shot trials (random, within-alphabet, and Lake's fixed runs), scorers
 //! (a trained Siamese network and two training-free baselines), hubness correction, accuracy
 //! with confidence intervals, reports and plots, paired comparisons of two scorers on the same
-//! trials; and a trained model on the user's own files (`Matcher` for trials and pairs,
-//! `Gallery` for labelling drawings by labelled examples).
+//! trials; and a trained model on the user's own files (`Matcher` for trials and pairs, with
+//! occlusion maps of where a pair's score comes from, `Gallery` for labelling drawings by
+//! labelled examples).
 //!
 //! Depends on the model crate's public API only (embed images, score embeddings) and on the
 //! data crate for images and trials; it knows nothing of training.
@@ -13,6 +14,7 @@ pub mod calibration;
 pub mod compare;
 pub mod error;
 pub mod evaluate;
+pub mod explain;
 pub mod gallery;
 pub mod group_plot;
 pub mod hubness;

@@ -456,3 +456,68 @@ fn bad_galleries_and_images_are_refused_with_a_reason() {
         .to_string();
     assert!(err.contains("query 1 has 5 values"), "{err}");
 }
+
+/// `verify --explain`: each pixel's heat is the logit lost when the patches over it are
+/// blanked, paper gets none, and the pair's own logit is the matcher's.
+#[test]
+fn occlusion_maps_are_the_logit_lost_by_blanking_ink() {
+    use eval::explain::Occlusion;
+    let matcher = Matcher::new(net(Framing::Canvas)).with_turns(4).unwrap();
+    let (a, b) = (drawing(0, 1), drawing(0, 2));
+    let occlusion = Occlusion {
+        patch: 4,
+        stride: 4,
+    };
+    let e = matcher.explain_pair(&a, &b, occlusion).unwrap();
+    assert_eq!(e.side, SIDE);
+    assert_eq!(
+        e.logit,
+        matcher.logits(&a, std::slice::from_ref(&b)).unwrap()[0]
+    );
+    // Patches of 4 every 4 on a 16 px side do not overlap: each inked pixel's heat is the
+    // logit lost by blanking its own patch, which is scored here by hand.
+    let blank = |image: &[f32], y0: usize, x0: usize| {
+        let mut copy = image.to_vec();
+        for y in y0..y0 + 4 {
+            copy[y * SIDE + x0..y * SIDE + x0 + 4].fill(0.0);
+        }
+        copy
+    };
+    let base_a = matcher.logits(&b, std::slice::from_ref(&a)).unwrap()[0];
+    let mut checked = 0;
+    for p in 0..SIDE * SIDE {
+        if a[p] == 0.0 {
+            assert_eq!(e.heat_a[p], 0.0, "paper at {p} has heat");
+            continue;
+        }
+        let (y0, x0) = (p / SIDE / 4 * 4, p % SIDE / 4 * 4);
+        let lost = base_a - matcher.logits(&b, &[blank(&a, y0, x0)]).unwrap()[0];
+        assert!(
+            (e.heat_a[p] - lost).abs() < 1e-4,
+            "{} vs {lost}",
+            e.heat_a[p]
+        );
+        checked += 1;
+    }
+    assert!(checked > 10, "the drawing has ink");
+    assert!(e.scale() > 0.0, "blanking ink changed nothing");
+    assert!(b.iter().zip(&e.heat_b).all(|(v, h)| *v > 0.0 || *h == 0.0));
+    // A patch that does not fit, or no stride, is refused by name.
+    for bad in [
+        Occlusion {
+            patch: 0,
+            stride: 1,
+        },
+        Occlusion {
+            patch: SIDE + 1,
+            stride: 1,
+        },
+        Occlusion {
+            patch: 4,
+            stride: 0,
+        },
+    ] {
+        let err = matcher.explain_pair(&a, &b, bad).unwrap_err().to_string();
+        assert!(err.contains("occlusion patch must be 1-16 pixels"), "{err}");
+    }
+}
