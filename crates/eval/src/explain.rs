@@ -82,9 +82,9 @@ impl Matcher {
                 occlusion.patch, occlusion.stride
             )));
         }
-        let logit = self.logits(a, &[b.to_vec()])?[0];
-        let heat_a = self.occlusion_map(a, b, occlusion)?;
-        let heat_b = self.occlusion_map(b, a, occlusion)?;
+        let (_, heat_a) = self.occlusion_map(a, b, occlusion)?;
+        // Blanking `b` scores it against `a` as the query, the pair's own order.
+        let (logit, heat_b) = self.occlusion_map(b, a, occlusion)?;
         Ok(PairExplanation {
             side,
             logit,
@@ -93,20 +93,20 @@ impl Matcher {
         })
     }
 
-    /// Blanks `image` patch by patch and scores each copy against `other`; each pixel gets the
-    /// mean logit lost over the patches covering it that held ink.
+    /// Blanks `image` patch by patch and scores each copy against `other`; returns the logit of
+    /// `other` against the whole `image` and, for each pixel, the mean logit lost over the
+    /// patches covering it that held ink.
     fn occlusion_map(
         &self,
         image: &[f32],
         other: &[f32],
         occlusion: Occlusion,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<(f32, Vec<f32>)> {
         let side = self.input_side();
-        // Scored in the same order as the copies (`other` the query), should a head not be
-        // symmetric.
-        let logit = self.logits(other, &[image.to_vec()])?[0];
         let corners = occlusion.corners(side);
-        let mut copies = Vec::new();
+        // The whole image first: one scoring call gives the base logit and every copy's, in
+        // the same order (`other` the query), should a head not be symmetric.
+        let mut copies = vec![image.to_vec()];
         let mut placed = Vec::new();
         for &y0 in &corners {
             for &x0 in &corners {
@@ -126,8 +126,9 @@ impl Matcher {
             }
         }
         let scores = self.logits(other, &copies)?;
+        let logit = scores[0];
         let (mut sum, mut count) = (vec![0.0f32; side * side], vec![0u32; side * side]);
-        for (&(y0, x0), score) in placed.iter().zip(scores) {
+        for (&(y0, x0), score) in placed.iter().zip(&scores[1..]) {
             for y in y0..y0 + occlusion.patch {
                 for x in x0..x0 + occlusion.patch {
                     sum[y * side + x] += logit - score;
@@ -135,7 +136,7 @@ impl Matcher {
                 }
             }
         }
-        Ok(sum
+        let heat = sum
             .iter()
             .zip(&count)
             .zip(image)
@@ -146,7 +147,8 @@ impl Matcher {
                     s / n as f32
                 }
             })
-            .collect())
+            .collect();
+        Ok((logit, heat))
     }
 }
 

@@ -247,7 +247,7 @@ fn tick_values(range: &Range<f64>, ticks: Option<&[f64]>, count: usize) -> Vec<f
 
 /// A tick label: whole numbers without a decimal point, others with as few decimals as they
 /// need (at most four).
-pub fn tick_label(v: f64) -> String {
+fn tick_label(v: f64) -> String {
     if (v - v.round()).abs() < 1e-9 {
         return format!("{:.0}", v.round());
     }
