@@ -116,9 +116,11 @@ enum Command {
         adapt: usize,
     },
     /// Redraw plots from what a run or a sweep left (no training or scoring): a sweep's
-    /// folder (sweep.json), a run's folder (metrics.jsonl) or a metrics file.
+    /// folder (sweep.json), a run's folder (metrics.jsonl), a metrics file, or the JSON of
+    /// `calibrate --plot`.
     Replot {
-        /// Folders or metrics files, e.g. results/sweep runs/NAME models/validation-metrics.jsonl.
+        /// Folders or files, e.g. results/sweep runs/NAME models/validation-metrics.jsonl
+        /// results/calibration/shipped-evaluation.json.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
