@@ -100,6 +100,11 @@ pub struct TrainArgs {
     /// Episodes: treat mirror images of characters (and of their rotations) as new classes.
     #[arg(long)]
     mirrors: Option<bool>,
+    /// Episodes: a within-alphabet episode shows every class in one turn, as a test trial
+    /// does (an alphabet with fewer characters than --ways fills up from its other turns;
+    /// default: turns mixed).
+    #[arg(long)]
+    within_one_variant: Option<bool>,
     /// Episodes: every support of an episode by one drawer and its queries by another, as in
     /// Lake's test runs (default: any drawers).
     #[arg(long)]
@@ -323,6 +328,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         ways,
         queries,
         within_alphabet,
+        within_one_variant,
         rotations,
         eighth_turns,
         mirrors,
@@ -346,6 +352,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         }
         if let Some(v) = a.within_alphabet {
             *within_alphabet = v
+        }
+        if let Some(v) = a.within_one_variant {
+            *within_one_variant = v
         }
         if let Some(v) = a.rotations {
             *rotations = v

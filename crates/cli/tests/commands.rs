@@ -910,6 +910,7 @@ fn bad_input_gets_clear_errors() {
             "embedding_activation = \"signed-sqrt\"",
         ),
         ("--two-drawers", "true", "two_drawers = true"),
+        ("--within-one-variant", "true", "within_one_variant = true"),
         ("--overlays", "0.25", "overlays = 0.25"),
         ("--stroke-jitter", "0.5", "stroke_px = 0.5"),
         ("--cutout", "0.3", "erase = 0.3"),
@@ -925,6 +926,7 @@ fn bad_input_gets_clear_errors() {
         plain.contains("label_smoothing = 0.1")
             && !plain.contains("distance")
             && !plain.contains("two_drawers")
+            && !plain.contains("within_one_variant")
             && !plain.contains("overlays")
             && !plain.contains("stroke_px")
             && !plain.contains("erase")

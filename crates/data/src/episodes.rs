@@ -25,6 +25,12 @@ pub struct EpisodeConfig {
     pub queries: usize,
     /// Probability that an episode's characters all come from one alphabet.
     pub within_alphabet: f32,
+    /// A within-alphabet episode takes every class in one variant (one turn, one side of the
+    /// mirror), as a test trial shows its candidates: all upright, or with paired turns all
+    /// turned alike. An alphabet with fewer characters than `ways` fills the rest with its
+    /// characters in other variants. Off, a within-alphabet episode mixes its variants.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub within_one_variant: bool,
     /// Treat each 90-degree rotation of a character as a class of its own.
     pub rotations: bool,
     /// With `rotations`, each 45-degree turn is a class of its own (8 per character) instead
@@ -100,6 +106,7 @@ impl Default for EpisodeConfig {
             ways: 20,
             queries: 2,
             within_alphabet: 0.5,
+            within_one_variant: false,
             rotations: false,
             eighth_turns: false,
             mirrors: false,
@@ -323,6 +330,9 @@ impl<'a> EpisodeSampler<'a> {
             && rng.random_bool(self.config.within_alphabet as f64)
         {
             let &a = self.episode_alphabets.choose(rng).expect("non-empty");
+            if self.config.within_one_variant {
+                return one_variant_first(&self.alphabets[a], variants, ways, rng);
+            }
             self.alphabets[a].clone()
         } else {
             (0..self.characters.len()).collect()
@@ -498,6 +508,31 @@ impl<'a> EpisodeSampler<'a> {
     }
 }
 
+/// `ways` distinct classes of the characters `pool`: as many as it holds in one variant drawn
+/// at random (characters in random order), the rest from its other variants.
+fn one_variant_first(
+    pool: &[usize],
+    variants: usize,
+    ways: usize,
+    rng: &mut crate::Rng,
+) -> Vec<(usize, u8)> {
+    let variant = rng.random_range(0..variants) as u8;
+    let take = ways.min(pool.len());
+    let mut classes: Vec<(usize, u8)> = rand::seq::index::sample(rng, pool.len(), take)
+        .into_iter()
+        .map(|i| (pool[i], variant))
+        .collect();
+    if take < ways {
+        let others = variants - 1;
+        let rest = rand::seq::index::sample(rng, pool.len() * others, ways - take);
+        classes.extend(rest.into_iter().map(|k| {
+            let v = (k % others) as u8;
+            (pool[k / others], if v >= variant { v + 1 } else { v })
+        }));
+    }
+    classes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,6 +575,62 @@ mod tests {
         let again = sampler.episode(7);
         assert_eq!(again.ids, sampler.episode(7).ids);
         assert_eq!(again.images, sampler.episode(7).images);
+    }
+
+    #[test]
+    fn within_one_variant_episodes_show_every_class_turned_alike() {
+        // 3 alphabets x 8 characters x 4 turns. Six ways fit in one turn of an alphabet; ten
+        // take all 8 characters in one turn and 2 more classes in other turns.
+        let s = store(SyntheticSpec::new(3, 8, 6), 12);
+        let config = |ways, one| EpisodeConfig {
+            ways,
+            queries: 1,
+            within_alphabet: 1.0,
+            within_one_variant: one,
+            rotations: true,
+            side: 12,
+            ..Default::default()
+        };
+        let variants_of = |e: &EpisodeBatch, ways: usize| -> Vec<u32> {
+            e.classes[..ways].iter().map(|c| c % 4).collect()
+        };
+        let six = EpisodeSampler::new(&s, &Subset::all(&s), config(6, true), 3).unwrap();
+        let mut turns_seen = HashSet::new();
+        for index in 0..40 {
+            let e = six.episode(index);
+            let v = variants_of(&e, 6);
+            assert!(v.iter().all(|&t| t == v[0]), "one turn: {v:?}");
+            turns_seen.insert(v[0]);
+            let characters: HashSet<u32> =
+                e.ids[..6].iter().map(|&id| s.character_of(id)).collect();
+            assert_eq!(characters.len(), 6, "distinct characters");
+            let alphabets: HashSet<u32> = e.ids.iter().map(|&id| s.alphabet_of(id)).collect();
+            assert_eq!(alphabets.len(), 1);
+        }
+        assert_eq!(turns_seen.len(), 4, "the turn is drawn per episode");
+
+        let ten = EpisodeSampler::new(&s, &Subset::all(&s), config(10, true), 3).unwrap();
+        for index in 0..40 {
+            let e = ten.episode(index);
+            assert_eq!(e.classes[..10].iter().collect::<HashSet<_>>().len(), 10);
+            let v = variants_of(&e, 10);
+            let most = (0..4).map(|t| v.iter().filter(|&&x| x == t).count()).max();
+            assert_eq!(
+                most,
+                Some(8),
+                "the alphabet's 8 characters in one turn: {v:?}"
+            );
+        }
+
+        // Off, a within-alphabet episode mixes its turns.
+        let mixed = EpisodeSampler::new(&s, &Subset::all(&s), config(6, false), 3).unwrap();
+        let mixes = (0..40)
+            .filter(|&i| {
+                let v = variants_of(&mixed.episode(i), 6);
+                v.iter().any(|&t| t != v[0])
+            })
+            .count();
+        assert!(mixes > 30, "{mixes} of 40 mixed");
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub enum Objective {
         queries: usize,
         /// Probability that an episode is drawn within one alphabet.
         within_alphabet: f32,
+        /// A within-alphabet episode shows every class in one turn (as a test trial does);
+        /// see `EpisodeConfig::within_one_variant`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        within_one_variant: bool,
         /// Each 90-degree rotation of a character is a class of its own.
         rotations: bool,
         /// With `rotations`, each 45-degree turn is a class of its own instead (8 per
@@ -152,6 +156,7 @@ impl Objective {
             ways: 20,
             queries: 2,
             within_alphabet: 0.5,
+            within_one_variant: false,
             rotations: false,
             eighth_turns: false,
             mirrors: false,
@@ -314,6 +319,7 @@ impl TrainConfig {
                 ways,
                 queries,
                 within_alphabet,
+                within_one_variant,
                 rotations,
                 eighth_turns,
                 mirrors,
@@ -324,6 +330,7 @@ impl TrainConfig {
                 ways: *ways,
                 queries: *queries,
                 within_alphabet: *within_alphabet,
+                within_one_variant: *within_one_variant,
                 rotations: *rotations,
                 eighth_turns: *eighth_turns,
                 mirrors: *mirrors,

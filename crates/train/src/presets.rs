@@ -61,6 +61,7 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
             ways: 40,
             queries: 1,
             within_alphabet: 0.5,
+            within_one_variant: false,
             rotations: true,
             eighth_turns: false,
             mirrors: false,
