@@ -509,7 +509,9 @@ impl<'a> EpisodeSampler<'a> {
 }
 
 /// `ways` distinct classes of the characters `pool`: as many as it holds in one variant drawn
-/// at random (characters in random order), the rest from its other variants.
+/// at random (characters in random order), the rest from its other variants. The one-variant
+/// classes come first; order carries nothing, since every query is scored against every
+/// support alike.
 fn one_variant_first(
     pool: &[usize],
     variants: usize,
