@@ -59,6 +59,12 @@ pub struct ConvSpec {
     /// their own instead of being dropped (a floor pool of a 5x5 map sees 16 of its 25 cells).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pool_ceil: bool,
+    /// Anti-aliased pooling (Zhang 2019): a dense 2x2 max, then a [1, 2, 1] x [1, 2, 1] / 16
+    /// blur sampled at stride 2, to the floor pool's side. A strided max aliases: a stroke
+    /// moved by a pixel can change which cells win; the blur keeps the max's selectivity
+    /// without that. Needs `pool`, excludes `pool_ceil`, and a map of at least 3x3.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pool_blur: bool,
 }
 
 impl ConvSpec {
@@ -198,6 +204,7 @@ impl Arch {
             pool,
             batch_norm: false,
             pool_ceil: false,
+            pool_blur: false,
         };
         Arch {
             name: "koch".into(),
@@ -232,6 +239,7 @@ impl Arch {
                     pool: true,
                     batch_norm: false,
                     pool_ceil: false,
+                    pool_blur: false,
                 };
                 4
             ],
@@ -275,6 +283,7 @@ impl Arch {
                     pool: true,
                     batch_norm,
                     pool_ceil: false,
+                    pool_blur: false,
                 })
                 .collect(),
             embedding: 0,
@@ -350,6 +359,11 @@ impl Arch {
                 )));
             }
             let conv_side = padded - b.kernel + 1;
+            if b.pool_blur && (!b.pool || b.pool_ceil || conv_side < 3) {
+                return Err(ModelError::Arch(format!(
+                    "block {i}: a blur pool needs `pool`, no `pool_ceil` and a map of at least 3x3 (this one is {conv_side}x{conv_side})"
+                )));
+            }
             let out_side = b.pooled_side(conv_side);
             if out_side == 0 {
                 return Err(ModelError::Arch(format!(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use crate::cpu::batch_norm::BnReluPoolOp;
+use crate::cpu::blur_pool::BlurMaxPoolOp;
 use crate::cpu::{ConvBlockOp, ConvGeometry};
 use crate::error::Result;
 
@@ -78,6 +79,49 @@ pub fn max_pool2_ceil(x: &Tensor) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let x = x.pad_with_zeros(2, 0, h % 2)?.pad_with_zeros(3, 0, w % 2)?;
     max_pool2(&x)
+}
+
+/// Anti-aliased max-pool of `[N, C, S, S]` maps (`S >= 3`) to `floor(S / 2)`: a dense 2x2 max,
+/// then a [1, 2, 1] x [1, 2, 1] / 16 blur sampled at stride 2 with reflect padding (Zhang
+/// 2019). Our CPU kernel on the CPU, candle's ops elsewhere.
+pub fn blur_max_pool(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return Ok(x.contiguous()?.apply_op1(BlurMaxPoolOp)?);
+    }
+    reference_blur_max_pool(x)
+}
+
+/// [`blur_max_pool`] from candle's generic ops; used on GPUs and as the reference in tests.
+/// Tied maxima share their gradient (the CPU kernel gives it to the first).
+pub fn reference_blur_max_pool(x: &Tensor) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    if h != w || h < 3 {
+        return Err(crate::ModelError::Arch(format!(
+            "blur pool: needs a square map of at least 3x3, got {h}x{w}"
+        )));
+    }
+    let m = h - 1;
+    let rows = x.narrow(2, 0, m)?.maximum(&x.narrow(2, 1, m)?)?;
+    let dense = rows.narrow(3, 0, m)?.maximum(&rows.narrow(3, 1, m)?)?;
+    blur_subsample(&blur_subsample(&dense, 3)?, 2)
+}
+
+/// `[1, 2, 1] / 4` along `dim`, reflect-padded by one cell, sampled at every other position.
+fn blur_subsample(x: &Tensor, dim: usize) -> Result<Tensor> {
+    let m = x.dim(dim)?;
+    let o = m.div_ceil(2);
+    let padded = Tensor::cat(&[&x.narrow(dim, 1, 1)?, x, &x.narrow(dim, m - 2, 1)?], dim)?;
+    let mut out: Option<Tensor> = None;
+    for (tap, weight) in [0.25, 0.5, 0.25].into_iter().enumerate() {
+        let at: Vec<u32> = (0..o).map(|i| (2 * i + tap) as u32).collect();
+        let at = Tensor::from_vec(at, o, x.device())?;
+        let term = (padded.index_select(&at, dim)? * weight)?;
+        out = Some(match out {
+            Some(sum) => (sum + term)?,
+            None => term,
+        });
+    }
+    Ok(out.expect("three taps"))
 }
 
 /// Batch-norm parameters and running statistics of one block.

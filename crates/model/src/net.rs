@@ -7,7 +7,9 @@ use candle_core::{Device, Tensor, Var};
 use crate::arch::{Arch, Distance};
 use crate::error::{ModelError, Result};
 use crate::init::{Init, Initializer, LayerKind};
-use crate::layers::{BatchNorm, activate, conv_block, conv_bn_block, linear, max_pool2_ceil};
+use crate::layers::{
+    BatchNorm, activate, blur_max_pool, conv_block, conv_bn_block, linear, max_pool2_ceil,
+};
 
 /// What a parameter is, for initialisation and per-layer optimiser settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -377,10 +379,11 @@ impl SiameseNet {
             let (w, bias) = (self.param(*next, train), self.param(*next + 1, train));
             *next += 2;
             // The fused ops pool by floor, which is ceil on an even map; a ceil pool of an odd
-            // map runs after them.
+            // map, and a blur pool, run after them on the unpooled map.
             let conv_side = x.dim(2)? + 2 * b.padding + 1 - b.kernel;
             let ceil_after = b.pool && b.pool_ceil && conv_side % 2 == 1;
-            let fused_pool = b.pool && !ceil_after;
+            let blur_after = b.pool && b.pool_blur;
+            let fused_pool = b.pool && !ceil_after && !blur_after;
             if b.batch_norm {
                 let (gamma, beta) = (self.param(*next, train), self.param(*next + 1, train));
                 *next += 2;
@@ -411,6 +414,9 @@ impl SiameseNet {
             }
             if ceil_after {
                 x = max_pool2_ceil(&x)?;
+            }
+            if blur_after {
+                x = blur_max_pool(&x)?;
             }
         }
         Ok(x)

@@ -186,6 +186,16 @@ fn odd_maps_and_ceil_pooling_agree_with_the_cpu() {
     agrees_with_cpu(&arch, 8);
 }
 
+/// Blur pools (dense max, blurred stride-2 subsampling) on odd and even maps.
+#[test]
+fn blur_pooled_blocks_agree_with_the_cpu() {
+    let mut arch = Arch::convnet_widths(21, &[8, 12, 16], true);
+    for b in &mut arch.blocks {
+        b.pool_blur = true;
+    }
+    agrees_with_cpu(&arch, 8);
+}
+
 /// Koch et al.'s 105x105 network (no batch norm, sigmoid embedding), the reference recipe.
 #[test]
 fn reference_network_agrees_with_the_cpu() {

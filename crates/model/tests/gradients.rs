@@ -2,7 +2,10 @@
 //! finite differences, odd sizes included.
 
 use candle_core::{DType, Device, Tensor, Var};
-use model::layers::{conv_block, max_pool2, max_pool2_ceil, reference_conv_block};
+use model::layers::{
+    blur_max_pool, conv_block, max_pool2, max_pool2_ceil, reference_blur_max_pool,
+    reference_conv_block,
+};
 use rand::{Rng, SeedableRng};
 
 fn random(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Tensor {
@@ -367,6 +370,99 @@ fn a_ceil_pool_keeps_the_last_row_and_column_and_routes_their_gradient() {
         values(&max_pool2_ceil(&even).unwrap()),
         values(&max_pool2(&even).unwrap())
     );
+}
+
+/// Distinct, well-separated values in a random order, so that no pooling window ties and
+/// +-eps never changes a window's winner.
+fn shuffled(shape: &[usize], seed: u64) -> Var {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let mut vals: Vec<f32> = (0..n).map(|i| i as f32 * 0.1).collect();
+    for i in (1..n).rev() {
+        vals.swap(i, rng.random_range(0..=i));
+    }
+    Var::from_tensor(&Tensor::from_vec(vals, shape, &Device::Cpu).unwrap()).unwrap()
+}
+
+#[test]
+fn the_blur_pool_kernel_matches_candle_and_finite_differences() {
+    for (side, seed) in [(3usize, 1u64), (4, 2), (5, 3), (8, 4), (11, 5), (20, 6)] {
+        let x = shuffled(&[2, 3, side, side], seed);
+        let o = side / 2;
+        let fused = blur_max_pool(&x).unwrap();
+        assert_eq!(fused.dims(), &[2, 3, o, o], "side {side}");
+        let reference = reference_blur_max_pool(&x).unwrap();
+        assert!(max_rel_diff(&fused, &reference) < 1e-6, "side {side}");
+        let r = random(&[2, 3, o, o], seed + 7, -1.0, 1.0);
+        let g1 = (&fused * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g2 = (&reference * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let d = max_rel_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap());
+        assert!(d < 1e-6, "side {side}: gradients differ by {d}");
+        if side <= 5 {
+            // Larger maps sum too many large values for f32 central differences at this eps;
+            // their gradients are checked against candle's autograd above.
+            let f = || {
+                (blur_max_pool(&x).unwrap() * &r)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+            };
+            check_fd(&f, &x, 40, 1e-3);
+        }
+        // The blur's taps sum to one, so a gradient of ones passes exactly one per output cell.
+        let total = blur_max_pool(&x)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap()
+            .get(&x)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            (total - (2 * 3 * o * o) as f32).abs() < 1e-4,
+            "side {side}: {total}"
+        );
+    }
+}
+
+#[test]
+fn a_blur_pool_is_steadier_than_a_max_pool_under_a_one_pixel_shift() {
+    // A one-pixel-wide vertical stroke at column 3 or 4 of an 8x8 map: the strided max puts
+    // it in different output columns (one of them with a full column of 1s, the other empty);
+    // the blur pool spreads it over neighbouring columns, so the two outputs stay close.
+    let stroke = |col: usize| {
+        let v: Vec<f32> = (0..64).map(|i| f32::from(i % 8 == col)).collect();
+        Tensor::from_vec(v, (1, 1, 8, 8), &Device::Cpu).unwrap()
+    };
+    let change = |pool: &dyn Fn(&Tensor) -> Tensor| {
+        let (a, b) = (values(&pool(&stroke(3))), values(&pool(&stroke(4))));
+        a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>()
+    };
+    let strided = change(&|x| max_pool2(x).unwrap());
+    let blurred = change(&|x| blur_max_pool(x).unwrap());
+    // Strided: column 1 all 1s, then column 2 all 1s: 8 cells differ by 1.
+    assert_eq!(strided, 8.0);
+    // Blurred: the dense max covers columns 2-3 or 3-4; the blur at output columns 1 and 2
+    // reads (3/4, 1/4) and then (1/4, 3/4) of them: 4 rows x 2 columns x 1/2.
+    assert!((blurred - 4.0).abs() < 1e-6, "{blurred}");
+    // Too small a map is an error, not a panic.
+    let tiny = Tensor::zeros((1, 1, 2, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert!(blur_max_pool(&tiny).is_err());
+    assert!(reference_blur_max_pool(&tiny).is_err());
 }
 
 #[test]

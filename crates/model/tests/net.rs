@@ -38,7 +38,7 @@ fn reference_tower_shapes_and_head_range() {
 }
 
 /// The conv blocks of a network without batch norm, one layer function at a time: the fused
-/// block pools by floor, and a ceil-pooled block is left unpooled and pooled after it.
+/// block pools by floor, and a ceil- or blur-pooled block is left unpooled and pooled after it.
 fn blocks_by_hand(net: &SiameseNet, x: &Tensor) -> Tensor {
     let mut h = x.clone();
     for (i, b) in net.arch().blocks.iter().enumerate() {
@@ -46,10 +46,13 @@ fn blocks_by_hand(net: &SiameseNet, x: &Tensor) -> Tensor {
             net.vars()[2 * i].as_tensor(),
             net.vars()[2 * i + 1].as_tensor(),
         );
-        let fused = b.pool && !b.pool_ceil;
+        let fused = b.pool && !b.pool_ceil && !b.pool_blur;
         h = model::layers::conv_block(&h, w, bias, b.padding, fused, i > 0, false).unwrap();
         if b.pool && b.pool_ceil {
             h = model::layers::max_pool2_ceil(&h).unwrap();
+        }
+        if b.pool && b.pool_blur {
+            h = model::layers::reference_blur_max_pool(&h).unwrap();
         }
     }
     h
@@ -710,4 +713,83 @@ fn a_ceil_pooled_block_keeps_its_whole_map_in_the_embedding() {
     let json = serde_json::to_string(&bn).unwrap();
     assert_eq!(json.matches(r#""pool_ceil":true"#).count(), 1, "{json}");
     assert_eq!(serde_json::from_str::<Arch>(&json).unwrap(), bn);
+}
+
+#[test]
+fn blur_pooled_blocks_keep_the_floor_sides_and_train_every_parameter() {
+    // 20 -> 10 -> 5 -> 2, as with floor max-pools; the blur has no weights.
+    let mut arch = Arch::convnet_widths(20, &[4, 4, 4], false);
+    for b in &mut arch.blocks {
+        b.pool_blur = true;
+    }
+    let plain = Arch::convnet_widths(20, &[4, 4, 4], false);
+    assert_eq!(arch.embedding_dim().unwrap(), 4 * 2 * 2);
+    assert_eq!(
+        arch.parameter_count().unwrap(),
+        plain.parameter_count().unwrap()
+    );
+    let net = SiameseNet::new(&arch, Init::Kaiming, 4, &Device::Cpu).unwrap();
+    let x = images(3, 20, 9);
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let h = blocks_by_hand(&net, &x).flatten_from(1).unwrap();
+    let e = net.embed_inference(&x).unwrap();
+    assert_eq!(e.dims(), &[3, 16]);
+    assert!(close(&flat(&e), &flat(&h)));
+    // The same weights pooled by strided maxima embed differently.
+    let max_pooled = SiameseNet::new(&plain, Init::Kaiming, 4, &Device::Cpu).unwrap();
+    assert!(!close(
+        &flat(&e),
+        &flat(&max_pooled.embed_inference(&x).unwrap())
+    ));
+    // Training with batch norm: the loss reaches every parameter through the blur pools.
+    let mut bn = Arch::convnet_widths(20, &[4, 4, 4], true);
+    for b in &mut bn.blocks {
+        b.pool_blur = true;
+    }
+    let net = SiameseNet::new(&bn, Init::Kaiming, 4, &Device::Cpu).unwrap();
+    let grads = net
+        .embed(&x)
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (name, v) in net
+        .named_vars()
+        .iter()
+        .filter(|(n, _)| !n.starts_with("head"))
+    {
+        let norm = grads
+            .get(v)
+            .unwrap_or_else(|| panic!("no gradient for {name}"))
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(norm.is_finite() && norm > 0.0, "{name}: {norm}");
+    }
+    // Written only when on, read back as written.
+    let json = serde_json::to_string(&plain).unwrap();
+    assert!(!json.contains("pool_blur"), "{json}");
+    let json = serde_json::to_string(&bn).unwrap();
+    assert_eq!(json.matches(r#""pool_blur":true"#).count(), 3, "{json}");
+    assert_eq!(serde_json::from_str::<Arch>(&json).unwrap(), bn);
+    // A blur pool needs `pool`, no ceil pool, and at least a 3x3 map.
+    let mut unpooled = plain.clone();
+    unpooled.blocks[0].pool = false;
+    unpooled.blocks[0].pool_blur = true;
+    let mut both = plain.clone();
+    both.blocks[1].pool_ceil = true;
+    both.blocks[1].pool_blur = true;
+    let mut small = Arch::convnet_widths(8, &[4, 4, 4], false);
+    small.blocks[2].pool_blur = true;
+    for (bad, block, side) in [(unpooled, 0, 20), (both, 1, 10), (small, 2, 2)] {
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains(&format!("block {block}")), "{err}");
+        assert!(err.contains(&format!("{side}x{side}")), "{err}");
+    }
 }
