@@ -169,39 +169,33 @@ fn check_fd(f: &dyn Fn() -> Tensor, v: &Var, samples: usize, tol: f32) {
 #[test]
 fn pooling_gradient_matches_finite_differences_on_odd_sizes() {
     for (side, seed) in [(7usize, 1u64), (3, 2), (6, 3), (5, 4)] {
-        // Well-separated values so that +-eps never changes a window's maximum.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let n = 2 * 3 * side * side;
-        let mut vals: Vec<f32> = (0..n).map(|i| i as f32 * 0.1).collect();
-        for i in (1..n).rev() {
-            vals.swap(i, rng.random_range(0..=i));
-        }
-        let x =
-            Var::from_tensor(&Tensor::from_vec(vals, (2, 3, side, side), &Device::Cpu).unwrap())
-                .unwrap();
+        let x = shuffled(&[2, 3, side, side], seed);
         let r = random(&[2, 3, side / 2, side / 2], seed + 7, -1.0, 1.0);
         let f = || (max_pool2(&x).unwrap() * &r).unwrap().sum_all().unwrap();
         check_fd(&f, &x, 40, 1e-3);
         // With a gradient of ones, every window passes exactly 1 (PyTorch: 9 for 7x7 -> 3x3).
-        let g = max_pool2(&x)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let total = g
-            .get(&x)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
         assert_eq!(
-            total,
+            total_input_gradient(max_pool2, &x),
             (2 * 3 * (side / 2) * (side / 2)) as f32,
             "side {side}"
         );
     }
+}
+
+/// The sum of the input gradient of `pool(x)`'s sum.
+fn total_input_gradient(pool: fn(&Tensor) -> model::error::Result<Tensor>, x: &Var) -> f32 {
+    pool(x)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap()
+        .get(x)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -420,18 +414,7 @@ fn the_blur_pool_kernel_matches_candle_and_finite_differences() {
             check_fd(&f, &x, 40, 1e-3);
         }
         // The blur's taps sum to one, so a gradient of ones passes exactly one per output cell.
-        let total = blur_max_pool(&x)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap()
-            .get(&x)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let total = total_input_gradient(blur_max_pool, &x);
         assert!(
             (total - (2 * 3 * o * o) as f32).abs() < 1e-4,
             "side {side}: {total}"

@@ -650,6 +650,29 @@ fn embeddings_with_maps_are_the_training_embeddings_and_their_inner_maps() {
     }
 }
 
+/// Asserts that the squared norm of the embeddings `e` has a finite, non-zero gradient for
+/// every parameter of the tower.
+fn every_tower_parameter_learns(net: &SiameseNet, e: &Tensor) {
+    let grads = e.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    for (name, v) in net
+        .named_vars()
+        .iter()
+        .filter(|(n, _)| !n.starts_with("head"))
+    {
+        let g = grads
+            .get(v)
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        let norm = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(norm.is_finite() && norm > 0.0, "{name}: {norm}");
+    }
+}
+
 #[test]
 fn a_ceil_pooled_block_keeps_its_whole_map_in_the_embedding() {
     // 20 -> 10 -> 5 -> 3 (ceil) instead of 2 (floor).
@@ -674,24 +697,7 @@ fn a_ceil_pooled_block_keeps_its_whole_map_in_the_embedding() {
     let net = SiameseNet::new(&bn, Init::Kaiming, 4, &Device::Cpu).unwrap();
     let e = net.embed(&x).unwrap();
     assert_eq!(e.dims(), &[3, 36]);
-    let grads = e.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-    for (name, v) in net
-        .named_vars()
-        .iter()
-        .filter(|(n, _)| !n.starts_with("head"))
-    {
-        let g = grads
-            .get(v)
-            .unwrap_or_else(|| panic!("no gradient for {name}"));
-        let norm = g
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(norm.is_finite() && norm > 0.0, "{name}: {norm}");
-    }
+    every_tower_parameter_learns(&net, &e);
     // On an even map ceil and floor agree, so the fused pool serves both.
     let mut even = Arch::convnet_widths(20, &[4, 4, 4], true);
     even.blocks[0].pool_ceil = true;
@@ -747,31 +753,7 @@ fn blur_pooled_blocks_keep_the_floor_sides_and_train_every_parameter() {
         b.pool_blur = true;
     }
     let net = SiameseNet::new(&bn, Init::Kaiming, 4, &Device::Cpu).unwrap();
-    let grads = net
-        .embed(&x)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    for (name, v) in net
-        .named_vars()
-        .iter()
-        .filter(|(n, _)| !n.starts_with("head"))
-    {
-        let norm = grads
-            .get(v)
-            .unwrap_or_else(|| panic!("no gradient for {name}"))
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(norm.is_finite() && norm > 0.0, "{name}: {norm}");
-    }
+    every_tower_parameter_learns(&net, &net.embed(&x).unwrap());
     // Written only when on, read back as written.
     let json = serde_json::to_string(&plain).unwrap();
     assert!(!json.contains("pool_blur"), "{json}");
