@@ -111,17 +111,12 @@ fn blur_subsample(x: &Tensor, dim: usize) -> Result<Tensor> {
     let m = x.dim(dim)?;
     let o = m.div_ceil(2);
     let padded = Tensor::cat(&[&x.narrow(dim, 1, 1)?, x, &x.narrow(dim, m - 2, 1)?], dim)?;
-    let mut out: Option<Tensor> = None;
-    for (tap, weight) in [0.25, 0.5, 0.25].into_iter().enumerate() {
-        let at: Vec<u32> = (0..o).map(|i| (2 * i + tap) as u32).collect();
+    let tap = |offset: usize, weight: f64| -> Result<Tensor> {
+        let at: Vec<u32> = (0..o).map(|i| (2 * i + offset) as u32).collect();
         let at = Tensor::from_vec(at, o, x.device())?;
-        let term = (padded.index_select(&at, dim)? * weight)?;
-        out = Some(match out {
-            Some(sum) => (sum + term)?,
-            None => term,
-        });
-    }
-    Ok(out.expect("three taps"))
+        Ok((padded.index_select(&at, dim)? * weight)?)
+    };
+    Ok(((tap(0, 0.25)? + tap(1, 0.5)?)? + tap(2, 0.25)?)?)
 }
 
 /// Batch-norm parameters and running statistics of one block.

@@ -5,10 +5,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::conv_block::pool_relu;
+use super::{host_slice, storage_slice};
 
 pub const EPS: f32 = 1e-5;
 
@@ -54,19 +55,7 @@ impl BnReluPoolOp {
     }
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("batch norm: tensors must be contiguous"),
-    }
-}
-
-fn storage_slice<'a>(s: &'a Storage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match s {
-        Storage::Cpu(c) => slice(c, l),
-        _ => candle_core::bail!("batch norm: the CPU kernel got a tensor on another device"),
-    }
-}
+const OP: &str = "batch norm";
 
 impl CustomOp3 for BnReluPoolOp {
     fn name(&self) -> &'static str {
@@ -82,7 +71,11 @@ impl CustomOp3 for BnReluPoolOp {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (z, gamma, beta) = (slice(zs, zl)?, slice(gs, gl)?, slice(bs, bl)?);
+        let (z, gamma, beta) = (
+            host_slice(OP, zs, zl)?,
+            host_slice(OP, gs, gl)?,
+            host_slice(OP, bs, bl)?,
+        );
         let (c_n, s) = (self.channels, self.side);
         let n = zl.dims()[0];
         let plane = s * s;
@@ -188,8 +181,8 @@ impl CustomOp3 for BnReluPoolOp {
         let (gg, gl) = gamma.storage_and_layout();
         let (rg, rl) = res.storage_and_layout();
         let (dg, dl) = grad.storage_and_layout();
-        let (z, gamma) = (storage_slice(&zg, zl)?, storage_slice(&gg, gl)?);
-        let (res, grad) = (storage_slice(&rg, rl)?, storage_slice(&dg, dl)?);
+        let (z, gamma) = (storage_slice(OP, &zg, zl)?, storage_slice(OP, &gg, gl)?);
+        let (res, grad) = (storage_slice(OP, &rg, rl)?, storage_slice(OP, &dg, dl)?);
         let (c_n, s, o) = (self.channels, self.side, self.out_side());
         let n = zl.dims()[0];
         let (plane, out_plane) = (s * s, o * o);

@@ -11,6 +11,8 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::{first_max, host_slice, storage_slice};
+
 /// The blur's one-dimensional taps; the 2-D filter is their outer product.
 const TAPS: [f32; 3] = [0.25, 0.5, 0.25];
 
@@ -31,23 +33,16 @@ fn reflect(p: usize, m: usize) -> usize {
     }
 }
 
-/// Offset (0..4, row-major in the 2x2 window at `(i, j)`) of the window's first maximum, as in
-/// PyTorch.
+/// Index in `plane` of the first maximum of the 2x2 window whose top-left cell is `(i, j)`.
 fn winner(plane: &[f32], side: usize, i: usize, j: usize) -> usize {
     let at = i * side + j;
-    let cand = [
+    let k = first_max([
         plane[at],
         plane[at + 1],
         plane[at + side],
         plane[at + side + 1],
-    ];
-    let mut best = 0;
-    for k in 1..4 {
-        if cand[k] > cand[best] {
-            best = k;
-        }
-    }
-    best
+    ]);
+    at + (k / 2) * side + k % 2
 }
 
 /// One plane: `input` is `side x side`, `out` is `o x o` with `o = side / 2`.
@@ -56,8 +51,7 @@ fn forward_plane(input: &[f32], side: usize, out: &mut [f32]) {
     let mut dense = vec![0f32; m * m];
     for i in 0..m {
         for j in 0..m {
-            let k = winner(input, side, i, j);
-            dense[i * m + j] = input[i * side + j + (k / 2) * side + k % 2];
+            dense[i * m + j] = input[winner(input, side, i, j)];
         }
     }
     // Blur along rows first (every dense row, `o` columns), then along columns.
@@ -103,8 +97,7 @@ fn backward_plane(input: &[f32], side: usize, grad: &[f32], d_input: &mut [f32])
     d_input.fill(0.0);
     for i in 0..m {
         for j in 0..m {
-            let k = winner(input, side, i, j);
-            d_input[i * side + j + (k / 2) * side + k % 2] += d_dense[i * m + j];
+            d_input[winner(input, side, i, j)] += d_dense[i * m + j];
         }
     }
 }
@@ -122,12 +115,7 @@ fn plane_dims(layout: &Layout) -> candle_core::Result<(usize, usize, usize)> {
     Ok((dims[0] * dims[1], dims[2], pooled_side(dims[2])))
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("blur pool: tensors must be contiguous"),
-    }
-}
+const OP: &str = "blur pool";
 
 impl CustomOp1 for BlurMaxPoolOp {
     fn name(&self) -> &'static str {
@@ -136,7 +124,7 @@ impl CustomOp1 for BlurMaxPoolOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (planes, side, o) = plane_dims(l)?;
-        let input = contiguous(s, l)?;
+        let input = host_slice(OP, s, l)?;
         let mut out = vec![0f32; planes * o * o];
         out.par_chunks_mut(o * o)
             .zip(input.par_chunks(side * side))
@@ -157,12 +145,8 @@ impl CustomOp1 for BlurMaxPoolOp {
         let (arg, grad) = (arg.contiguous()?, grad.contiguous()?);
         let (a_storage, a_layout) = arg.storage_and_layout();
         let (g_storage, g_layout) = grad.storage_and_layout();
-        let (candle_core::Storage::Cpu(a), candle_core::Storage::Cpu(g)) =
-            (&*a_storage, &*g_storage)
-        else {
-            candle_core::bail!("blur pool: the CPU kernel got a tensor on another device");
-        };
-        let (input, grad) = (contiguous(a, a_layout)?, contiguous(g, g_layout)?);
+        let input = storage_slice(OP, &a_storage, a_layout)?;
+        let grad = storage_slice(OP, &g_storage, g_layout)?;
         let (planes, side, o) = plane_dims(a_layout)?;
         let mut d_input = vec![0f32; planes * side * side];
         d_input

@@ -10,11 +10,12 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::gemm::{Mat, matmul};
 use super::im2col::{Geometry, col2im_add, im2col};
+use super::{first_max, host_slice, storage_slice};
 
 /// Column-matrix width (images side by side) that one GEMM aims for.
 const TARGET_COLUMNS: usize = 2048;
@@ -115,20 +116,7 @@ fn with_scratch<R>(cols: usize, maps: usize, f: impl FnOnce(&mut [f32], &mut [f3
     })
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("conv block: tensors must be contiguous"),
-    }
-}
-
-fn cpu_slice<'a>(s: &'a Storage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match s {
-        Storage::Cpu(c) => contiguous(c, l),
-        _ => candle_core::bail!("conv block: the CPU kernel got a tensor on another device"),
-    }
-}
+const OP: &str = "conv block";
 
 /// Splits `0..n` into at most `parts` contiguous ranges of near-equal size.
 fn ranges(n: usize, parts: usize) -> Vec<Range<usize>> {
@@ -177,12 +165,7 @@ pub(crate) fn pool_relu(
                     bottom[2 * px],
                     bottom[2 * px + 1],
                 ];
-                let mut best = 0;
-                for j in 1..4 {
-                    if cand[j] > cand[best] {
-                        best = j;
-                    }
-                }
+                let best = first_max(cand);
                 out[at + px] = cand[best].max(0.0);
                 argmax[at + px] = best as u8;
             }
@@ -206,9 +189,9 @@ impl CustomOp3 for ConvBlockOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.geometry;
         let (x, w, b) = (
-            contiguous(xs, xl)?,
-            contiguous(ws, wl)?,
-            contiguous(bs, bl)?,
+            host_slice(OP, xs, xl)?,
+            host_slice(OP, ws, wl)?,
+            host_slice(OP, bs, bl)?,
         );
         let n = xl.dims()[0];
         let ig = g.im2col();
@@ -327,8 +310,8 @@ impl CustomOp3 for ConvBlockOp {
         let (wg, wl) = w.storage_and_layout();
         let (rg, rl) = res.storage_and_layout();
         let (gg, gl) = grad.storage_and_layout();
-        let (x, w) = (cpu_slice(&xg, xl)?, cpu_slice(&wg, wl)?);
-        let (res, grad) = (cpu_slice(&rg, rl)?, cpu_slice(&gg, gl)?);
+        let (x, w) = (storage_slice(OP, &xg, xl)?, storage_slice(OP, &wg, wl)?);
+        let (res, grad) = (storage_slice(OP, &rg, rl)?, storage_slice(OP, &gg, gl)?);
         let argmax = std::mem::take(&mut *self.argmax.lock().expect("argmax lock"));
         let ig = g.im2col();
         let (k_rows, p_cols) = (ig.rows(), ig.cols());
