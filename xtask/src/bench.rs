@@ -41,13 +41,30 @@ pub fn peak_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// The two benchmark architectures, named as in the PyTorch script.
+/// A benchmark architecture: the two of the PyTorch script (`koch-105`, `conv4-28`), or any
+/// name `Arch::preset` knows (the shipped network is `conv4-40x64_96_128_256-bn`), with
+/// `+blur` after it for anti-aliased pooling on every pooling block.
 pub fn arch(name: &str) -> Result<Arch> {
-    match name {
-        "koch-105" => Ok(Arch::koch()),
-        "conv4-28" => Ok(Arch::conv4(28, 64)),
-        _ => anyhow::bail!("unknown benchmark model `{name}` (koch-105 or conv4-28)"),
+    let (base, blur) = match name.strip_suffix("+blur") {
+        Some(base) => (base, true),
+        None => (name, false),
+    };
+    let mut arch = match base {
+        "koch-105" => Arch::koch(),
+        "conv4-28" => Arch::conv4(28, 64),
+        _ => Arch::preset(base).map_err(|e| {
+            anyhow::anyhow!(
+                "unknown benchmark model `{name}` (koch-105, conv4-28, or an architecture name such as conv4-40x64_96_128_256-bn, optionally with +blur): {e}"
+            )
+        })?,
+    };
+    if blur {
+        for block in arch.blocks.iter_mut().filter(|b| b.pool) {
+            block.pool_blur = true;
+        }
+        arch.validate()?;
     }
+    Ok(arch)
 }
 
 /// Measures one (model, batch) in this process.
@@ -173,4 +190,33 @@ pub fn table(rows: &[Row]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn benchmark_names_build_their_architectures() {
+        assert_eq!(arch("koch-105").unwrap().input_side, 105);
+        assert_eq!(arch("conv4-28").unwrap().input_side, 28);
+        let shipped = arch("conv4-40x64_96_128_256-bn").unwrap();
+        assert_eq!(shipped.input_side, 40);
+        assert!(shipped.blocks.iter().all(|b| b.pool && !b.pool_blur));
+        let blur = arch("conv4-40x64_96_128_256-bn+blur").unwrap();
+        assert_eq!(blur.blocks.len(), 4);
+        assert!(blur.blocks.iter().all(|b| b.pool && b.pool_blur));
+        // Only the channels and pooling differ: the same parameters either way.
+        let widths = |a: &Arch| a.blocks.iter().map(|b| b.channels).collect::<Vec<_>>();
+        assert_eq!(widths(&blur), widths(&shipped));
+    }
+
+    #[test]
+    fn unknown_and_unpoolable_names_say_why() {
+        let e = arch("resnet-50").unwrap_err().to_string();
+        assert!(e.contains("unknown benchmark model `resnet-50`"), "{e}");
+        // Five pools take 40 px down to 1x1 before the last one: too small to blur.
+        let e = arch("conv5-40-bn+blur").unwrap_err().to_string();
+        assert!(e.contains("a map of at least 3x3 (this one is 2x2)"), "{e}");
+    }
 }

@@ -205,6 +205,22 @@ impl CustomOp3 for BnReluPoolOp {
                 let (mut s1, mut s2) = (0f32, 0f32);
                 for i in 0..n {
                     let base = (i * c_n + c) * out_plane;
+                    if !self.pool {
+                        // The unpooled map (a blur pool follows, or no pool): output cell k
+                        // is input cell k, so walk the three planes side by side.
+                        let cells = base..base + out_plane;
+                        for ((&r, &dy), &zv) in res[cells.clone()]
+                            .iter()
+                            .zip(&grad[cells.clone()])
+                            .zip(&z[cells])
+                        {
+                            if r > 0.0 {
+                                s1 += dy;
+                                s2 += dy * (zv - mean[c]) * inv_std[c];
+                            }
+                        }
+                        continue;
+                    }
                     for k in 0..out_plane {
                         if res[base + k] > 0.0 {
                             let dy = grad[base + k];
@@ -226,11 +242,27 @@ impl CustomOp3 for BnReluPoolOp {
                     let scale = gamma[c] * inv_std[c];
                     let d = &mut dz[c * plane..(c + 1) * plane];
                     let src = &z[(i * c_n + c) * plane..(i * c_n + c + 1) * plane];
+                    let base = (i * c_n + c) * out_plane;
+                    if !self.pool {
+                        let cells = base..base + out_plane;
+                        for (((d, &v), &r), &g) in d
+                            .iter_mut()
+                            .zip(src)
+                            .zip(&res[cells.clone()])
+                            .zip(&grad[cells])
+                        {
+                            let xhat = (v - mean[c]) * inv_std[c];
+                            *d = -scale * (s1 / count + xhat * s2 / count);
+                            if r > 0.0 {
+                                *d += scale * g;
+                            }
+                        }
+                        continue;
+                    }
                     for (d, &v) in d.iter_mut().zip(src) {
                         let xhat = (v - mean[c]) * inv_std[c];
                         *d = -scale * (s1 / count + xhat * s2 / count);
                     }
-                    let base = (i * c_n + c) * out_plane;
                     for k in 0..out_plane {
                         if res[base + k] > 0.0 {
                             d[locate(i, c, k)] += scale * grad[base + k];

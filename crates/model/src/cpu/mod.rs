@@ -36,13 +36,34 @@ pub(crate) fn storage_slice<'a>(
     }
 }
 
-/// Index (0..4) of the first maximum of a 2x2 pooling window, as PyTorch picks it.
+/// Index (0..4) of the first maximum of a 2x2 pooling window, as PyTorch picks it: the
+/// earlier of each pair, then the earlier pair on a tie (three comparisons, no loop, since
+/// pooling backward asks this of every window).
+#[inline]
 pub(crate) fn first_max(window: [f32; 4]) -> usize {
-    let mut best = 0;
-    for k in 1..4 {
-        if window[k] > window[best] {
-            best = k;
+    let [a, b, c, d] = window;
+    let (top, top_value) = if b > a { (1, b) } else { (0, a) };
+    let (bottom, bottom_value) = if d > c { (3, d) } else { (2, c) };
+    if bottom_value > top_value {
+        bottom
+    } else {
+        top
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_max;
+
+    #[test]
+    fn the_first_maximum_wins_every_tie() {
+        // Every window over the values 0, 1, 2 (81 of them, ties of every kind) against the
+        // definition: the lowest index whose value is the window's maximum.
+        for code in 0..81 {
+            let window = [0, 1, 2, 3].map(|k| ((code / 3usize.pow(k)) % 3) as f32);
+            let max = window.iter().copied().fold(f32::MIN, f32::max);
+            let expected = window.iter().position(|&v| v == max).unwrap();
+            assert_eq!(first_max(window), expected, "{window:?}");
         }
     }
-    best
 }
