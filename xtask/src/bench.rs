@@ -206,7 +206,7 @@ mod tests {
         let blur = arch("conv4-40x64_96_128_256-bn+blur").unwrap();
         assert_eq!(blur.blocks.len(), 4);
         assert!(blur.blocks.iter().all(|b| b.pool && b.pool_blur));
-        // Only the channels and pooling differ: the same parameters either way.
+        // Blurring changes the pooling only: the same widths, so the same parameters.
         let widths = |a: &Arch| a.blocks.iter().map(|b| b.channels).collect::<Vec<_>>();
         assert_eq!(widths(&blur), widths(&shipped));
     }
@@ -215,7 +215,7 @@ mod tests {
     fn unknown_and_unpoolable_names_say_why() {
         let e = arch("resnet-50").unwrap_err().to_string();
         assert!(e.contains("unknown benchmark model `resnet-50`"), "{e}");
-        // Five pools take 40 px down to 1x1 before the last one: too small to blur.
+        // The fifth block convolves a 2x2 map (40 -> 20 -> 10 -> 5 -> 2): too small to blur.
         let e = arch("conv5-40-bn+blur").unwrap_err().to_string();
         assert!(e.contains("a map of at least 3x3 (this one is 2x2)"), "{e}");
     }

@@ -188,15 +188,13 @@ impl CustomOp3 for BnReluPoolOp {
         let (plane, out_plane) = (s * s, o * o);
         let count = (n * plane) as f32;
         let (mean, inv_std, argmax) = (&saved.mean, &saved.inv_std, &saved.argmax);
-        let locate = |i: usize, c: usize, k: usize| -> usize {
-            let at = (i * c_n + c) * out_plane + k;
-            if self.pool {
-                let a = argmax[at] as usize;
-                let (py, px) = (k / o, k % o);
-                (2 * py + a / 2) * s + 2 * px + a % 2
-            } else {
-                k
-            }
+        // The input cell that pooled output cell `k` of image `i`, channel `c` came from. An
+        // unpooled map (no pool, or a blur pool after this op) maps cell k to cell k, and the
+        // loops below walk its planes side by side instead.
+        let pooled_from = |i: usize, c: usize, k: usize| -> usize {
+            let a = argmax[(i * c_n + c) * out_plane + k] as usize;
+            let (py, px) = (k / o, k % o);
+            (2 * py + a / 2) * s + 2 * px + a % 2
         };
         // Per channel: sum(dy) and sum(dy * xhat).
         let sums: Vec<(f32, f32)> = (0..c_n)
@@ -205,9 +203,16 @@ impl CustomOp3 for BnReluPoolOp {
                 let (mut s1, mut s2) = (0f32, 0f32);
                 for i in 0..n {
                     let base = (i * c_n + c) * out_plane;
-                    if !self.pool {
-                        // The unpooled map (a blur pool follows, or no pool): output cell k
-                        // is input cell k, so walk the three planes side by side.
+                    if self.pool {
+                        for k in 0..out_plane {
+                            if res[base + k] > 0.0 {
+                                let dy = grad[base + k];
+                                let zv = z[(i * c_n + c) * plane + pooled_from(i, c, k)];
+                                s1 += dy;
+                                s2 += dy * (zv - mean[c]) * inv_std[c];
+                            }
+                        }
+                    } else {
                         let cells = base..base + out_plane;
                         for ((&r, &dy), &zv) in res[cells.clone()]
                             .iter()
@@ -218,15 +223,6 @@ impl CustomOp3 for BnReluPoolOp {
                                 s1 += dy;
                                 s2 += dy * (zv - mean[c]) * inv_std[c];
                             }
-                        }
-                        continue;
-                    }
-                    for k in 0..out_plane {
-                        if res[base + k] > 0.0 {
-                            let dy = grad[base + k];
-                            let zv = z[(i * c_n + c) * plane + locate(i, c, k)];
-                            s1 += dy;
-                            s2 += dy * (zv - mean[c]) * inv_std[c];
                         }
                     }
                 }
@@ -243,7 +239,17 @@ impl CustomOp3 for BnReluPoolOp {
                     let d = &mut dz[c * plane..(c + 1) * plane];
                     let src = &z[(i * c_n + c) * plane..(i * c_n + c + 1) * plane];
                     let base = (i * c_n + c) * out_plane;
-                    if !self.pool {
+                    if self.pool {
+                        for (d, &v) in d.iter_mut().zip(src) {
+                            let xhat = (v - mean[c]) * inv_std[c];
+                            *d = -scale * (s1 / count + xhat * s2 / count);
+                        }
+                        for k in 0..out_plane {
+                            if res[base + k] > 0.0 {
+                                d[pooled_from(i, c, k)] += scale * grad[base + k];
+                            }
+                        }
+                    } else {
                         let cells = base..base + out_plane;
                         for (((d, &v), &r), &g) in d
                             .iter_mut()
@@ -256,16 +262,6 @@ impl CustomOp3 for BnReluPoolOp {
                             if r > 0.0 {
                                 *d += scale * g;
                             }
-                        }
-                        continue;
-                    }
-                    for (d, &v) in d.iter_mut().zip(src) {
-                        let xhat = (v - mean[c]) * inv_std[c];
-                        *d = -scale * (s1 / count + xhat * s2 / count);
-                    }
-                    for k in 0..out_plane {
-                        if res[base + k] > 0.0 {
-                            d[locate(i, c, k)] += scale * grad[base + k];
                         }
                     }
                 }

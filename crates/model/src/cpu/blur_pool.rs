@@ -56,12 +56,11 @@ struct Scratch {
 }
 
 impl Scratch {
-    /// Sizes the buffers for an `side x side` input and fills the index table.
+    /// Sizes the buffers for an `side x side` input and fills the index table. The buffers keep
+    /// stale values: forward overwrites every cell, backward zeroes its accumulators itself.
     fn prepare(&mut self, side: usize) {
         let (m, o) = (side - 1, pooled_side(side));
-        self.dense.clear();
         self.dense.resize(m * m, 0.0);
-        self.rows.clear();
         self.rows.resize(m * o, 0.0);
         if self.index.len() != m + 2 {
             self.index = (0..m + 2).map(|p| reflect(p, m)).collect();
@@ -122,6 +121,8 @@ fn backward_plane(
         rows: d_rows,
         index,
     } = scratch;
+    d_dense.fill(0.0);
+    d_rows.fill(0.0);
     for (py, g_row) in grad.chunks_exact(o).enumerate() {
         for d in 0..3 {
             let r = index[2 * py + d];
