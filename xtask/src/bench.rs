@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use model::loss::bce_with_logits;
-use model::{Arch, Init, SiameseNet};
+use model::{Arch, BlurFilter, Init, SiameseNet};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use train::optim::{Optimizer, OptimizerConfig};
@@ -43,24 +43,29 @@ pub fn peak_mib() -> Option<f64> {
 
 /// A benchmark architecture: the two of the PyTorch script (`koch-105`, `conv4-28`), or any
 /// name `Arch::preset` knows (the shipped network is `conv4-40x64_96_128_256-bn`), with
-/// `+blur` after it for anti-aliased pooling on every pooling block.
+/// `+blur` (or `+blur5`, the wide filter) after it for anti-aliased pooling on every pooling
+/// block.
 pub fn arch(name: &str) -> Result<Arch> {
-    let (base, blur) = match name.strip_suffix("+blur") {
-        Some(base) => (base, true),
-        None => (name, false),
+    let (base, blur) = if let Some(base) = name.strip_suffix("+blur5") {
+        (base, Some(BlurFilter::Bin5))
+    } else if let Some(base) = name.strip_suffix("+blur") {
+        (base, Some(BlurFilter::Tri3))
+    } else {
+        (name, None)
     };
     let mut arch = match base {
         "koch-105" => Arch::koch(),
         "conv4-28" => Arch::conv4(28, 64),
         _ => Arch::preset(base).map_err(|e| {
             anyhow::anyhow!(
-                "unknown benchmark model `{name}` (koch-105, conv4-28, or an architecture name such as conv4-40x64_96_128_256-bn, optionally with +blur): {e}"
+                "unknown benchmark model `{name}` (koch-105, conv4-28, or an architecture name such as conv4-40x64_96_128_256-bn, optionally with +blur or +blur5): {e}"
             )
         })?,
     };
-    if blur {
+    if let Some(filter) = blur {
         for block in arch.blocks.iter_mut().filter(|b| b.pool) {
             block.pool_blur = true;
+            block.blur_filter = filter;
         }
         arch.validate()?;
     }
@@ -206,9 +211,21 @@ mod tests {
         let blur = arch("conv4-40x64_96_128_256-bn+blur").unwrap();
         assert_eq!(blur.blocks.len(), 4);
         assert!(blur.blocks.iter().all(|b| b.pool && b.pool_blur));
+        assert!(
+            blur.blocks
+                .iter()
+                .all(|b| b.blur_filter == BlurFilter::Tri3)
+        );
+        let wide = arch("conv4-40x64_96_128_256-bn+blur5").unwrap();
+        assert!(
+            wide.blocks
+                .iter()
+                .all(|b| b.pool_blur && b.blur_filter == BlurFilter::Bin5)
+        );
         // Blurring changes the pooling only: the same widths, so the same parameters.
         let widths = |a: &Arch| a.blocks.iter().map(|b| b.channels).collect::<Vec<_>>();
         assert_eq!(widths(&blur), widths(&shipped));
+        assert_eq!(widths(&wide), widths(&shipped));
     }
 
     #[test]

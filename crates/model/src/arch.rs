@@ -65,6 +65,54 @@ pub struct ConvSpec {
     /// without that. Needs `pool`, excludes `pool_ceil`, and a map of at least 3x3.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pool_blur: bool,
+    /// The blur a `pool_blur` block low-passes with; only written when not the default.
+    #[serde(default, skip_serializing_if = "BlurFilter::is_default")]
+    pub blur_filter: BlurFilter,
+}
+
+/// The binomial low-pass filter of an anti-aliased pool (Zhang 2019 calls them Tri-3 and
+/// Bin-5): a wider filter removes more of what a stride-2 subsample would alias, at the cost of
+/// blurring the map more.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlurFilter {
+    /// `[1, 2, 1] / 4` per axis.
+    #[default]
+    #[serde(rename = "tri-3")]
+    Tri3,
+    /// `[1, 4, 6, 4, 1] / 16` per axis.
+    #[serde(rename = "bin-5")]
+    Bin5,
+}
+
+impl BlurFilter {
+    pub const TRI3_TAPS: [f32; 3] = [0.25, 0.5, 0.25];
+    pub const BIN5_TAPS: [f32; 5] = [0.0625, 0.25, 0.375, 0.25, 0.0625];
+
+    /// The one-dimensional taps; the 2-D filter is their outer product.
+    pub fn taps(self) -> &'static [f32] {
+        match self {
+            BlurFilter::Tri3 => &Self::TRI3_TAPS,
+            BlurFilter::Bin5 => &Self::BIN5_TAPS,
+        }
+    }
+
+    /// Smallest convolution output the pool accepts: the dense max map (one cell narrower)
+    /// must be wide enough to reflect-pad by half the filter.
+    pub fn min_side(self) -> usize {
+        self.taps().len() / 2 + 2
+    }
+
+    fn is_default(&self) -> bool {
+        *self == BlurFilter::Tri3
+    }
+}
+
+impl std::str::FromStr for BlurFilter {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        from_name(s, "blur filter", "tri-3 or bin-5")
+    }
 }
 
 impl ConvSpec {
@@ -205,6 +253,7 @@ impl Arch {
             batch_norm: false,
             pool_ceil: false,
             pool_blur: false,
+            blur_filter: BlurFilter::Tri3,
         };
         Arch {
             name: "koch".into(),
@@ -240,6 +289,7 @@ impl Arch {
                     batch_norm: false,
                     pool_ceil: false,
                     pool_blur: false,
+                    blur_filter: BlurFilter::Tri3,
                 };
                 4
             ],
@@ -284,6 +334,7 @@ impl Arch {
                     batch_norm,
                     pool_ceil: false,
                     pool_blur: false,
+                    blur_filter: BlurFilter::Tri3,
                 })
                 .collect(),
             embedding: 0,
@@ -359,9 +410,15 @@ impl Arch {
                 )));
             }
             let conv_side = padded - b.kernel + 1;
-            if b.pool_blur && (!b.pool || b.pool_ceil || conv_side < 3) {
+            let min = b.blur_filter.min_side();
+            if b.pool_blur && (!b.pool || b.pool_ceil || conv_side < min) {
                 return Err(ModelError::Arch(format!(
-                    "block {i}: a blur pool needs `pool`, no `pool_ceil` and a map of at least 3x3 (this one is {conv_side}x{conv_side})"
+                    "block {i}: a blur pool needs `pool`, no `pool_ceil` and a map of at least {min}x{min} (this one is {conv_side}x{conv_side})"
+                )));
+            }
+            if !b.pool_blur && !b.blur_filter.is_default() {
+                return Err(ModelError::Arch(format!(
+                    "block {i}: `blur_filter` is set but `pool_blur` is off"
                 )));
             }
             let out_side = b.pooled_side(conv_side);

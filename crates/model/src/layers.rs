@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use candle_core::Tensor;
 
+use crate::arch::BlurFilter;
 use crate::cpu::batch_norm::BnReluPoolOp;
 use crate::cpu::blur_pool::BlurMaxPoolOp;
 use crate::cpu::{ConvBlockOp, ConvGeometry};
@@ -81,42 +82,63 @@ pub fn max_pool2_ceil(x: &Tensor) -> Result<Tensor> {
     max_pool2(&x)
 }
 
-/// Anti-aliased max-pool of `[N, C, S, S]` maps (`S >= 3`) to `floor(S / 2)`: a dense 2x2 max,
-/// then a [1, 2, 1] x [1, 2, 1] / 16 blur sampled at stride 2 with reflect padding (Zhang
-/// 2019). Our CPU kernel on the CPU, candle's ops elsewhere.
-pub fn blur_max_pool(x: &Tensor) -> Result<Tensor> {
+/// Anti-aliased max-pool of `[N, C, S, S]` maps to `floor(S / 2)`: a dense 2x2 max, then the
+/// filter's binomial blur sampled at stride 2 with reflect padding (Zhang 2019). `S` must be at
+/// least [`BlurFilter::min_side`]. Our CPU kernel on the CPU, candle's ops elsewhere.
+pub fn blur_max_pool(x: &Tensor, filter: BlurFilter) -> Result<Tensor> {
     if x.device().is_cpu() {
-        return Ok(x.contiguous()?.apply_op1(BlurMaxPoolOp)?);
+        return Ok(x.contiguous()?.apply_op1(BlurMaxPoolOp(filter))?);
     }
-    reference_blur_max_pool(x)
+    reference_blur_max_pool(x, filter)
 }
 
 /// [`blur_max_pool`] from candle's generic ops; used on GPUs and as the reference in tests.
 /// Tied maxima share their gradient (the CPU kernel gives it to the first).
-pub fn reference_blur_max_pool(x: &Tensor) -> Result<Tensor> {
+pub fn reference_blur_max_pool(x: &Tensor, filter: BlurFilter) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
-    if h != w || h < 3 {
+    let min = filter.min_side();
+    if h != w || h < min {
         return Err(crate::ModelError::Arch(format!(
-            "blur pool: needs a square map of at least 3x3, got {h}x{w}"
+            "blur pool: needs a square map of at least {min}x{min}, got {h}x{w}"
         )));
     }
     let m = h - 1;
     let rows = x.narrow(2, 0, m)?.maximum(&x.narrow(2, 1, m)?)?;
     let dense = rows.narrow(3, 0, m)?.maximum(&rows.narrow(3, 1, m)?)?;
-    blur_subsample(&blur_subsample(&dense, 3)?, 2)
+    let taps = filter.taps();
+    blur_subsample(&blur_subsample(&dense, 3, taps)?, 2, taps)
 }
 
-/// `[1, 2, 1] / 4` along `dim`, reflect-padded by one cell, sampled at every other position.
-fn blur_subsample(x: &Tensor, dim: usize) -> Result<Tensor> {
+/// The odd-length filter `taps` along `dim`, reflect-padded by half its length, sampled at every
+/// other position.
+fn blur_subsample(x: &Tensor, dim: usize, taps: &[f32]) -> Result<Tensor> {
     let m = x.dim(dim)?;
-    let o = m.div_ceil(2);
-    let padded = Tensor::cat(&[&x.narrow(dim, 1, 1)?, x, &x.narrow(dim, m - 2, 1)?], dim)?;
-    let tap = |offset: usize, weight: f64| -> Result<Tensor> {
+    let (o, pad) = (m.div_ceil(2), taps.len() / 2);
+    // Reflect padding: positions -pad..-1 read cells pad..1, positions m..m+pad-1 read m-2 down.
+    let before: Vec<Tensor> = (1..=pad)
+        .rev()
+        .map(|k| x.narrow(dim, k, 1))
+        .collect::<candle_core::Result<_>>()?;
+    let after: Vec<Tensor> = (1..=pad)
+        .map(|k| x.narrow(dim, m - 1 - k, 1))
+        .collect::<candle_core::Result<_>>()?;
+    let parts: Vec<&Tensor> = before
+        .iter()
+        .chain(std::iter::once(x))
+        .chain(&after)
+        .collect();
+    let padded = Tensor::cat(&parts, dim)?;
+    let mut sum: Option<Tensor> = None;
+    for (offset, &weight) in taps.iter().enumerate() {
         let at: Vec<u32> = (0..o).map(|i| (2 * i + offset) as u32).collect();
         let at = Tensor::from_vec(at, o, x.device())?;
-        Ok((padded.index_select(&at, dim)? * weight)?)
-    };
-    Ok(((tap(0, 0.25)? + tap(1, 0.5)?)? + tap(2, 0.25)?)?)
+        let tap = (padded.index_select(&at, dim)? * f64::from(weight))?;
+        sum = Some(match sum {
+            None => tap,
+            Some(s) => (s + tap)?,
+        });
+    }
+    sum.ok_or_else(|| crate::ModelError::Arch("blur pool: a filter without taps".into()))
 }
 
 /// Batch-norm parameters and running statistics of one block.

@@ -22,7 +22,7 @@ pub mod local;
 pub mod loss;
 pub mod net;
 
-pub use arch::{Activation, Arch, ConvSpec, Distance, HeadSpec};
+pub use arch::{Activation, Arch, BlurFilter, ConvSpec, Distance, HeadSpec};
 pub use device::parse_device;
 pub use error::ModelError;
 pub use init::Init;

@@ -416,7 +416,7 @@ impl SiameseNet {
                 x = max_pool2_ceil(&x)?;
             }
             if blur_after {
-                x = blur_max_pool(&x)?;
+                x = blur_max_pool(&x, b.blur_filter)?;
             }
         }
         Ok(x)

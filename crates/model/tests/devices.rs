@@ -186,14 +186,17 @@ fn odd_maps_and_ceil_pooling_agree_with_the_cpu() {
     agrees_with_cpu(&arch, 8);
 }
 
-/// Blur pools (dense max, blurred stride-2 subsampling) on odd and even maps.
+/// Blur pools (dense max, blurred stride-2 subsampling) on odd and even maps, with both filters.
 #[test]
 fn blur_pooled_blocks_agree_with_the_cpu() {
-    let mut arch = Arch::convnet_widths(21, &[8, 12, 16], true);
-    for b in &mut arch.blocks {
-        b.pool_blur = true;
+    for filter in [model::BlurFilter::Tri3, model::BlurFilter::Bin5] {
+        let mut arch = Arch::convnet_widths(21, &[8, 12, 16], true);
+        for b in &mut arch.blocks {
+            b.pool_blur = true;
+            b.blur_filter = filter;
+        }
+        agrees_with_cpu(&arch, 8);
     }
-    agrees_with_cpu(&arch, 8);
 }
 
 /// Koch et al.'s 105x105 network (no batch norm, sigmoid embedding), the reference recipe.

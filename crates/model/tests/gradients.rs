@@ -183,7 +183,7 @@ fn pooling_gradient_matches_finite_differences_on_odd_sizes() {
 }
 
 /// The sum of the input gradient of `pool(x)`'s sum.
-fn total_input_gradient(pool: fn(&Tensor) -> model::error::Result<Tensor>, x: &Var) -> f32 {
+fn total_input_gradient(pool: impl Fn(&Tensor) -> model::error::Result<Tensor>, x: &Var) -> f32 {
     pool(x)
         .unwrap()
         .sum_all()
@@ -380,45 +380,53 @@ fn shuffled(shape: &[usize], seed: u64) -> Var {
 
 #[test]
 fn the_blur_pool_kernel_matches_candle_and_finite_differences() {
-    for (side, seed) in [(3usize, 1u64), (4, 2), (5, 3), (8, 4), (11, 5), (20, 6)] {
-        let x = shuffled(&[2, 3, side, side], seed);
-        let o = side / 2;
-        let fused = blur_max_pool(&x).unwrap();
-        assert_eq!(fused.dims(), &[2, 3, o, o], "side {side}");
-        let reference = reference_blur_max_pool(&x).unwrap();
-        assert!(max_rel_diff(&fused, &reference) < 1e-6, "side {side}");
-        let r = random(&[2, 3, o, o], seed + 7, -1.0, 1.0);
-        let g1 = (&fused * &r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let g2 = (&reference * &r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let d = max_rel_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap());
-        assert!(d < 1e-6, "side {side}: gradients differ by {d}");
-        if side <= 5 {
-            // Larger maps sum too many large values for f32 central differences at this eps;
-            // their gradients are checked against candle's autograd above.
-            let f = || {
-                (blur_max_pool(&x).unwrap() * &r)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-            };
-            check_fd(&f, &x, 40, 1e-3);
+    use model::BlurFilter;
+    let cases = [(3usize, 1u64), (4, 2), (5, 3), (8, 4), (11, 5), (20, 6)];
+    for filter in [BlurFilter::Tri3, BlurFilter::Bin5] {
+        for (side, seed) in cases.into_iter().filter(|&(s, _)| s >= filter.min_side()) {
+            let x = shuffled(&[2, 3, side, side], seed);
+            let o = side / 2;
+            let fused = blur_max_pool(&x, filter).unwrap();
+            assert_eq!(fused.dims(), &[2, 3, o, o], "{filter:?}, side {side}");
+            let reference = reference_blur_max_pool(&x, filter).unwrap();
+            assert!(
+                max_rel_diff(&fused, &reference) < 1e-6,
+                "{filter:?}, side {side}"
+            );
+            let r = random(&[2, 3, o, o], seed + 7, -1.0, 1.0);
+            let g1 = (&fused * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g2 = (&reference * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let d = max_rel_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap());
+            assert!(d < 1e-6, "{filter:?}, side {side}: gradients differ by {d}");
+            if side <= 5 {
+                // Larger maps sum too many large values for f32 central differences at this
+                // eps; their gradients are checked against candle's autograd above.
+                let f = || {
+                    (blur_max_pool(&x, filter).unwrap() * &r)
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                };
+                check_fd(&f, &x, 40, 1e-3);
+            }
+            // The blur's taps sum to one, so a gradient of ones passes exactly one per output
+            // cell.
+            let total = total_input_gradient(|x| blur_max_pool(x, filter), &x);
+            assert!(
+                (total - (2 * 3 * o * o) as f32).abs() < 1e-4,
+                "{filter:?}, side {side}: {total}"
+            );
         }
-        // The blur's taps sum to one, so a gradient of ones passes exactly one per output cell.
-        let total = total_input_gradient(blur_max_pool, &x);
-        assert!(
-            (total - (2 * 3 * o * o) as f32).abs() < 1e-4,
-            "side {side}: {total}"
-        );
     }
 }
 
@@ -436,16 +444,28 @@ fn a_blur_pool_is_steadier_than_a_max_pool_under_a_one_pixel_shift() {
         a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>()
     };
     let strided = change(&|x| max_pool2(x).unwrap());
-    let blurred = change(&|x| blur_max_pool(x).unwrap());
+    let blurred = change(&|x| blur_max_pool(x, model::BlurFilter::Tri3).unwrap());
     // Strided: column 1 all 1s, then column 2 all 1s: 8 cells differ by 1.
     assert_eq!(strided, 8.0);
     // Blurred: the dense max covers columns 2-3 or 3-4; the blur at output columns 1 and 2
     // reads (3/4, 1/4) and then (1/4, 3/4) of them: 4 rows x 2 columns x 1/2.
     assert!((blurred - 4.0).abs() < 1e-6, "{blurred}");
-    // Too small a map is an error, not a panic.
-    let tiny = Tensor::zeros((1, 1, 2, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
-    assert!(blur_max_pool(&tiny).is_err());
-    assert!(reference_blur_max_pool(&tiny).is_err());
+    // The wide filter spreads the stroke further, so the shift changes the output less.
+    let wide = change(&|x| blur_max_pool(x, model::BlurFilter::Bin5).unwrap());
+    assert!(wide < blurred, "{wide} against {blurred}");
+    // Too small a map is an error, not a panic: below 3x3, or 4x4 for the wide filter.
+    use model::BlurFilter::{Bin5, Tri3};
+    let zeros = |side: usize| {
+        Tensor::zeros((1, 1, side, side), candle_core::DType::F32, &Device::Cpu).unwrap()
+    };
+    for (side, filter) in [(2, Tri3), (3, Bin5)] {
+        let e = blur_max_pool(&zeros(side), filter).unwrap_err().to_string();
+        assert!(e.contains(&format!("S >= {}", side + 1)), "{e}");
+        let e = reference_blur_max_pool(&zeros(side), filter)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("{side}x{side}")), "{e}");
+    }
 }
 
 #[test]

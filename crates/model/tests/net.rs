@@ -52,7 +52,7 @@ fn blocks_by_hand(net: &SiameseNet, x: &Tensor) -> Tensor {
             h = model::layers::max_pool2_ceil(&h).unwrap();
         }
         if b.pool && b.pool_blur {
-            h = model::layers::reference_blur_max_pool(&h).unwrap();
+            h = model::layers::reference_blur_max_pool(&h, b.blur_filter).unwrap();
         }
     }
     h
@@ -774,4 +774,61 @@ fn blur_pooled_blocks_keep_the_floor_sides_and_train_every_parameter() {
         assert!(err.contains(&format!("block {block}")), "{err}");
         assert!(err.contains(&format!("{side}x{side}")), "{err}");
     }
+}
+
+#[test]
+fn the_wide_blur_filter_embeds_by_hand_and_is_written_only_when_chosen() {
+    use model::BlurFilter;
+    // 20 -> 10 -> 5 -> 2: the last pool reads a 5x5 map, wide enough for [1, 4, 6, 4, 1].
+    let mut narrow = Arch::convnet_widths(20, &[4, 4, 4], false);
+    for b in &mut narrow.blocks {
+        b.pool_blur = true;
+    }
+    let mut wide = narrow.clone();
+    for b in &mut wide.blocks {
+        b.blur_filter = BlurFilter::Bin5;
+    }
+    wide.validate().unwrap();
+    let net = SiameseNet::new(&wide, Init::Kaiming, 4, &Device::Cpu).unwrap();
+    let x = images(3, 20, 9);
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let h = blocks_by_hand(&net, &x).flatten_from(1).unwrap();
+    let e = net.embed_inference(&x).unwrap();
+    assert!(close(&flat(&e), &flat(&h)));
+    // The same weights through the narrow filter embed differently.
+    let same_weights = SiameseNet::new(&narrow, Init::Kaiming, 4, &Device::Cpu).unwrap();
+    assert!(!close(
+        &flat(&e),
+        &flat(&same_weights.embed_inference(&x).unwrap())
+    ));
+    // The default filter is not written, so configs from before the option hash the same.
+    let json = serde_json::to_string(&narrow).unwrap();
+    assert!(!json.contains("blur_filter"), "{json}");
+    let json = serde_json::to_string(&wide).unwrap();
+    assert_eq!(
+        json.matches(r#""blur_filter":"bin-5""#).count(),
+        3,
+        "{json}"
+    );
+    assert_eq!(serde_json::from_str::<Arch>(&json).unwrap(), wide);
+    assert_eq!("bin-5".parse::<BlurFilter>().unwrap(), BlurFilter::Bin5);
+    let err = "bin5".parse::<BlurFilter>().unwrap_err().to_string();
+    assert!(err.contains("tri-3 or bin-5"), "{err}");
+    // The wide filter needs a 4x4 map; a filter without the blur pool is a mistake.
+    let mut small = Arch::convnet_widths(6, &[4, 4], false);
+    small.blocks[1].pool_blur = true;
+    small.validate().unwrap();
+    small.blocks[1].blur_filter = BlurFilter::Bin5;
+    let err = small.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("block 1") && err.contains("4x4") && err.contains("3x3"),
+        "{err}"
+    );
+    let mut stray = Arch::convnet_widths(20, &[4, 4, 4], false);
+    stray.blocks[0].blur_filter = BlurFilter::Bin5;
+    let err = stray.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("block 0") && err.contains("`pool_blur` is off"),
+        "{err}"
+    );
 }
