@@ -59,10 +59,11 @@ pub struct ConvSpec {
     /// their own instead of being dropped (a floor pool of a 5x5 map sees 16 of its 25 cells).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pool_ceil: bool,
-    /// Anti-aliased pooling (Zhang 2019): a dense 2x2 max, then a [1, 2, 1] x [1, 2, 1] / 16
-    /// blur sampled at stride 2, to the floor pool's side. A strided max aliases: a stroke
-    /// moved by a pixel can change which cells win; the blur keeps the max's selectivity
-    /// without that. Needs `pool`, excludes `pool_ceil`, and a map of at least 3x3.
+    /// Anti-aliased pooling (Zhang 2019): a dense 2x2 max, then a binomial blur
+    /// (`blur_filter`, by default [1, 2, 1] x [1, 2, 1] / 16) sampled at stride 2, to the floor
+    /// pool's side. A strided max aliases: a stroke moved by a pixel can change which cells
+    /// win; the blur keeps the max's selectivity without that. Needs `pool`, excludes
+    /// `pool_ceil`, and a map of at least 3x3 (4x4 for the wide filter).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pool_blur: bool,
     /// The blur a `pool_blur` block low-passes with; only written when not the default.
