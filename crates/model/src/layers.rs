@@ -128,17 +128,16 @@ fn blur_subsample(x: &Tensor, dim: usize, taps: &[f32]) -> Result<Tensor> {
         .chain(&after)
         .collect();
     let padded = Tensor::cat(&parts, dim)?;
-    let mut sum: Option<Tensor> = None;
-    for (offset, &weight) in taps.iter().enumerate() {
+    let tap = |offset: usize, weight: f32| -> Result<Tensor> {
         let at: Vec<u32> = (0..o).map(|i| (2 * i + offset) as u32).collect();
         let at = Tensor::from_vec(at, o, x.device())?;
-        let tap = (padded.index_select(&at, dim)? * f64::from(weight))?;
-        sum = Some(match sum {
-            None => tap,
-            Some(s) => (s + tap)?,
-        });
+        Ok((padded.index_select(&at, dim)? * f64::from(weight))?)
+    };
+    let mut sum = tap(0, taps[0])?;
+    for (offset, &weight) in taps.iter().enumerate().skip(1) {
+        sum = (sum + tap(offset, weight)?)?;
     }
-    sum.ok_or_else(|| crate::ModelError::Arch("blur pool: a filter without taps".into()))
+    Ok(sum)
 }
 
 /// Batch-norm parameters and running statistics of one block.
