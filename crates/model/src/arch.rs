@@ -69,6 +69,16 @@ pub struct ConvSpec {
     /// The blur a `pool_blur` block low-passes with; only written when not the default.
     #[serde(default, skip_serializing_if = "BlurFilter::is_default")]
     pub blur_filter: BlurFilter,
+    /// Squeeze-and-excitation channel gates (Hu et al. 2018) on the block's output, with a
+    /// bottleneck of `channels / se_reduction` (0: none). Each channel is scaled by a gate
+    /// computed from every channel's mean over the map, so a drawing can turn up the part
+    /// detectors its other parts make likely; a conv alone sees only a 3x3 neighbourhood.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub se_reduction: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The binomial low-pass filter of an anti-aliased pool (Zhang 2019 calls them Tri-3 and
@@ -117,6 +127,14 @@ impl std::str::FromStr for BlurFilter {
 }
 
 impl ConvSpec {
+    /// Width of the squeeze-and-excitation bottleneck (0 when the block has no gates).
+    pub fn se_hidden(&self) -> usize {
+        match self.se_reduction {
+            0 => 0,
+            r => self.channels / r,
+        }
+    }
+
     /// Side of the block's output for a convolution output of `conv_side`.
     pub fn pooled_side(&self, conv_side: usize) -> usize {
         match (self.pool, self.pool_ceil) {
@@ -255,6 +273,7 @@ impl Arch {
             pool_ceil: false,
             pool_blur: false,
             blur_filter: BlurFilter::Tri3,
+            se_reduction: 0,
         };
         Arch {
             name: "koch".into(),
@@ -291,6 +310,7 @@ impl Arch {
                     pool_ceil: false,
                     pool_blur: false,
                     blur_filter: BlurFilter::Tri3,
+                    se_reduction: 0,
                 };
                 4
             ],
@@ -336,6 +356,7 @@ impl Arch {
                     pool_ceil: false,
                     pool_blur: false,
                     blur_filter: BlurFilter::Tri3,
+                    se_reduction: 0,
                 })
                 .collect(),
             embedding: 0,
@@ -422,6 +443,12 @@ impl Arch {
                     "block {i}: `blur_filter` is set but `pool_blur` is off"
                 )));
             }
+            if b.se_reduction > 0 && b.se_hidden() == 0 {
+                return Err(ModelError::Arch(format!(
+                    "block {i}: `se_reduction` {} leaves no gate units for {} channels",
+                    b.se_reduction, b.channels
+                )));
+            }
             let out_side = b.pooled_side(conv_side);
             if out_side == 0 {
                 return Err(ModelError::Arch(format!(
@@ -481,7 +508,13 @@ impl Arch {
             .zip(&shapes)
             .map(|(b, s)| {
                 let bn = if b.batch_norm { 2 * b.channels } else { 0 };
-                b.channels * s.in_channels * b.kernel * b.kernel + b.channels + bn
+                let h = b.se_hidden();
+                let se = if h > 0 {
+                    2 * h * b.channels + h + b.channels
+                } else {
+                    0
+                };
+                b.channels * s.in_channels * b.kernel * b.kernel + b.channels + bn + se
             })
             .sum();
         let features = self.features()?;

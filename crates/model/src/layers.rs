@@ -304,6 +304,17 @@ pub fn activate(x: &Tensor, act: crate::Activation) -> Result<Tensor> {
     })
 }
 
+/// Squeeze-and-excitation (Hu et al. 2018): each map of `x` `[N, C, H, W]` scaled by
+/// `sigmoid(W2 relu(W1 m + b1) + b2)`, where `m` `[N, C]` is every map's mean and the
+/// parameters are `[W1 [h, C], b1 [h], W2 [C, h], b2 [C]]`.
+pub fn channel_gates(x: &Tensor, p: [&Tensor; 4]) -> Result<Tensor> {
+    let (n, c, _, _) = x.dims4()?;
+    let squeezed = x.mean((2, 3))?;
+    let hidden = linear(&squeezed, p[0], p[1])?.relu()?;
+    let gates = candle_nn::ops::sigmoid(&linear(&hidden, p[2], p[3])?)?;
+    Ok(x.broadcast_mul(&gates.reshape((n, c, 1, 1))?)?)
+}
+
 /// `x @ w^T + b` for `x` `[N, In]`, `w` `[Out, In]`.
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(x.matmul(&w.t()?)?.broadcast_add(b)?)

@@ -8,7 +8,8 @@ use crate::arch::{Arch, Distance};
 use crate::error::{ModelError, Result};
 use crate::init::{Init, Initializer, LayerKind};
 use crate::layers::{
-    BatchNorm, activate, blur_max_pool, conv_block, conv_bn_block, linear, max_pool2_ceil,
+    BatchNorm, activate, blur_max_pool, channel_gates, conv_block, conv_bn_block, linear,
+    max_pool2_ceil,
 };
 
 /// What a parameter is, for initialisation and per-layer optimiser settings.
@@ -71,6 +72,24 @@ pub fn parameters(arch: &Arch) -> Result<Vec<ParamInfo>> {
                     i,
                     ParamKind::BnShift,
                 );
+            }
+            let h = b.se_hidden();
+            if h > 0 {
+                let c = b.channels;
+                for (name, weight, bias) in [("se1", vec![h, c], h), ("se2", vec![c, h], c)] {
+                    push(
+                        format!("{pre}conv{}.{name}.weight", i + 1),
+                        weight,
+                        i,
+                        ParamKind::DenseWeight,
+                    );
+                    push(
+                        format!("{pre}conv{}.{name}.bias", i + 1),
+                        vec![bias],
+                        i,
+                        ParamKind::Bias,
+                    );
+                }
             }
         }
         layer = arch.blocks.len();
@@ -417,6 +436,11 @@ impl SiameseNet {
             }
             if blur_after {
                 x = blur_max_pool(&x, b.blur_filter)?;
+            }
+            if b.se_hidden() > 0 {
+                let p: Vec<Tensor> = (0..4).map(|k| self.param(*next + k, train)).collect();
+                *next += 4;
+                x = channel_gates(&x, [&p[0], &p[1], &p[2], &p[3]])?;
             }
         }
         Ok(x)

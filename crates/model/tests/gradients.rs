@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use model::layers::{
-    blur_max_pool, conv_block, max_pool2, max_pool2_ceil, reference_blur_max_pool,
+    blur_max_pool, channel_gates, conv_block, max_pool2, max_pool2_ceil, reference_blur_max_pool,
     reference_conv_block,
 };
 use rand::{Rng, SeedableRng};
@@ -505,4 +505,29 @@ fn signed_sqrt_compresses_by_hand_and_has_a_finite_slope_at_zero() {
 
 fn values(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+#[test]
+fn channel_gates_match_finite_differences_for_maps_and_weights() {
+    let x = Var::from_tensor(&random(&[2, 4, 3, 3], 21, -1.0, 1.0)).unwrap();
+    let w1 = Var::from_tensor(&random(&[2, 4], 22, -1.0, 1.0)).unwrap();
+    let b1 = Var::from_tensor(&random(&[2], 23, 0.1, 0.5)).unwrap();
+    let w2 = Var::from_tensor(&random(&[4, 2], 24, -1.0, 1.0)).unwrap();
+    let b2 = Var::from_tensor(&random(&[4], 25, -0.5, 0.5)).unwrap();
+    let r = random(&[2, 4, 3, 3], 26, -1.0, 1.0);
+    let f = || {
+        let p = [
+            w1.as_tensor(),
+            b1.as_tensor(),
+            w2.as_tensor(),
+            b2.as_tensor(),
+        ];
+        (channel_gates(x.as_tensor(), p).unwrap() * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+    };
+    for v in [&x, &w1, &b1, &w2, &b2] {
+        check_fd(&f, v, 12, 1e-3);
+    }
 }

@@ -832,3 +832,114 @@ fn the_wide_blur_filter_embeds_by_hand_and_is_written_only_when_chosen() {
         "{err}"
     );
 }
+
+#[test]
+fn channel_gates_scale_each_map_by_hand_count_their_parameters_and_learn() {
+    // 12 -> 6 -> 3; the second block's four channels are gated through a bottleneck of two.
+    let plain = Arch::convnet_widths(12, &[4, 4], false);
+    let mut arch = plain.clone();
+    arch.blocks[1].se_reduction = 2;
+    assert_eq!(arch.blocks[1].se_hidden(), 2);
+    // W1 [2, 4] + b1 [2] + W2 [4, 2] + b2 [4].
+    assert_eq!(
+        arch.parameter_count().unwrap(),
+        plain.parameter_count().unwrap() + 8 + 2 + 8 + 4
+    );
+    let net = SiameseNet::new(&arch, Init::Default, 5, &Device::Cpu).unwrap();
+    let total: usize = net.vars().iter().map(|v| v.elem_count()).sum();
+    assert_eq!(total, arch.parameter_count().unwrap());
+    let named = net.named_vars();
+    let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names[..8],
+        [
+            "conv1.weight",
+            "conv1.bias",
+            "conv2.weight",
+            "conv2.bias",
+            "conv2.se1.weight",
+            "conv2.se1.bias",
+            "conv2.se2.weight",
+            "conv2.se2.bias"
+        ]
+    );
+    assert_eq!(named[4].1.dims(), &[2, 4]);
+    assert_eq!(named[6].1.dims(), &[4, 2]);
+
+    // By hand: the ungated maps from the same conv weights, then each map times
+    // sigmoid(W2 relu(W1 m + b1) + b2) of its image's channel means m.
+    let x = images(3, 12, 4);
+    let host = |i: usize| {
+        net.vars()[i]
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    let mut h = x.clone();
+    for i in 0..2 {
+        let (w, b) = (
+            net.vars()[2 * i].as_tensor(),
+            net.vars()[2 * i + 1].as_tensor(),
+        );
+        h = model::layers::conv_block(&h, w, b, 1, true, i > 0, false).unwrap();
+    }
+    assert_eq!(h.dims(), &[3, 4, 3, 3]);
+    let maps = h.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (w1, b1, w2, b2) = (host(4), host(5), host(6), host(7));
+    let mut expected = Vec::new();
+    for n in 0..3 {
+        let map = |c: usize| &maps[(n * 4 + c) * 9..(n * 4 + c + 1) * 9];
+        let m: Vec<f32> = (0..4).map(|c| map(c).iter().sum::<f32>() / 9.0).collect();
+        let hidden: Vec<f32> = (0..2)
+            .map(|j| (b1[j] + (0..4).map(|c| w1[j * 4 + c] * m[c]).sum::<f32>()).max(0.0))
+            .collect();
+        for c in 0..4 {
+            let z = b2[c] + (0..2).map(|j| w2[c * 2 + j] * hidden[j]).sum::<f32>();
+            let gate = 1.0 / (1.0 + (-z).exp());
+            assert!(gate > 0.0 && gate < 1.0);
+            expected.extend(map(c).iter().map(|v| v * gate));
+        }
+    }
+    let e = net.embed_inference(&x).unwrap();
+    assert_eq!(e.dims(), &[3, 36]);
+    let got = e.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(close(&got, &expected), "{got:?}\n{expected:?}");
+    // The gates change the embedding: the same conv weights without them embed the maps.
+    assert!(!close(&got, &maps));
+
+    // With batch norm on every block and gates on both, the loss reaches every parameter
+    // (PyTorch's init: non-zero biases, so no bottleneck unit starts dead on every image).
+    let mut bn = Arch::convnet_widths(12, &[4, 4], true);
+    for b in &mut bn.blocks {
+        b.se_reduction = 2;
+    }
+    let net = SiameseNet::new(&bn, Init::Default, 6, &Device::Cpu).unwrap();
+    every_tower_parameter_learns(&net, &net.embed(&x).unwrap());
+
+    // Written only when on, read back as written; saved and loaded with the weights.
+    let json = serde_json::to_string(&plain).unwrap();
+    assert!(!json.contains("se_reduction"), "{json}");
+    let json = serde_json::to_string(&bn).unwrap();
+    assert_eq!(json.matches(r#""se_reduction":2"#).count(), 2, "{json}");
+    assert_eq!(serde_json::from_str::<Arch>(&json).unwrap(), bn);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("se.safetensors");
+    save(&net, &path, &Extras::default()).unwrap();
+    let (back, _) = load(&path, &Device::Cpu).unwrap();
+    assert_eq!(back.arch(), &bn);
+    assert_eq!(
+        rows(&back.embed_inference(&x).unwrap()),
+        rows(&net.embed_inference(&x).unwrap())
+    );
+
+    // A reduction wider than the block leaves no gate units.
+    let mut bad = plain.clone();
+    bad.blocks[0].se_reduction = 8;
+    let err = bad.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("block 0") && err.contains("no gate units for 4 channels"),
+        "{err}"
+    );
+}
