@@ -42,33 +42,47 @@ pub fn peak_mib() -> Option<f64> {
 }
 
 /// A benchmark architecture: the two of the PyTorch script (`koch-105`, `conv4-28`), or any
-/// name `Arch::preset` knows (the shipped network is `conv4-40x64_96_128_256-bn`), with
-/// `+blur` (or `+blur5`, the wide filter) after it for anti-aliased pooling on every pooling
-/// block.
+/// name `Arch::preset` knows (the shipped network is `conv4-40x64_96_128_256-bn`), then
+/// optionally `+blur` (or `+blur5`, the wide filter) for anti-aliased pooling on every pooling
+/// block, then optionally `+seR` for squeeze-and-excitation gates of reduction R on every
+/// block (`conv4-40x64_96_128_256-bn+blur+se16`).
 pub fn arch(name: &str) -> Result<Arch> {
-    let (base, blur) = if let Some(base) = name.strip_suffix("+blur5") {
+    let unknown = |why: String| {
+        anyhow::anyhow!(
+            "unknown benchmark model `{name}` (koch-105, conv4-28, or an architecture name such as conv4-40x64_96_128_256-bn, optionally with +blur or +blur5, then +seR such as +se16): {why}"
+        )
+    };
+    let (rest, se) = match name.rsplit_once("+se") {
+        Some((rest, r)) => {
+            let r: usize = r
+                .parse()
+                .map_err(|_| unknown(format!("`+se{r}` needs a whole reduction, such as +se16")))?;
+            (rest, r)
+        }
+        None => (name, 0),
+    };
+    let (base, blur) = if let Some(base) = rest.strip_suffix("+blur5") {
         (base, Some(BlurFilter::Bin5))
-    } else if let Some(base) = name.strip_suffix("+blur") {
+    } else if let Some(base) = rest.strip_suffix("+blur") {
         (base, Some(BlurFilter::Tri3))
     } else {
-        (name, None)
+        (rest, None)
     };
     let mut arch = match base {
         "koch-105" => Arch::koch(),
         "conv4-28" => Arch::conv4(28, 64),
-        _ => Arch::preset(base).map_err(|e| {
-            anyhow::anyhow!(
-                "unknown benchmark model `{name}` (koch-105, conv4-28, or an architecture name such as conv4-40x64_96_128_256-bn, optionally with +blur or +blur5): {e}"
-            )
-        })?,
+        _ => Arch::preset(base).map_err(|e| unknown(e.to_string()))?,
     };
     if let Some(filter) = blur {
         for block in arch.blocks.iter_mut().filter(|b| b.pool) {
             block.pool_blur = true;
             block.blur_filter = filter;
         }
-        arch.validate()?;
     }
+    for block in &mut arch.blocks {
+        block.se_reduction = se;
+    }
+    arch.validate()?;
     Ok(arch)
 }
 
@@ -226,6 +240,25 @@ mod tests {
         let widths = |a: &Arch| a.blocks.iter().map(|b| b.channels).collect::<Vec<_>>();
         assert_eq!(widths(&blur), widths(&shipped));
         assert_eq!(widths(&wide), widths(&shipped));
+        // Gates add weights on top of the blur: R = 16 on 64/96/128/256 channels.
+        let gated = arch("conv4-40x64_96_128_256-bn+blur+se16").unwrap();
+        assert!(
+            gated
+                .blocks
+                .iter()
+                .all(|b| b.pool_blur && b.se_reduction == 16)
+        );
+        assert_eq!(
+            gated.parameter_count().unwrap(),
+            shipped.parameter_count().unwrap() + 12_482
+        );
+        let plain_gates = arch("conv4-40x64_96_128_256-bn+se8").unwrap();
+        assert!(
+            plain_gates
+                .blocks
+                .iter()
+                .all(|b| !b.pool_blur && b.se_reduction == 8)
+        );
     }
 
     #[test]
@@ -235,5 +268,9 @@ mod tests {
         // The fifth block convolves a 2x2 map (40 -> 20 -> 10 -> 5 -> 2): too small to blur.
         let e = arch("conv5-40-bn+blur").unwrap_err().to_string();
         assert!(e.contains("a map of at least 3x3 (this one is 2x2)"), "{e}");
+        let e = arch("conv4-40-bn+sefour").unwrap_err().to_string();
+        assert!(e.contains("`+sefour` needs a whole reduction"), "{e}");
+        let e = arch("conv4-40x8-bn+se16").unwrap_err().to_string();
+        assert!(e.contains("no gate units for 8 channels"), "{e}");
     }
 }
