@@ -438,9 +438,9 @@ impl SiameseNet {
                 x = blur_max_pool(&x, b.blur_filter)?;
             }
             if b.se_hidden() > 0 {
-                let p: Vec<Tensor> = (0..4).map(|k| self.param(*next + k, train)).collect();
+                let p: [Tensor; 4] = std::array::from_fn(|k| self.param(*next + k, train));
                 *next += 4;
-                x = channel_gates(&x, [&p[0], &p[1], &p[2], &p[3]])?;
+                x = channel_gates(&x, p.each_ref())?;
             }
         }
         Ok(x)
