@@ -42,10 +42,10 @@ pub fn peak_mib() -> Option<f64> {
 }
 
 /// A benchmark architecture: the two of the PyTorch script (`koch-105`, `conv4-28`), or any
-/// name `Arch::preset` knows (the shipped network is `conv4-40x64_96_128_256-bn`), then
-/// optionally `+blur` (or `+blur5`, the wide filter) for anti-aliased pooling on every pooling
-/// block, then optionally `+seR` for squeeze-and-excitation gates of reduction R on every
-/// block (`conv4-40x64_96_128_256-bn+blur+se16`).
+/// name `Arch::preset` knows, then optionally `+blur` (or `+blur5`, the wide filter) for
+/// anti-aliased pooling on every pooling block (the shipped network is
+/// `conv4-40x64_96_128_256-bn+blur`), then optionally `+seR` for squeeze-and-excitation gates
+/// of reduction R on every block (`conv4-40x64_96_128_256-bn+blur+se16`).
 pub fn arch(name: &str) -> Result<Arch> {
     let unknown = |why: String| {
         anyhow::anyhow!(
@@ -219,12 +219,18 @@ mod tests {
     fn benchmark_names_build_their_architectures() {
         assert_eq!(arch("koch-105").unwrap().input_side, 105);
         assert_eq!(arch("conv4-28").unwrap().input_side, 28);
-        let shipped = arch("conv4-40x64_96_128_256-bn").unwrap();
-        assert_eq!(shipped.input_side, 40);
-        assert!(shipped.blocks.iter().all(|b| b.pool && !b.pool_blur));
+        let plain = arch("conv4-40x64_96_128_256-bn").unwrap();
+        assert_eq!(plain.input_side, 40);
+        assert!(plain.blocks.iter().all(|b| b.pool && !b.pool_blur));
         let blur = arch("conv4-40x64_96_128_256-bn+blur").unwrap();
         assert_eq!(blur.blocks.len(), 4);
         assert!(blur.blocks.iter().all(|b| b.pool && b.pool_blur));
+        // The name the docs give for the shipped network builds the shipped preset's blocks.
+        let shipped = train::presets::preset(train::presets::SHIPPED)
+            .unwrap()
+            .arch;
+        assert_eq!(blur.blocks, shipped.blocks);
+        assert_eq!(blur.input_side, shipped.input_side);
         assert!(
             blur.blocks
                 .iter()
@@ -238,8 +244,8 @@ mod tests {
         );
         // Blurring changes the pooling only: the same widths, so the same parameters.
         let widths = |a: &Arch| a.blocks.iter().map(|b| b.channels).collect::<Vec<_>>();
-        assert_eq!(widths(&blur), widths(&shipped));
-        assert_eq!(widths(&wide), widths(&shipped));
+        assert_eq!(widths(&blur), widths(&plain));
+        assert_eq!(widths(&wide), widths(&plain));
         // Gates add weights on top of the blur: R = 16 on 64/96/128/256 channels.
         let gated = arch("conv4-40x64_96_128_256-bn+blur+se16").unwrap();
         assert!(
@@ -250,7 +256,7 @@ mod tests {
         );
         assert_eq!(
             gated.parameter_count().unwrap(),
-            shipped.parameter_count().unwrap() + 12_482
+            plain.parameter_count().unwrap() + 12_482
         );
         let plain_gates = arch("conv4-40x64_96_128_256-bn+se8").unwrap();
         assert!(

@@ -171,10 +171,17 @@ fn agrees_with_cpu(arch: &Arch, batch: usize) {
     );
 }
 
-/// The shipped architecture: four conv-BN-ReLU-pool blocks on 40x40 input.
+/// The shipped architecture: four conv-BN-ReLU-pool blocks on 40x40 input, anti-aliased (as
+/// shipped since 2026-12-07) and with plain max-pools (as before).
 #[test]
 fn shipped_network_agrees_with_the_cpu() {
-    agrees_with_cpu(&Arch::convnet_widths(40, &[64, 96, 128, 256], true), 16);
+    for blur in [true, false] {
+        let mut arch = Arch::convnet_widths(40, &[64, 96, 128, 256], true);
+        for b in &mut arch.blocks {
+            b.pool_blur = blur;
+        }
+        agrees_with_cpu(&arch, 16);
+    }
 }
 
 /// Odd feature maps (21 -> 10 -> 5 -> 2) and a ceil pool, where candle's own max-pool
