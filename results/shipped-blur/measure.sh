@@ -2,7 +2,7 @@
 # Scores the shipped model (models/default.safetensors) once on every test sample its card
 # reports: the Lake-style runs (20, 100 and 400), sampled within-alphabet and random 20-way
 # trials (400, 4,000 and 8,000), in paired turns and upright, writing `eval --out` reports
-# here. Measures only: these figures choose nothing. About 15 minutes on 2 cores.
+# here. Measures only: these figures choose nothing. About 8 minutes on 2 cores.
 #   results/shipped-blur/measure.sh
 set -eu
 cd "$(dirname "$0")/../.."

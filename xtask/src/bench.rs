@@ -74,10 +74,7 @@ pub fn arch(name: &str) -> Result<Arch> {
         _ => Arch::preset(base).map_err(|e| unknown(e.to_string()))?,
     };
     if let Some(filter) = blur {
-        for block in arch.blocks.iter_mut().filter(|b| b.pool) {
-            block.pool_blur = true;
-            block.blur_filter = filter;
-        }
+        arch = arch.with_blur_pools(filter);
     }
     for block in &mut arch.blocks {
         block.se_reduction = se;

@@ -413,6 +413,16 @@ impl Arch {
         }
     }
 
+    /// This architecture with anti-aliased pooling (`pool_blur`, low-passing with `filter`) in
+    /// every pooling block: the same weights, the same map sizes.
+    pub fn with_blur_pools(mut self, filter: BlurFilter) -> Arch {
+        for b in self.blocks.iter_mut().filter(|b| b.pool) {
+            b.pool_blur = true;
+            b.blur_filter = filter;
+        }
+        self
+    }
+
     /// Per-block shapes; errors if a feature map shrinks to nothing.
     pub fn block_shapes(&self) -> Result<Vec<BlockShape>> {
         let mut channels = 1;

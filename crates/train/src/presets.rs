@@ -99,8 +99,8 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
 }
 
 /// `arch` with anti-aliased pooling (Zhang 2019: a dense 2x2 max, then the [1, 2, 1] binomial
-/// blur sampled at stride 2) in every pooling block; same weights, 1.3-1.5x the time per
-/// episode. Shipped on a replicated gain rather than the +60 bar: all 12 runs of six
+/// blur sampled at stride 2) in every pooling block, named as the screens named it; same
+/// weights, 1.2-1.5x the time per episode. Shipped on a replicated gain rather than the +60 bar: all 12 runs of six
 /// validation arms with it landed above both seeds of the recipe without it, +32.5 of 6,000
 /// within-alphabet trials with turns (5,597 and 5,614 against 5,570 and 5,576), +81.5 upright
 /// and +3.5 of 2,000 random on two seeds of this change alone (results/validation-screens.md,
@@ -112,15 +112,7 @@ fn anti_aliased(arch: Arch) -> Arch {
     };
     Arch {
         name,
-        blocks: arch
-            .blocks
-            .into_iter()
-            .map(|b| model::ConvSpec {
-                pool_blur: b.pool,
-                ..b
-            })
-            .collect(),
-        ..arch
+        ..arch.with_blur_pools(model::BlurFilter::Tri3)
     }
 }
 
@@ -178,7 +170,7 @@ pub fn preset(name: &str) -> Option<TrainConfig> {
         "full" => {
             let cfg = episodic("full", "conv4-40x64_96_128_256-bn", 12_000);
             Some(TrainConfig {
-                arch: anti_aliased(cfg.arch.clone()),
+                arch: anti_aliased(cfg.arch),
                 ..cfg
             })
         }
