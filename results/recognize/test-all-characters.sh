@@ -6,6 +6,7 @@
 # Usage: results/recognize/test-all-characters.sh [BINARY [CHECKPOINT]]
 #        (from the project root; about 2.5 min on 2 cores)
 set -e
+. "$(dirname "$0")/split-drawers.sh"
 BIN=${1:-target/release/omniglot-siamese}
 CKPT=()
 [ -n "${2:-}" ] && CKPT=(--checkpoint "$2")
@@ -14,13 +15,7 @@ E=data/omniglot/images_evaluation
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 for c in "$E"/*/character*; do
-  A=$(basename "$(dirname "$c")"); ch=$(basename "$c"); label="${A}_$ch"
-  mkdir -p "$W/s1/$label" "$W/s5/$label" "$W/q/$label"
-  for f in "$c"/*.png; do
-    dr=$((10#${f: -6:2}))
-    if [ "$dr" -eq 1 ]; then cp "$f" "$W/s1/$label/"; fi
-    if [ "$dr" -le 5 ]; then cp "$f" "$W/s5/$label/"; else cp "$f" "$W/q/$label/"; fi
-  done
+  split_drawers "$c" "$W" "$(basename "$(dirname "$c")")_$(basename "$c")"
 done
 for k in 1 5; do
   echo "support of $k per label:"

@@ -4,19 +4,14 @@
 # shot) or drawers 01-05 (five shots). Final figures only; nothing was chosen on them.
 # Usage: results/recognize/test-kshot.sh [BINARY]   (from the project root; ~1 min)
 set -e
+. "$(dirname "$0")/split-drawers.sh"
 BIN=${1:-target/release/omniglot-siamese}
 E=data/omniglot/images_evaluation
 W=$(mktemp -d)
 for A in "$E"/*/; do
   A=$(basename "$A")
   for c in "$E/$A"/character*; do
-    ch=$(basename "$c")
-    mkdir -p "$W/$A/s1/$ch" "$W/$A/s5/$ch" "$W/$A/q/$ch"
-    for f in "$c"/*.png; do
-      dr=$((10#${f: -6:2}))
-      if [ "$dr" -eq 1 ]; then cp "$f" "$W/$A/s1/$ch/"; fi
-      if [ "$dr" -le 5 ]; then cp "$f" "$W/$A/s5/$ch/"; else cp "$f" "$W/$A/q/$ch/"; fi
-    done
+    split_drawers "$c" "$W/$A" "$(basename "$c")"
   done
   for k in 1 5; do
     line=$(RUST_BACKTRACE=0 "$BIN" recognize --support "$W/$A/s$k" "$W/$A/q" --labelled \
