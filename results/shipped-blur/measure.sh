@@ -9,13 +9,11 @@ set -eu
 cd "$(dirname "$0")/../.."
 OUT=${2:-results/shipped-blur}
 BIN=./target/release/omniglot-siamese
+CKPT=
 if [ $# -ge 1 ]; then
   [ -f "$1" ] || { echo "measure.sh: no checkpoint at $1" >&2; exit 1; }
-  set -- --checkpoint "$1"
-else
-  set --
+  CKPT="--checkpoint $1"
 fi
-CKPT="$*"
 mkdir -p "$OUT"
 cargo build --quiet --release -p cli
 for spec in "data/runs 20 0" "data/runs100 100 1" "data/runs400 400 2"; do

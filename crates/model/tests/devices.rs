@@ -9,7 +9,7 @@
 
 use candle_core::{Device, Tensor};
 use model::loss::bce_with_logits;
-use model::{Arch, Init, SiameseNet};
+use model::{Arch, BlurFilter, Init, SiameseNet};
 
 fn accelerator() -> Device {
     #[cfg(feature = "cuda")]
@@ -175,11 +175,8 @@ fn agrees_with_cpu(arch: &Arch, batch: usize) {
 /// shipped since 2026-12-07) and with plain max-pools (as before).
 #[test]
 fn shipped_network_agrees_with_the_cpu() {
-    for blur in [true, false] {
-        let mut arch = Arch::convnet_widths(40, &[64, 96, 128, 256], true);
-        for b in &mut arch.blocks {
-            b.pool_blur = blur;
-        }
+    let plain = Arch::convnet_widths(40, &[64, 96, 128, 256], true);
+    for arch in [plain.clone().with_blur_pools(BlurFilter::Tri3), plain] {
         agrees_with_cpu(&arch, 16);
     }
 }
@@ -196,13 +193,11 @@ fn odd_maps_and_ceil_pooling_agree_with_the_cpu() {
 /// Blur pools (dense max, blurred stride-2 subsampling) on odd and even maps, with both filters.
 #[test]
 fn blur_pooled_blocks_agree_with_the_cpu() {
-    for filter in [model::BlurFilter::Tri3, model::BlurFilter::Bin5] {
-        let mut arch = Arch::convnet_widths(21, &[8, 12, 16], true);
-        for b in &mut arch.blocks {
-            b.pool_blur = true;
-            b.blur_filter = filter;
-        }
-        agrees_with_cpu(&arch, 8);
+    for filter in [BlurFilter::Tri3, BlurFilter::Bin5] {
+        agrees_with_cpu(
+            &Arch::convnet_widths(21, &[8, 12, 16], true).with_blur_pools(filter),
+            8,
+        );
     }
 }
 
