@@ -192,6 +192,10 @@ pub struct TrainArgs {
     /// none.
     #[arg(long)]
     val_alphabets: Option<String>,
+    /// Alphabets left out of training and validation alike (comma-separated names; `none`
+    /// clears the list): a data-scaling run on fewer alphabets, validated on the same ones.
+    #[arg(long)]
+    exclude_alphabets: Option<String>,
     /// Drawers used for training, e.g. 1-12 or all (validation uses the others).
     #[arg(long)]
     train_drawers: Option<String>,
@@ -490,6 +494,14 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
                 c.validation.alphabet_names = data::split::expand_alphabet_names(&names)
             }
         }
+    }
+    if let Some(v) = &a.exclude_alphabets {
+        c.validation.exclude_alphabets = if v.trim().eq_ignore_ascii_case("none") {
+            Vec::new()
+        } else {
+            let names: Vec<&str> = v.split(',').collect();
+            data::split::expand_alphabet_names(&names)
+        };
     }
     if let Some(v) = &a.train_drawers {
         c.validation.train_drawers = data::split::parse_drawers(v)?

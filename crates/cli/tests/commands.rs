@@ -1021,6 +1021,21 @@ fn bad_input_gets_clear_errors() {
         "{config}"
     );
 
+    // Excluded alphabets reach the config (and its file) only when there are any, so every
+    // config written before the option existed reads and prints as it did.
+    let config = train_config(&["--exclude-alphabets", "Latin, Korean"]);
+    assert!(
+        config.contains("exclude_alphabets = [\n    \"Latin\",\n    \"Korean\",\n]"),
+        "{config}"
+    );
+    for cleared in [vec![], vec!["--exclude-alphabets", "none"]] {
+        let config = train_config(&cleared);
+        assert!(
+            !config.contains("exclude_alphabets"),
+            "{cleared:?}: {config}"
+        );
+    }
+
     // Validation is scored as `eval` would score the trained model by default, unless told.
     let val_turns = |args: &[&str]| {
         let config = train_config(args);

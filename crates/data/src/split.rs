@@ -106,6 +106,10 @@ pub struct ValidationConfig {
     pub alphabets: usize,
     /// Alphabets held out for validation, by folder name.
     pub alphabet_names: Vec<String>,
+    /// Alphabets left out of training and validation alike, by folder name: how a
+    /// data-scaling run trains on fewer alphabets while validating on the same ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude_alphabets: Vec<String>,
     /// Drawers whose drawings are used for training. Validation uses the others where there
     /// are any, otherwise all drawers of the held-out alphabets.
     pub train_drawers: Vec<u8>,
@@ -117,6 +121,7 @@ impl Default for ValidationConfig {
         ValidationConfig {
             alphabets: 5,
             alphabet_names: Vec::new(),
+            exclude_alphabets: Vec::new(),
             train_drawers: (1..=DRAWERS).collect(),
             seed: 0,
         }
@@ -184,31 +189,49 @@ impl ValidationConfig {
             .filter(|d| !train_drawers.contains(d))
             .collect();
         let names: Vec<&str> = store.alphabets().iter().map(|a| a.name.as_str()).collect();
-        let held: Vec<u32> = if !self.alphabet_names.is_empty() {
-            self.alphabet_names
+        let index_of = |role: &str, n: &String| -> Result<u32> {
+            names
                 .iter()
-                .map(|n| {
-                    names
-                        .iter()
-                        .position(|x| x == n)
-                        .map(|i| i as u32)
-                        .ok_or_else(|| {
-                            DataError::Config(format!(
-                                "validation alphabet `{n}` is not in this split (it has: {})",
-                                names.join(", ")
-                            ))
-                        })
+                .position(|x| x == n)
+                .map(|i| i as u32)
+                .ok_or_else(|| {
+                    DataError::Config(format!(
+                        "{role} alphabet `{n}` is not in this split (it has: {})",
+                        names.join(", ")
+                    ))
                 })
-                .collect::<Result<_>>()?
+        };
+        let excluded: Vec<u32> = self
+            .exclude_alphabets
+            .iter()
+            .map(|n| index_of("excluded", n))
+            .collect::<Result<_>>()?;
+        let held: Vec<u32> = if !self.alphabet_names.is_empty() {
+            let held: Vec<u32> = self
+                .alphabet_names
+                .iter()
+                .map(|n| index_of("validation", n))
+                .collect::<Result<_>>()?;
+            if let Some(&a) = held.iter().find(|a| excluded.contains(a)) {
+                return Err(DataError::Config(format!(
+                    "alphabet `{}` is both held out for validation and excluded",
+                    names[a as usize]
+                )));
+            }
+            held
         } else {
-            if self.alphabets >= names.len() {
+            // Excluded alphabets are removed before the shuffle, so that an empty exclusion
+            // list draws exactly the split it always drew.
+            let mut order: Vec<u32> = (0..names.len() as u32)
+                .filter(|a| !excluded.contains(a))
+                .collect();
+            if self.alphabets >= order.len() {
                 return Err(DataError::Config(format!(
                     "cannot hold out {} of {} alphabets for validation",
                     self.alphabets,
-                    names.len()
+                    order.len()
                 )));
             }
-            let mut order: Vec<u32> = (0..names.len() as u32).collect();
             order.shuffle(&mut crate::rng_for(self.seed, 0x5117, 0, 0));
             let mut held = order[..self.alphabets].to_vec();
             held.sort_unstable();
@@ -220,7 +243,7 @@ impl ValidationConfig {
                 .collect()
         };
         let train = Subset {
-            characters: chars_of(&|a| !held.contains(&a)),
+            characters: chars_of(&|a| !held.contains(&a) && !excluded.contains(&a)),
             drawers: train_drawers.clone(),
         };
         let val = if !held.is_empty() {

@@ -56,6 +56,104 @@ fn validation_split_holds_out_alphabets_and_drawers() {
 }
 
 #[test]
+fn excluded_alphabets_leave_training_and_keep_validation() {
+    let s = store(SyntheticSpec::new(6, 4, 20), 16);
+    let alphabet_of = |c: u32| {
+        s.alphabets()[s.characters()[c as usize].alphabet as usize]
+            .name
+            .clone()
+    };
+    let named = ValidationConfig {
+        alphabet_names: vec!["Synthetic_03".into()],
+        ..Default::default()
+    };
+    let full = named.partition(&s).unwrap();
+    let fewer = ValidationConfig {
+        exclude_alphabets: vec!["Synthetic_01".into(), "Synthetic_05".into()],
+        ..named.clone()
+    }
+    .partition(&s)
+    .unwrap();
+    // Two of the five training alphabets gone; validation untouched.
+    assert_eq!(full.train.characters.len(), 20);
+    assert_eq!(fewer.train.characters.len(), 12);
+    assert_eq!(
+        fewer.val.as_ref().unwrap().characters,
+        full.val.unwrap().characters
+    );
+    assert_eq!(fewer.val_alphabets, vec!["Synthetic_03"]);
+    for &c in &fewer.train.characters {
+        let name = alphabet_of(c);
+        assert!(
+            !["Synthetic_01", "Synthetic_03", "Synthetic_05"].contains(&name.as_str()),
+            "{name}"
+        );
+    }
+
+    // Held out by count: excluded alphabets are never drawn for validation, and an empty
+    // exclusion list draws the split it drew before the option existed (checked against the
+    // code before it).
+    let counted = ValidationConfig {
+        alphabets: 2,
+        exclude_alphabets: vec!["Synthetic_02".into(), "Synthetic_04".into()],
+        ..Default::default()
+    };
+    for seed in 0..8 {
+        let p = ValidationConfig {
+            seed,
+            ..counted.clone()
+        }
+        .partition(&s)
+        .unwrap();
+        assert_eq!(p.val_alphabets.len(), 2);
+        assert!(
+            p.val_alphabets
+                .iter()
+                .all(|n| n != "Synthetic_02" && n != "Synthetic_04")
+        );
+        assert_eq!(p.train.characters.len(), 8);
+    }
+    let plain = ValidationConfig {
+        alphabets: 2,
+        ..Default::default()
+    };
+    assert_eq!(
+        plain.partition(&s).unwrap().val_alphabets,
+        vec!["Synthetic_01", "Synthetic_02"]
+    );
+
+    // Bad lists name the problem.
+    let msg = ValidationConfig {
+        exclude_alphabets: vec!["Klingon".into()],
+        ..named.clone()
+    }
+    .partition(&s)
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("excluded alphabet `Klingon`"), "{msg}");
+    let msg = ValidationConfig {
+        exclude_alphabets: vec!["Synthetic_03".into()],
+        ..named
+    }
+    .partition(&s)
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("`Synthetic_03` is both held out for validation and excluded"),
+        "{msg}"
+    );
+    let msg = ValidationConfig {
+        alphabets: 2,
+        exclude_alphabets: (1..=4).map(|i| format!("Synthetic_{i:02}")).collect(),
+        ..Default::default()
+    }
+    .partition(&s)
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("cannot hold out 2 of 2 alphabets"), "{msg}");
+}
+
+#[test]
 fn drawer_only_validation_reuses_characters() {
     let s = store(SyntheticSpec::new(2, 3, 20), 8);
     let cfg = ValidationConfig {
