@@ -7,7 +7,9 @@ set -e
 . "$(dirname "$0")/split-drawers.sh"
 BIN=${1:-target/release/omniglot-siamese}
 E=data/omniglot/images_evaluation
+[ -d "$E" ] || { echo "no $E: run cargo xtask download first" >&2; exit 1; }
 W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
 for A in "$E"/*/; do
   A=$(basename "$A")
   for c in "$E/$A"/character*; do
@@ -19,4 +21,3 @@ for A in "$E"/*/; do
     echo "$A,$k,$(ls "$E/$A" | wc -l),$(echo "$line" | sed -E 's/.*\(([0-9]+) of ([0-9]+) right.*/\1,\2/')"
   done
 done
-rm -rf "$W"
