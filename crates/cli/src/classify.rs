@@ -81,7 +81,8 @@ impl ScorerArgs {
         if turns > 1 {
             tracing::info!(
                 turns,
-                "the model was trained with rotation classes, so each pair is scored in {turns}                  paired turns (--turns 1 scores upright only)"
+                "the model was trained with rotation classes, so each pair is scored in {turns} \
+                 paired turns (--turns 1 scores upright only)"
             );
         }
         Ok(turns)
