@@ -127,6 +127,11 @@ pub struct TrainArgs {
     /// 0: off).
     #[arg(long, value_name = "W")]
     class_weight: Option<f64>,
+    /// Episodes: weight of a linear decoder's cross-entropy against each input image's pixels,
+    /// so that the embedding keeps enough to redraw the drawing (trained beside the episodes
+    /// and not saved with the model; 0: off).
+    #[arg(long, value_name = "W")]
+    recon_weight: Option<f64>,
     /// Episodes: add W times the part-by-part similarity of the feature maps after
     /// --local-block conv blocks to every logit in training and validation (0: off); evaluate
     /// the model with the same `eval --local-block B --local-weight W`.
@@ -342,6 +347,7 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         symmetric,
         label_smoothing,
         class_weight,
+        recon_weight,
         local_block,
         local_weight,
         per_step,
@@ -387,6 +393,9 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         if let Some(v) = a.class_weight {
             *class_weight = v
         }
+        if let Some(v) = a.recon_weight {
+            *recon_weight = v
+        }
         if let Some(v) = a.local_block {
             *local_block = v
         }
@@ -403,11 +412,12 @@ fn build_config(a: &TrainArgs) -> Result<TrainConfig> {
         || a.queries.is_some()
         || a.episodes_per_epoch.is_some()
         || a.class_weight.is_some()
+        || a.recon_weight.is_some()
         || a.local_weight.is_some()
     {
         bail!(
-            "--ways, --queries, --class-weight, --local-weight and --episodes-per-* apply to \
-             `--objective episodes`"
+            "--ways, --queries, --class-weight, --recon-weight, --local-weight and \
+             --episodes-per-* apply to `--objective episodes`"
         );
     }
     if let Some(v) = &a.optimizer {

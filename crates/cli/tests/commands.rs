@@ -925,6 +925,7 @@ fn bad_input_gets_clear_errors() {
         ("--stroke-jitter", "0.5", "stroke_px = 0.5"),
         ("--cutout", "0.3", "erase = 0.3"),
         ("--class-weight", "0.5", "class_weight = 0.5"),
+        ("--recon-weight", "0.5", "recon_weight = 0.5"),
         ("--dropout", "0.2", "dropout = 0.2"),
     ] {
         let config = train_config(&["--preset", "quick", flag, value]);
@@ -941,6 +942,7 @@ fn bad_input_gets_clear_errors() {
             && !plain.contains("stroke_px")
             && !plain.contains("erase")
             && !plain.contains("class_weight")
+            && !plain.contains("recon_weight")
             && !plain.contains("dropout")
             && !plain.contains("[arch.head]"),
         "{plain}"
@@ -972,6 +974,10 @@ fn bad_input_gets_clear_errors() {
             "class_weight must be a number >= 0, not -1",
         ),
         (
+            &["--recon-weight=-1"],
+            "recon_weight must be a number >= 0, not -1",
+        ),
+        (
             &["--overlays", "1.5"],
             "overlays must be in [0, 1], not 1.5",
         ),
@@ -989,7 +995,7 @@ fn bad_input_gets_clear_errors() {
         ),
         (
             &["--objective", "pairs", "--class-weight", "1"],
-            "--class-weight, --local-weight and --episodes-per-* apply to `--objective episodes`",
+            "--recon-weight, --local-weight and --episodes-per-* apply to `--objective episodes`",
         ),
         (
             &["--local-weight", "10", "--local-block", "5"],

@@ -94,6 +94,10 @@ pub enum Objective {
         /// on the embedding, see `class_head`), added to the episode loss; 0: off.
         #[serde(default, skip_serializing_if = "is_zero")]
         class_weight: f64,
+        /// Weight of a linear decoder's cross-entropy against each input image's pixels
+        /// (see `recon_head`), added to the episode loss; 0: off.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        recon_weight: f64,
         /// Adds `local_weight` times the part-by-part similarity of the feature maps after
         /// conv block `local_block` (`model::local`) to every logit of an episode, so that
         /// training shapes those maps for it; evaluate with `eval --local-block B
@@ -122,6 +126,14 @@ impl Objective {
     pub fn class_weight(&self) -> f64 {
         match self {
             Objective::Episodes { class_weight, .. } => *class_weight,
+            Objective::Pairs => 0.0,
+        }
+    }
+
+    /// Weight of the reconstruction loss (episodes only; 0: off).
+    pub fn recon_weight(&self) -> f64 {
+        match self {
+            Objective::Episodes { recon_weight, .. } => *recon_weight,
             Objective::Pairs => 0.0,
         }
     }
@@ -166,6 +178,7 @@ impl Objective {
             symmetric: false,
             label_smoothing: 0.0,
             class_weight: 0.0,
+            recon_weight: 0.0,
             local_block: 0,
             local_weight: 0.0,
             per_step: 1,
@@ -425,6 +438,7 @@ impl TrainConfig {
             symmetric,
             label_smoothing,
             class_weight,
+            recon_weight,
             local_block,
             local_weight,
             per_step,
@@ -469,6 +483,11 @@ impl TrainConfig {
             if !crate::optim::non_negative(*class_weight) {
                 return Err(format!(
                     "class_weight must be a number >= 0, not {class_weight}"
+                ));
+            }
+            if !crate::optim::non_negative(*recon_weight) {
+                return Err(format!(
+                    "recon_weight must be a number >= 0, not {recon_weight}"
                 ));
             }
             if !(0.0..=1.0).contains(overlays) {

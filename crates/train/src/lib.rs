@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod mining;
 pub mod optim;
 pub mod presets;
+pub mod recon_head;
 pub mod sam;
 pub mod schedule;
 pub mod trainer;

@@ -72,6 +72,7 @@ fn episodic(name: &str, arch: &str, episodes: u64) -> TrainConfig {
             symmetric: false,
             label_smoothing: 0.1,
             class_weight: 0.0,
+            recon_weight: 0.0,
             local_block: 0,
             local_weight: 0.0,
             per_step: 1,

@@ -24,6 +24,7 @@ use crate::episode_loss::EpisodeLoss;
 use crate::error::{Result, TrainError};
 use crate::metrics::{Metrics, Record};
 use crate::optim::Optimizer;
+use crate::recon_head::ReconHead;
 use crate::sam;
 
 /// How a run ended.
@@ -226,6 +227,30 @@ impl Trainer {
             }
             _ => None,
         };
+        let recon_head = match (&sampler, config.objective.recon_weight()) {
+            (Sampler::Episodes(..), w) if w > 0.0 => {
+                let dim = config.arch.embedding_dim()?;
+                let pixels = config.arch.input_side * config.arch.input_side;
+                Some(match &extras {
+                    None => {
+                        let train = &partition.train;
+                        let ids: Vec<u32> = (0..store.len() as u32)
+                            .filter(|&id| {
+                                train
+                                    .characters
+                                    .binary_search(&store.character_of(id))
+                                    .is_ok()
+                                    && train.allows_drawer(store.drawer_of(id))
+                            })
+                            .collect();
+                        let mean = ReconHead::mean_ink(&store.batch_f32(&ids), pixels);
+                        ReconHead::new(dim, &mean, &device)?
+                    }
+                    Some(extras) => ReconHead::from_extras(&extras.tensors, dim, pixels, &device)?,
+                })
+            }
+            _ => None,
+        };
         let hard = match (&sampler, &extras) {
             (Sampler::Episodes(s, _), Some(extras)) if !config.hard_negatives.is_off() => {
                 crate::mining::from_checkpoint(&extras.tensors, &config.hard_negatives, s)?
@@ -239,13 +264,19 @@ impl Trainer {
                 state.step
             )));
         }
-        // The class head's prototypes train with the network, after its parameters, so that
-        // the optimizer's saved buffers keep their numbering.
+        // The auxiliary heads train with the network, after its parameters, so that the
+        // optimizer's saved buffers keep their numbering.
         let mut vars = net.vars().to_vec();
         let mut layers = net.parameter_layers();
         if let Some(h) = &class_head {
             vars.push(h.var().clone());
             layers.push(usize::MAX);
+        }
+        if let Some(h) = &recon_head {
+            for v in h.vars() {
+                vars.push(v.clone());
+                layers.push(usize::MAX);
+            }
         }
         let mut optimizer = Optimizer::new(config.optimizer.clone(), vars, layers)?;
         if let Some(extras) = &extras {
@@ -273,6 +304,7 @@ impl Trainer {
             store: &store,
             ema,
             class_head,
+            recon_head,
             hard,
         };
         loop_.train(&sampler, &mut optimizer, &mut state, &mut metrics, opts)
@@ -323,6 +355,8 @@ struct Loop<'a> {
     ema: Option<WeightAverage>,
     /// The classifier over every training class (`class_weight > 0`).
     class_head: Option<ClassHead>,
+    /// The linear decoder back to the input images (`recon_weight > 0`).
+    recon_head: Option<ReconHead>,
     /// The hard-negative table in use (`hard_negatives`, after its first refresh).
     hard: Option<HardNegatives>,
 }
@@ -334,6 +368,7 @@ impl Loop<'_> {
         let path = self.run_dir.join("last.safetensors");
         let mut tensors = optimizer.state_tensors()?;
         tensors.extend(self.class_head.as_ref().map(ClassHead::state_tensor));
+        tensors.extend(self.recon_head.iter().flat_map(ReconHead::state_tensors));
         if let Some(hard) = &self.hard {
             tensors.push(crate::mining::state_tensor(hard)?);
         }
@@ -439,6 +474,13 @@ impl Loop<'_> {
                     }
                     None => None,
                 };
+                let redrawn = match &self.recon_head {
+                    Some(head) => {
+                        let w = self.config.objective.recon_weight();
+                        Some((head.loss(&e, &x)? * w)?)
+                    }
+                    None => None,
+                };
                 let mut offset = 0;
                 let mut loss: Option<Tensor> = None;
                 for ep in episodes {
@@ -464,10 +506,10 @@ impl Loop<'_> {
                 let loss =
                     loss.ok_or_else(|| TrainError::Config("an empty batch of episodes".into()))?;
                 let loss = (loss / episodes.len() as f64)?;
-                Ok(match whole_classes {
-                    Some(c) => (loss + c)?,
-                    None => loss,
-                })
+                Ok([whole_classes, redrawn]
+                    .into_iter()
+                    .flatten()
+                    .try_fold(loss, |acc, term| acc + term)?)
             }
         }
     }

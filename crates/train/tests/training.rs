@@ -118,6 +118,7 @@ fn five_way_episodes(queries: usize, rotations: bool) -> train::config::Objectiv
         symmetric: false,
         label_smoothing: 0.0,
         class_weight: 0.0,
+        recon_weight: 0.0,
         local_block: 0,
         local_weight: 0.0,
         per_step: 2,
@@ -314,6 +315,7 @@ fn episodes_learn_with(
         symmetric,
         label_smoothing: 0.0,
         class_weight: 0.0,
+        recon_weight: 0.0,
         local_block: 0,
         local_weight: 0.0,
         per_step: 2,
@@ -846,6 +848,7 @@ fn a_class_head_trains_beside_episodes_resumes_exactly_and_stays_out_of_the_mode
             symmetric: false,
             label_smoothing: 0.0,
             class_weight,
+            recon_weight: 0.0,
             local_block: 0,
             local_weight: 0.0,
             per_step: 1,
@@ -892,6 +895,99 @@ fn a_class_head_trains_beside_episodes_resumes_exactly_and_stays_out_of_the_mode
     assert!(err.contains("class_weight must be a number >= 0"), "{err}");
 }
 
+#[test]
+fn a_reconstruction_head_learns_to_redraw_resumes_exactly_and_stays_out_of_the_model() {
+    use candle_core::{Device, Tensor};
+    use train::recon_head::ReconHead;
+    let data = dataset();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = |name: &str, recon_weight: f64| {
+        let mut c = tiny(data.path(), out.path(), name);
+        c.epochs = 2;
+        c.checkpoint_every = 10;
+        // Batch norm and a 4x4 last map, so that the embedding holds where the ink is.
+        c.arch = Arch::convnet_widths(16, &[8, 16], true);
+        c.objective = five_way_episodes(1, true);
+        if let train::config::Objective::Episodes {
+            recon_weight: w,
+            per_step,
+            per_epoch,
+            ..
+        } = &mut c.objective
+        {
+            (*w, *per_step, *per_epoch) = (recon_weight, 1, 100);
+        }
+        c
+    };
+    let file = |name: &str, f: &str| out.path().join(name).join(f);
+    let head_of = |path: &Path| {
+        let (net, extras) = load(path, &Device::Cpu).unwrap();
+        let dim = net.arch().embedding_dim().unwrap();
+        let head = ReconHead::from_extras(&extras.tensors, dim, 16 * 16, &Device::Cpu);
+        (net, head)
+    };
+    Trainer::run(cfg("plain", 0.0), &RunOptions::default()).unwrap();
+    Trainer::run(cfg("straight", 1.0), &RunOptions::default()).unwrap();
+    assert_ne!(
+        weights(&file("plain", "last.safetensors")),
+        weights(&file("straight", "last.safetensors")),
+        "the reconstruction loss changes training"
+    );
+    assert!(head_of(&file("plain", "last.safetensors")).1.is_err());
+    assert!(head_of(&file("straight", "best.safetensors")).1.is_err());
+    let saved = std::fs::read_to_string(file("straight", "config.toml")).unwrap();
+    assert!(saved.contains("recon_weight = 1.0"), "{saved}");
+
+    // The trained decoder redraws training drawings from their embeddings better than the
+    // best decoder blind to the embedding (each pixel's mean ink as its bias), where it started.
+    let (net, head) = head_of(&file("straight", "last.safetensors"));
+    let head = head.expect("the head is checkpointed");
+    let store = train::trainer::load_background(&cfg("straight", 1.0)).unwrap();
+    let ids: Vec<u32> = (0..store.len() as u32).step_by(7).collect();
+    let x = Tensor::from_vec(store.batch_f32(&ids), (ids.len(), 1, 16, 16), &Device::Cpu).unwrap();
+    let e = net.embed_inference(&x).unwrap();
+    let dim = net.arch().embedding_dim().unwrap();
+    let blind = ReconHead::new(
+        dim,
+        &ReconHead::mean_ink(&store.batch_f32(&ids), 256),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let loss = |h: &ReconHead| -> f32 { h.loss(&e, &x).unwrap().to_scalar().unwrap() };
+    let (trained, mean_image) = (loss(&head), loss(&blind));
+    assert!(
+        trained < 0.85 * mean_image,
+        "trained {trained} against the mean image's {mean_image}"
+    );
+
+    stop_then_resume(cfg("split", 1.0), 80);
+    assert_eq!(
+        weights(&file("split", "last.safetensors")),
+        weights(&file("straight", "last.safetensors")),
+        "N + resume + N steps equal 2N steps, the decoder and its buffers included"
+    );
+    let resumed = head_of(&file("split", "last.safetensors")).1.unwrap();
+    for (a, b) in resumed.vars().iter().zip(head.vars()) {
+        assert_eq!(
+            a.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            b.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        );
+    }
+
+    let err = Trainer::run(cfg("bad", -1.0), &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("recon_weight must be a number >= 0"), "{err}");
+}
+
 /// The same runs on the compiled-in accelerator (`cargo test -p train --features cuda
 /// accelerator`): there the layers are candle's generic ops and the optimizer works in tensor
 /// ops, where the CPU runs fused kernels. Both start from the same weights and batches, so
@@ -926,6 +1022,7 @@ fn runs_on_the_accelerator_follow_the_cpu() {
                     symmetric: false,
                     label_smoothing: 0.1,
                     class_weight: 0.0,
+                    recon_weight: 0.0,
                     local_block: 0,
                     local_weight: 0.0,
                     per_step: 2,
