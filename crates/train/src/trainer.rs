@@ -234,14 +234,10 @@ impl Trainer {
                 Some(match &extras {
                     None => {
                         let train = &partition.train;
-                        let ids: Vec<u32> = (0..store.len() as u32)
-                            .filter(|&id| {
-                                train
-                                    .characters
-                                    .binary_search(&store.character_of(id))
-                                    .is_ok()
-                                    && train.allows_drawer(store.drawer_of(id))
-                            })
+                        let ids: Vec<u32> = train
+                            .characters
+                            .iter()
+                            .flat_map(|&c| train.images_of(&store, c))
                             .collect();
                         let mean = ReconHead::mean_ink(&store.batch_f32(&ids), pixels);
                         ReconHead::new(dim, &mean, &device)?
