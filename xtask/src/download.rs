@@ -101,12 +101,10 @@ fn summarize(dir: &Path, kind: SplitKind, outcome: Outcome) -> Result<Summary> {
 fn install(opts: &Options, kind: SplitKind) -> Result<Summary> {
     let split_dir = opts.dest.join(kind.dir_name());
     if split_dir.exists() && !opts.force {
-        // A quick structural check (no decoding) so a second run returns at once.
-        let problems = match data::SplitIndex::scan(&split_dir) {
-            Ok(index) if opts.expect == Expect::Official => index.completeness_problems(kind),
-            Ok(_) => Vec::new(),
-            Err(e) => vec![e.to_string()],
-        };
+        // The same check as after an extraction, every file decoded: a truncated or
+        // overwritten drawing is named here rather than when a training run reaches it.
+        // Decoding both official splits takes 0.4-1.6 s on 2 cores.
+        let problems = split_problems(&split_dir, kind, opts.expect);
         if problems.is_empty() {
             return summarize(&split_dir, kind, Outcome::AlreadyComplete);
         }

@@ -114,6 +114,23 @@ fn mirror_install_then_second_run_is_a_no_op() {
     let again = download::run(&opts).unwrap();
     assert_eq!(again[0].outcome, Outcome::AlreadyComplete);
 
+    // A drawing that no longer decodes is named on a re-run, not left for training to find.
+    let junk = dest.join("images_background/Synthetic_02/character01/0004_02.png");
+    let original = fs::read(&junk).unwrap();
+    fs::write(&junk, b"not a png").unwrap();
+    let corrupt = format!("{:#}", download::run(&opts).unwrap_err());
+    assert!(
+        corrupt.contains("Synthetic_02/character01/0004_02.png")
+            && corrupt.contains("cannot decode")
+            && corrupt.contains("--force"),
+        "{corrupt}"
+    );
+    fs::write(&junk, original).unwrap();
+    assert_eq!(
+        download::run(&opts).unwrap()[0].outcome,
+        Outcome::AlreadyComplete
+    );
+
     // Official counts are checked on re-runs too, naming what is wrong.
     let strict = Options {
         expect: Expect::Official,
