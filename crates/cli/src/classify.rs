@@ -345,7 +345,8 @@ pub struct ClassifyArgs {
     /// A query image file (with --candidates) instead of a sampled trial.
     #[arg(long, requires = "candidates")]
     query: Option<PathBuf>,
-    /// Candidate image files.
+    /// Candidate image files, in order (a folder stands for the PNG and JPEG files under it,
+    /// sorted by path).
     #[arg(long, num_args = 1.., requires = "query")]
     candidates: Vec<PathBuf>,
     /// For files: the index (0-based) of the correct candidate, if known.
@@ -461,11 +462,11 @@ fn classify_files(
             "classifying image files needs a model (--checkpoint); baselines work on sampled trials"
         );
     };
-    if a.truth.is_some_and(|t| t >= a.candidates.len()) {
+    let candidate_files = crate::files::image_files_in_order(&a.candidates)?;
+    if let Some(t) = a.truth.filter(|&t| t >= candidate_files.len()) {
         bail!(
-            "--truth {} is not a candidate index (0-{})",
-            a.truth.unwrap_or(0),
-            a.candidates.len() - 1
+            "--truth {t} is not a candidate index (0-{})",
+            candidate_files.len() - 1
         );
     }
     let matcher = matcher(path, device, &a.scorer)?;
@@ -475,16 +476,14 @@ fn classify_files(
             .with_context(|| format!("cannot use {}", p.display()))
     };
     let q = load(query)?;
-    let cands: Vec<Vec<f32>> = a
-        .candidates
+    let cands: Vec<Vec<f32>> = candidate_files
         .iter()
         .map(|p| load(p))
         .collect::<Result<_>>()?;
     let scores = matcher.logits(&q, &cands)?;
     let name = matcher.name()?;
     let side = matcher.input_side();
-    let names: Vec<String> = a
-        .candidates
+    let names: Vec<String> = candidate_files
         .iter()
         .map(|p| {
             p.file_name()

@@ -26,6 +26,28 @@ pub(crate) fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The drawings named, in the order named, each folder replaced by the drawings under it
+/// (sorted): for lists whose order means something, such as `classify --candidates` with
+/// `--truth`.
+pub(crate) fn image_files_in_order(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            collect_images(p, &mut found)?;
+            if found.is_empty() {
+                bail!("no PNG or JPEG files under {}", p.display());
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            // A missing file is reported by whoever reads it, with its reason.
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
 pub(crate) fn collect_images(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;

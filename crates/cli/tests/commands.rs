@@ -551,6 +551,45 @@ fn train_eval_classify_verify() {
             || String::from_utf8_lossy(&out.stdout).contains("chosen, correct")
     );
     assert!(chosen.is_file());
+    // A folder among the candidates stands for its drawings, sorted, in its place in the list;
+    // --truth counts them.
+    let folder = f.dataset.join("images_evaluation/Synthetic_01/character02");
+    let in_folder = std::fs::read_dir(&folder).unwrap().count();
+    let out = run(bin()
+        .arg("classify")
+        .arg("--checkpoint")
+        .arg(&f.model)
+        .arg("--query")
+        .arg(&files[0])
+        .arg("--candidates")
+        .arg(&files[1])
+        .arg(&folder)
+        .args(["--truth", "0", "--out"])
+        .arg(f.root.join("folder.png")));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("| 0001_02.png |"), "{text}");
+    for drawer in 1..=in_folder {
+        let name = format!("| 0002_{drawer:02}.png |");
+        assert!(text.contains(&name), "{name} missing:\n{text}");
+    }
+    let err = fails(
+        bin()
+            .arg("classify")
+            .arg("--checkpoint")
+            .arg(&f.model)
+            .arg("--query")
+            .arg(&files[0])
+            .arg("--candidates")
+            .arg(&folder)
+            .args(["--truth", &in_folder.to_string()]),
+    );
+    assert!(
+        err.contains(&format!(
+            "--truth {in_folder} is not a candidate index (0-{})",
+            in_folder - 1
+        )),
+        "{err}"
+    );
 
     let out = run(bin()
         .arg("verify")
