@@ -535,15 +535,20 @@ fn train_eval_classify_verify() {
     .iter()
     .map(|p| f.dataset.join("images_evaluation/Synthetic_01").join(p))
     .collect();
+    // `classify` on files: the query, then the candidates as given.
+    let classify = |candidates: &[&std::path::Path]| {
+        let mut cmd = bin();
+        cmd.arg("classify")
+            .arg("--checkpoint")
+            .arg(&f.model)
+            .arg("--query")
+            .arg(&files[0])
+            .arg("--candidates")
+            .args(candidates);
+        cmd
+    };
     let chosen = f.root.join("files.png");
-    let out = run(bin()
-        .arg("classify")
-        .arg("--checkpoint")
-        .arg(&f.model)
-        .arg("--query")
-        .arg(&files[0])
-        .arg("--candidates")
-        .args(&files[1..])
+    let out = run(classify(&[&files[1], &files[2]])
         .args(["--truth", "0", "--out"])
         .arg(&chosen));
     assert!(
@@ -555,15 +560,7 @@ fn train_eval_classify_verify() {
     // --truth counts them.
     let folder = f.dataset.join("images_evaluation/Synthetic_01/character02");
     let in_folder = std::fs::read_dir(&folder).unwrap().count();
-    let out = run(bin()
-        .arg("classify")
-        .arg("--checkpoint")
-        .arg(&f.model)
-        .arg("--query")
-        .arg(&files[0])
-        .arg("--candidates")
-        .arg(&files[1])
-        .arg(&folder)
+    let out = run(classify(&[&files[1], &folder])
         .args(["--truth", "0", "--out"])
         .arg(f.root.join("folder.png")));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -572,17 +569,7 @@ fn train_eval_classify_verify() {
         let name = format!("| 0002_{drawer:02}.png |");
         assert!(text.contains(&name), "{name} missing:\n{text}");
     }
-    let err = fails(
-        bin()
-            .arg("classify")
-            .arg("--checkpoint")
-            .arg(&f.model)
-            .arg("--query")
-            .arg(&files[0])
-            .arg("--candidates")
-            .arg(&folder)
-            .args(["--truth", &in_folder.to_string()]),
-    );
+    let err = fails(classify(&[&folder]).args(["--truth", &in_folder.to_string()]));
     assert!(
         err.contains(&format!(
             "--truth {in_folder} is not a candidate index (0-{})",
