@@ -98,6 +98,22 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     if !alphabets.is_empty() {
         session.restrict_to_alphabets(&alphabets)?;
     }
+    let scored: Vec<String> = if alphabets.is_empty() {
+        session
+            .store
+            .alphabets()
+            .iter()
+            .map(|x| x.name.clone())
+            .collect()
+    } else {
+        alphabets.clone()
+    };
+    let seen = train::checkpoint::seen_alphabets(
+        &ScorerChoice::Checkpoint(path.clone()),
+        &session.store,
+        a.split,
+        &scored,
+    );
     let mut pairs = Vec::new();
     for &protocol in &a.protocols {
         pairs.extend(
@@ -122,6 +138,14 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         protocols.join(" + "),
         if turns == 1 { "" } else { "s" }
     );
+    // As `eval` warns of a sample: pairs of characters the model trained on are easier than
+    // new ones, so the figures flatter it and a fit on them may be overconfident elsewhere.
+    if let Some(seen) = &seen {
+        println!(
+            "Note: {seen}. Seen characters can flatter these figures and the fit: check the \
+             fit on images_evaluation (calibrate without --out)."
+        );
+    }
     if let Some(record) = &existing {
         println!("the model is already {}", record.describe());
     }

@@ -348,6 +348,29 @@ fn train_eval_classify_verify() {
     let (text, json) = background(&["--alphabets", &held_out]);
     assert!(!text.contains("Warning"), "{held_out}: {text}");
     assert!(json.get("warnings").is_none(), "{json}");
+    // `calibrate` notes it too, under its first line, and not on the held-out alphabet (the
+    // tiny model's head is replaced by a plain distance, which ranks well enough to fit).
+    let distance = with_head(&f, -1.0, "seen-distance.safetensors");
+    let calibrate = |extra: &[&str]| {
+        let out = run(bin()
+            .args(["calibrate", "--trials", "50", "--checkpoint"])
+            .arg(&distance)
+            .arg("--dataset")
+            .arg(&f.dataset)
+            .args(extra));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = calibrate(&[]);
+    assert_eq!(
+        text.lines()
+            .nth(1)
+            .map(|l| l.starts_with(&format!("Note: {warning}"))),
+        Some(true),
+        "{text}"
+    );
+    assert!(text.contains("calibrate without --out"), "{text}");
+    let text = calibrate(&["--alphabets", &held_out]);
+    assert!(!text.contains("Note:"), "{held_out}: {text}");
     // `classify` says the same of one trial, exactly when its alphabet is not the held-out one.
     let mut warned = [false, false];
     for seed in 0..6 {
