@@ -94,20 +94,9 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     )?
     .with_turns(turns)?
     .with_mirrored_pairs(a.scorer.mirror_pairs)?;
+    let scored = crate::classify::restrict_to_alphabets(&mut session, &a.alphabets)?;
+    // The record keeps the alphabets asked for: none means the whole split.
     let alphabets = data::split::expand_alphabet_names(&a.alphabets);
-    if !alphabets.is_empty() {
-        session.restrict_to_alphabets(&alphabets)?;
-    }
-    let scored: Vec<String> = if alphabets.is_empty() {
-        session
-            .store
-            .alphabets()
-            .iter()
-            .map(|x| x.name.clone())
-            .collect()
-    } else {
-        alphabets.clone()
-    };
     let seen = train::checkpoint::seen_alphabets(
         &ScorerChoice::Checkpoint(path.clone()),
         &session.store,

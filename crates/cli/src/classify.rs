@@ -292,18 +292,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     } else {
         let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
         let mut session = configure(Session::open(&choice, &dataset, a.split, &device)?)?;
-        let scored = if a.alphabets.is_empty() {
-            session
-                .store
-                .alphabets()
-                .iter()
-                .map(|x| x.name.clone())
-                .collect()
-        } else {
-            let names = data::split::expand_alphabet_names(&a.alphabets);
-            session.restrict_to_alphabets(&names)?;
-            names
-        };
+        let scored = restrict_to_alphabets(&mut session, &a.alphabets)?;
         let (mut report, results) =
             session.sampled_shots(protocol, a.ways, a.shots, a.trials, a.seed)?;
         let seen = train::checkpoint::seen_alphabets(&choice, &session.store, a.split, &scored);
@@ -335,6 +324,26 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Restricts `session` to the `--alphabets` asked for (names or group names such as
+/// `stratified`; none: every alphabet of the split) and returns the alphabets it scores, for
+/// `checkpoint::seen_alphabets`.
+pub(crate) fn restrict_to_alphabets(
+    session: &mut Session,
+    requested: &[String],
+) -> Result<Vec<String>> {
+    let names = data::split::expand_alphabet_names(requested);
+    if names.is_empty() {
+        return Ok(session
+            .store
+            .alphabets()
+            .iter()
+            .map(|x| x.name.clone())
+            .collect());
+    }
+    session.restrict_to_alphabets(&names)?;
+    Ok(names)
 }
 
 #[derive(Args, Debug)]
