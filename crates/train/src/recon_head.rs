@@ -51,17 +51,20 @@ impl ReconHead {
         })
     }
 
-    /// Each pixel's mean over `images` (`pixels` values each, concatenated; zeros if none).
-    pub fn mean_ink(images: &[f32], pixels: usize) -> Vec<f32> {
+    /// Each pixel's mean over `images` (`pixels` values each; zeros if none). Takes the
+    /// images one at a time, so that the training set's mean needs no copy of it all.
+    pub fn mean_ink<I>(images: I, pixels: usize) -> Vec<f32>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[f32]>,
+    {
         let mut mean = vec![0f32; pixels];
-        if pixels == 0 {
-            return mean;
-        }
-        let n = images.len() / pixels;
-        for image in images.chunks_exact(pixels) {
-            for (m, v) in mean.iter_mut().zip(image) {
+        let mut n = 0usize;
+        for image in images {
+            for (m, v) in mean.iter_mut().zip(image.as_ref()) {
                 *m += v;
             }
+            n += 1;
         }
         mean.iter_mut().for_each(|m| *m /= n.max(1) as f32);
         mean
@@ -229,9 +232,9 @@ mod tests {
     #[test]
     fn a_new_head_decodes_every_embedding_to_the_mean_image() {
         // Two images of three pixels: the mean ink is (0.5, 0.25, 0), the last clamped.
-        let mean = ReconHead::mean_ink(&[1.0, 0.5, 0.0, 0.0, 0.0, 0.0], 3);
+        let mean = ReconHead::mean_ink([1.0, 0.5, 0.0, 0.0, 0.0, 0.0].chunks(3), 3);
         assert_eq!(mean, vec![0.5, 0.25, 0.0]);
-        assert_eq!(ReconHead::mean_ink(&[], 3), vec![0.0; 3]);
+        assert_eq!(ReconHead::mean_ink([[0f32; 3]; 0], 3), vec![0.0; 3]);
         let h = ReconHead::new(2, &mean, &Device::Cpu).unwrap();
         let e = t(&[3.0, -1.0, 0.0, 7.0], &[2, 2]);
         let p: Vec<f32> = candle_nn::ops::sigmoid(&h.logits(&e).unwrap())

@@ -239,7 +239,8 @@ impl Trainer {
                             .iter()
                             .flat_map(|&c| train.images_of(&store, c))
                             .collect();
-                        let mean = ReconHead::mean_ink(&store.batch_f32(&ids), pixels);
+                        let mean =
+                            ReconHead::mean_ink(ids.iter().map(|&id| store.image_f32(id)), pixels);
                         ReconHead::new(dim, &mean, &device)?
                     }
                     Some(extras) => ReconHead::from_extras(&extras.tensors, dim, pixels, &device)?,
