@@ -100,10 +100,10 @@ pub fn run(a: RecognizeArgs) -> Result<()> {
         ),
     )?;
     println!(
-        "labelled {} drawings among {} labels ({} examples) with {}: wrote {}",
-        queries.len(),
-        labels.len(),
-        gallery.examples(),
+        "labelled {} among {} ({}) with {}: wrote {}",
+        counted(queries.len(), "drawing"),
+        counted(labels.len(), "label"),
+        counted(gallery.examples(), "example"),
         scorer,
         a.out.display()
     );
@@ -386,4 +386,25 @@ fn write_confusion(
     .with_context(|| format!("cannot write {}", png.display()))?;
     println!("wrote {} and {}", png.display(), svg.display());
     Ok(())
+}
+
+/// `1 drawing`, `2 drawings`: the summary line reads right for a single query or label.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counted;
+
+    #[test]
+    fn counts_read_in_the_singular_for_one() {
+        assert_eq!(counted(1, "drawing"), "1 drawing");
+        assert_eq!(counted(0, "label"), "0 labels");
+        assert_eq!(counted(12, "example"), "12 examples");
+    }
 }
