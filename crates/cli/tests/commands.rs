@@ -68,7 +68,8 @@ fn fixture() -> Fixture {
         },
     )
     .unwrap();
-    run(bin()
+    let trained = run(bin()
+        .env_remove("RUST_LOG")
         .args([
             "train",
             "--preset",
@@ -99,6 +100,10 @@ fn fixture() -> Fixture {
         .arg(&dataset));
     let model = root.join("runs/tiny/best.safetensors");
     assert!(model.is_file());
+    // 20 steps logged every 10: at the first log the run says, once, how long the rest takes.
+    let log = String::from_utf8_lossy(&trained.stderr);
+    assert_eq!(log.matches("steps left take about").count(), 1, "{log}");
+    assert!(log.contains("the 10 steps left take about"), "{log}");
     Fixture {
         _dir: dir,
         root,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod metrics;
 pub mod mining;
 pub mod optim;
+pub mod pace;
 pub mod presets;
 pub mod recon_head;
 pub mod sam;

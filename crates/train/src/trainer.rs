@@ -582,6 +582,8 @@ impl Loop<'_> {
         let unit = cfg.objective.item_name();
         let (mut all_wait, mut all_time) = (0.0f64, 0.0f64);
         let mut stale_checkpoint = false;
+        // The first logged window's pace says, once, how long the rest of the run will take.
+        let mut paced = false;
 
         std::thread::scope(|scope| -> Result<()> {
             // Batches for the coming steps are sampled and augmented while the model trains. At
@@ -674,7 +676,19 @@ impl Loop<'_> {
                 all_time += dt;
                 bar.inc(1);
 
-                if state.step.is_multiple_of(cfg.log_every) || state.step == total {
+                let at_log = state.step.is_multiple_of(cfg.log_every) || state.step == total;
+                let steps_here = state.step - start;
+                if !paced && state.step < total && (at_log || (steps_here >= 3 && all_time >= 15.0))
+                {
+                    paced = true;
+                    tracing::info!(
+                        "{:.1} {unit}/s: the {} steps left take about {} at this pace, validations not counted",
+                        items_done as f64 / all_time.max(1e-9),
+                        total - state.step,
+                        crate::pace::remaining(all_time / steps_here as f64, total - state.step)
+                    );
+                }
+                if at_log {
                     let pairs_per_s = window_items as f64 / window_time.max(1e-9);
                     let rec = Record::Train {
                         step: state.step,
