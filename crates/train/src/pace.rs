@@ -1,6 +1,6 @@
 //! How long the rest of a run will take at the pace of its first steps, in words a log reader
 //! takes in at a glance: a user who starts Koch's 105 px network on a laptop CPU should learn
-//! in the first minute that it needs days there, not after an evening of waiting.
+//! from its first steps that it needs days there, not after an evening of waiting.
 
 /// `seconds` rounded to what matters at its scale: `40 s`, `12 min`, `2 h 05 min`, `58 h`.
 pub fn rough_duration(seconds: f64) -> String {
