@@ -96,7 +96,11 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     .with_mirrored_pairs(a.scorer.mirror_pairs)?;
     let scored = crate::classify::restrict_to_alphabets(&mut session, &a.alphabets)?;
     // The record keeps the alphabets asked for: none means the whole split.
-    let alphabets = data::split::expand_alphabet_names(&a.alphabets);
+    let alphabets = if a.alphabets.is_empty() {
+        Vec::new()
+    } else {
+        scored.clone()
+    };
     let seen = train::checkpoint::seen_alphabets(
         &ScorerChoice::Checkpoint(path.clone()),
         &session.store,

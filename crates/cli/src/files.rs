@@ -10,11 +10,7 @@ pub(crate) fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let before = files.len();
-            collect_images(p, &mut files)?;
-            if files.len() == before {
-                bail!("no PNG or JPEG files under {}", p.display());
-            }
+            files.extend(images_under(p)?);
         } else if p.is_file() {
             files.push(p.clone());
         } else {
@@ -33,19 +29,24 @@ pub(crate) fn image_files_in_order(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut found = Vec::new();
-            collect_images(p, &mut found)?;
-            if found.is_empty() {
-                bail!("no PNG or JPEG files under {}", p.display());
-            }
-            found.sort();
-            files.extend(found);
+            files.extend(images_under(p)?);
         } else {
             // A missing file is reported by whoever reads it, with its reason.
             files.push(p.clone());
         }
     }
     Ok(files)
+}
+
+/// The drawings under folder `dir`, sorted; an error if there are none.
+fn images_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    collect_images(dir, &mut found)?;
+    if found.is_empty() {
+        bail!("no PNG or JPEG files under {}", dir.display());
+    }
+    found.sort();
+    Ok(found)
 }
 
 pub(crate) fn collect_images(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {

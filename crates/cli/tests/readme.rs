@@ -18,7 +18,8 @@ fn readme_block(readme: &str) -> Vec<String> {
 
 /// The example's lines between its markers, less the function body's indent.
 fn example_block(example: &str) -> Vec<String> {
-    let start = example.find("// README begins\n").expect("begin marker") + 17;
+    const BEGIN: &str = "// README begins\n";
+    let start = example.find(BEGIN).expect("begin marker") + BEGIN.len();
     let end = example.find("    // README ends").expect("end marker");
     example[start..end]
         .lines()

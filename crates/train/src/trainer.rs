@@ -234,13 +234,12 @@ impl Trainer {
                 Some(match &extras {
                     None => {
                         let train = &partition.train;
-                        let ids: Vec<u32> = train
+                        let images = train
                             .characters
                             .iter()
                             .flat_map(|&c| train.images_of(&store, c))
-                            .collect();
-                        let mean =
-                            ReconHead::mean_ink(ids.iter().map(|&id| store.image_f32(id)), pixels);
+                            .map(|id| store.image_f32(id));
+                        let mean = ReconHead::mean_ink(images, pixels);
                         ReconHead::new(dim, &mean, &device)?
                     }
                     Some(extras) => ReconHead::from_extras(&extras.tensors, dim, pixels, &device)?,
@@ -582,7 +581,7 @@ impl Loop<'_> {
         let unit = cfg.objective.item_name();
         let (mut all_wait, mut all_time) = (0.0f64, 0.0f64);
         let mut stale_checkpoint = false;
-        // The first logged window's pace says, once, how long the rest of the run will take.
+        // Once, at the first log or after 3 steps and 15 s: how long the rest will take.
         let mut paced = false;
 
         std::thread::scope(|scope| -> Result<()> {
