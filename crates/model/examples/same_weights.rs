@@ -5,7 +5,7 @@
 //! `cargo run --release -p model --example same_weights -- A.safetensors B.safetensors`
 //! prints each tensor that differs with its largest difference, and exits with 1 if any does.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use model::Device;
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn compare(a: &PathBuf, b: &PathBuf) -> Result<bool, Box<dyn std::error::Error>> {
+fn compare(a: &Path, b: &Path) -> Result<bool, Box<dyn std::error::Error>> {
     let (na, _) = model::io::load(a, &Device::Cpu)?;
     let (nb, _) = model::io::load(b, &Device::Cpu)?;
     if na.arch() != nb.arch() {
