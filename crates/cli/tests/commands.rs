@@ -1273,6 +1273,66 @@ fn training_without_validation_says_where_the_model_is() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("n=20"));
 }
 
+#[test]
+fn a_resume_on_another_thread_count_is_told_it_is_not_bit_for_bit() {
+    let f = fixture();
+    let dir = f.root.join("runs/threads");
+    // Steps 1-2 on one thread, 3 on one again, 4 on two.
+    let train = |threads: &str, stop: Option<&str>, args: &[&str]| {
+        let mut cmd = bin();
+        cmd.env("RAYON_NUM_THREADS", threads)
+            .env_remove("RUST_LOG")
+            .arg("train")
+            .args(args)
+            .arg("--no-progress");
+        if let Some(step) = stop {
+            cmd.args(["--stop-after", step]);
+        }
+        let out = run(&mut cmd);
+        let state =
+            train::checkpoint::load_checkpoint(&dir.join("last.safetensors"), &model::Device::Cpu)
+                .unwrap()
+                .state;
+        (String::from_utf8_lossy(&out.stderr).into_owned(), state)
+    };
+    let resume = ["--resume", dir.to_str().unwrap()];
+    let (log, state) = train(
+        "1",
+        Some("2"),
+        &[
+            "--preset",
+            "conv4",
+            "--arch",
+            "conv4-16x8",
+            "--epochs",
+            "1",
+            "--pairs-per-epoch",
+            "64",
+            "--batch",
+            "16",
+            "--val-alphabets",
+            "0",
+            "--name",
+            "threads",
+            "--out-dir",
+            f.root.join("runs").to_str().unwrap(),
+            "--dataset",
+            f.dataset.to_str().unwrap(),
+        ],
+    );
+    assert_eq!((state.step, state.threads), (2, Some(1)), "{log}");
+    let (log, state) = train("1", Some("3"), &resume);
+    assert_eq!((state.step, state.threads), (3, Some(1)), "{log}");
+    assert!(!log.contains("CPU thread"), "{log}");
+    let (log, state) = train("2", None, &resume);
+    assert_eq!((state.step, state.threads), (4, Some(2)), "{log}");
+    assert!(
+        log.contains("this run trained on 1 CPU thread and goes on with 2:")
+            && log.contains("RAYON_NUM_THREADS=1 keeps it exact"),
+        "{log}"
+    );
+}
+
 /// The numbers of the line `Platt scaling: p = sigmoid(A * logit +/- B) ...` as (A, B).
 fn platt_line(text: &str) -> (f64, f64) {
     let line = text

@@ -22,6 +22,30 @@ pub struct TrainState {
     pub best_step: Option<u64>,
     /// Validations since the best one (for early stopping).
     pub stale_validations: u64,
+    /// CPU threads the latest stretch of training ran on: the conv layers' weight gradients
+    /// are summed per thread's share of the batch, so a resume on another count is not bit
+    /// for bit the unbroken run. `None` on a GPU and in checkpoints from before 2026-12-07.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+}
+
+impl TrainState {
+    /// Records the threads this stretch of training runs on (`None` off the CPU) and warns when
+    /// a resumed run had trained on another count.
+    pub fn start_on(&mut self, device: &Device) {
+        let now = device.is_cpu().then(rayon::current_num_threads);
+        if let (Some(before), Some(now)) = (self.threads, now)
+            && before != now
+        {
+            let on = if before == 1 { "thread" } else { "threads" };
+            tracing::warn!(
+                "this run trained on {before} CPU {on} and goes on with {now}: it continues, but \
+                 the conv layers' weight gradients are now summed in another order, so not bit \
+                 for bit as an unbroken run would (RAYON_NUM_THREADS={before} keeps it exact)"
+            );
+        }
+        self.threads = now;
+    }
 }
 
 pub fn save_checkpoint(
@@ -241,4 +265,29 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<Loaded> {
         state,
         config,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_from_before_the_thread_count_read_without_one_and_new_ones_round_trip() {
+        // The shipped model's record, written before threads were kept.
+        let old: TrainState = serde_json::from_str(
+            r#"{"step":12000,"best_accuracy":null,"best_step":null,"stale_validations":0}"#,
+        )
+        .unwrap();
+        let expected = TrainState {
+            step: 12000,
+            ..Default::default()
+        };
+        assert_eq!(old, expected);
+        assert!(!serde_json::to_string(&old).unwrap().contains("threads"));
+        let mut state = old;
+        state.start_on(&Device::Cpu);
+        assert_eq!(state.threads, Some(rayon::current_num_threads()));
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(serde_json::from_str::<TrainState>(&json).unwrap(), state);
+    }
 }

@@ -191,6 +191,7 @@ impl Trainer {
                 None,
             ),
         };
+        state.start_on(&device);
         let net = Arc::new(net);
         let sampler = match &config.objective {
             Objective::Pairs => Sampler::Pairs(PairSampler::new(
