@@ -1296,30 +1296,16 @@ fn a_resume_on_another_thread_count_is_told_it_is_not_bit_for_bit() {
         (String::from_utf8_lossy(&out.stderr).into_owned(), state)
     };
     let resume = ["--resume", dir.to_str().unwrap()];
-    let (log, state) = train(
-        "1",
-        Some("2"),
-        &[
-            "--preset",
-            "conv4",
-            "--arch",
-            "conv4-16x8",
-            "--epochs",
-            "1",
-            "--pairs-per-epoch",
-            "64",
-            "--batch",
-            "16",
-            "--val-alphabets",
-            "0",
-            "--name",
-            "threads",
-            "--out-dir",
-            f.root.join("runs").to_str().unwrap(),
-            "--dataset",
-            f.dataset.to_str().unwrap(),
-        ],
-    );
+    let out_dir = f.root.join("runs");
+    let first = [
+        ["--preset", "conv4", "--arch", "conv4-16x8"].as_slice(),
+        &["--epochs", "1", "--pairs-per-epoch", "64", "--batch", "16"],
+        &["--val-alphabets", "0", "--name", "threads"],
+        &["--out-dir", out_dir.to_str().unwrap()],
+        &["--dataset", f.dataset.to_str().unwrap()],
+    ]
+    .concat();
+    let (log, state) = train("1", Some("2"), &first);
     assert_eq!((state.step, state.threads), (2, Some(1)), "{log}");
     let (log, state) = train("1", Some("3"), &resume);
     assert_eq!((state.step, state.threads), (3, Some(1)), "{log}");
