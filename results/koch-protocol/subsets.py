@@ -2,7 +2,7 @@
 """What Koch et al.'s test design would have given a model we measured on all 20 alphabets.
 
 Koch et al. (2015, section 4.2-4.3) test on 10 alphabets (the evaluation set of Lake et al.
-2013, which is not named in either paper) with 40 trials each: 400 trials in all. This
+2013, which the paper does not name) with 40 trials each: 400 trials in all. This
 project tests on all 20 `images_evaluation` alphabets. The model's accuracy differs a lot
 between alphabets, so a 400-trial figure on 10 of them mixes three things: the model, which
 10 alphabets, and 400 trials' binomial noise. This script separates them, from per-alphabet
@@ -26,6 +26,7 @@ import sys
 
 ALPHABETS_PER_TEST = 10
 TRIALS_PER_ALPHABET = 40
+TRIALS = ALPHABETS_PER_TEST * TRIALS_PER_ALPHABET  # 400
 KOCH_CORRECT = 368  # 92.0% of 400
 SIMULATIONS = 200_000
 
@@ -62,7 +63,7 @@ def main(files):
         sum(acc[a] for a in s) / ALPHABETS_PER_TEST
         for s in itertools.combinations(names, ALPHABETS_PER_TEST)
     )
-    share_choice = sum(m >= KOCH_CORRECT / 400 for m in choice) / len(choice)
+    share_choice = sum(m >= KOCH_CORRECT / TRIALS for m in choice) / len(choice)
 
     rng = random.Random(0)
     sims = []
@@ -84,9 +85,9 @@ def main(files):
     print(f"| which 10 alphabets (all {len(choice):,} choices, exact) | "
           f"{100 * quantile(choice, 0.05):.1f}% | {100 * quantile(choice, 0.5):.1f}% | "
           f"{100 * quantile(choice, 0.95):.1f}% | {100 * share_choice:.0f}% |")
-    print(f"| which 10 alphabets and 400 trials ({SIMULATIONS:,} simulated tests) | "
-          f"{100 * quantile(sims, 0.05) / 400:.2f}% | {100 * quantile(sims, 0.5) / 400:.2f}% | "
-          f"{100 * quantile(sims, 0.95) / 400:.2f}% | {100 * share_sims:.0f}% |")
+    print(f"| which {ALPHABETS_PER_TEST} alphabets and {TRIALS} trials ({SIMULATIONS:,} simulated tests) | "
+          f"{100 * quantile(sims, 0.05) / TRIALS:.2f}% | {100 * quantile(sims, 0.5) / TRIALS:.2f}% | "
+          f"{100 * quantile(sims, 0.95) / TRIALS:.2f}% | {100 * share_sims:.0f}% |")
 
 
 if __name__ == "__main__":
